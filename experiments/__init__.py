@@ -1,0 +1,1 @@
+"""Study configs: one file per study, each with ``get_config(variant)``."""

@@ -1,0 +1,120 @@
+"""The ``cvd`` command: a thin layer over importable functions.
+
+Every subcommand parses its arguments, calls one library function and prints
+the result. Bad input (a :class:`~research.errors.UserError` or a usage error)
+becomes one line on stderr and exit status 2, with nothing written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from research.errors import UserError
+
+PROG = "cvd"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors."""
+
+    def error(self, message: str):
+        raise UserError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def _split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Separate ``--config.a.b=value`` overrides from the other arguments."""
+    overrides, rest = [], []
+    for arg in argv:
+        (overrides if arg.startswith("--config.") else rest).append(arg)
+    return rest, overrides
+
+
+def cmd_train(args, overrides: list[str]) -> int:
+    from research.config import load_config
+    from research.train import train_and_evaluate
+
+    config = load_config(args.config, overrides)
+    summary = train_and_evaluate(config, args.workdir, overwrite=args.overwrite, progress=not args.no_progress)
+    accs = [r["test_accuracy"] for r in summary["replicas"]]
+    print(
+        f"{args.workdir}: {summary['status']}, {summary['num_params']} params, "
+        f"test accuracy {100 * sum(accs) / max(len(accs), 1):.2f}% mean over {len(accs)} seeds "
+        f"({', '.join(f'{100 * a:.1f}' for a in accs)}), {summary['wall_time_s']:.1f} s"
+    )
+    return 0 if summary["status"] == "done" else 1
+
+
+def cmd_list(args, overrides: list[str]) -> int:
+    from research.data import dataset_names
+    from research.models import FAMILIES, MODELS, model_fields
+
+    if args.kind == "models":
+        for name in MODELS.names():
+            print(f"{name:16s} fields: {', '.join(model_fields(name))}")
+    elif args.kind == "datasets":
+        print("\n".join(dataset_names()))
+    else:
+        print("\n".join(FAMILIES))
+    return 0
+
+
+def cmd_reproduce(args, overrides: list[str]) -> int:
+    from research.reproduce import reproduce
+
+    reproduce(args.profile, Path(args.workdir), progress=not args.no_progress)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="conv-vs-dense: what convolutions buy over dense layers, measured.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    train = sub.add_parser(
+        "train",
+        help="train one config (all its seeds in one program)",
+        description="Train config.seeds replicas of one config together; resumes from the workdir's checkpoints. "
+        "Override any config key with --config.section.key=value.",
+        epilog="example: cvd train --config experiments/mnist1d.py:cnn --config.train.epochs=10 --workdir runs/cnn",
+    )
+    train.add_argument("--config", required=True, help="study file and variant, e.g. experiments/mnist1d.py:cnn")
+    train.add_argument("--workdir", required=True, help="run directory (config.json, metrics.jsonl, summary.json, checkpoints/)")
+    train.add_argument("--overwrite", action="store_true", help="replace a run in the workdir that has a different config")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.set_defaults(func=cmd_train)
+
+    lister = sub.add_parser("list", help="list registered models, datasets or layer families")
+    lister.add_argument("kind", choices=("models", "datasets", "families"))
+    lister.set_defaults(func=cmd_list)
+
+    repro = sub.add_parser(
+        "reproduce",
+        help="run the paper's reference experiments and print the table",
+        description="Train the reference models (resumable: the same command again skips finished runs) and print their accuracies.",
+    )
+    repro.add_argument("--profile", choices=("quick", "full"), default="quick", help="quick: 2 CPU cores, no download (default)")
+    repro.add_argument("--workdir", default="runs/reproduce", help="where the runs go (default: runs/reproduce)")
+    repro.add_argument("--no-progress", action="store_true", help="no progress bars")
+    repro.set_defaults(func=cmd_reproduce)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        rest, overrides = _split_overrides(argv)
+        args = build_parser().parse_args(rest)
+        if overrides and args.command != "train":
+            raise UserError(f"{PROG} {args.command} takes no --config.* overrides")
+        return args.func(args, overrides)
+    except UserError as e:
+        print(f"{PROG}: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""Config files and command-line overrides (big_vision style).
+
+A study is a Python file with ``get_config(variant) -> ml_collections.ConfigDict``.
+``load_config("experiments/mnist1d.py:cnn", ["train.epochs=3"])`` imports the
+file, calls ``get_config("cnn")`` and applies the overrides. Every problem is a
+:class:`~research.errors.UserError` with one line saying what is valid.
+
+Override values are parsed as Python literals (``3``, ``1e-3``, ``(32, 64)``,
+``True``) and must keep the type of the field they replace (ints widen to
+floats); string fields take the text as written. Keys must exist, except
+under ``model``, whose fields depend on the model and are checked when the
+model is built.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+from pathlib import Path
+
+import ml_collections
+
+from research.errors import UserError, did_you_mean
+
+OPEN_SECTIONS = ("model",)  # sections whose keys the model, not the file, defines
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """Every key the trainer reads, with its default. Study files start from this."""
+    c = ml_collections.ConfigDict()
+    c.seed = 0  # replica r uses seed + r
+    c.seeds = 1  # number of replicas trained together in one program
+    c.model = ml_collections.ConfigDict({"name": "mnist1d_cnn"})
+    c.data = ml_collections.ConfigDict(
+        {"name": "mnist1d", "dir": "", "permute_pixels": False, "permutation_seed": 0, "n_per_class": 0, "subset_seed": 0}
+    )
+    c.optimizer = ml_collections.ConfigDict(
+        {
+            "name": "adam", "learning_rate": 1e-3, "learning_rates": (), "schedule": "constant",
+            "warmup_steps": 0, "grad_clip_norm": 0.0, "b1": 0.9, "b2": 0.999, "weight_decay": 1e-4, "momentum": 0.9,
+        }
+    )
+    c.train = ml_collections.ConfigDict(
+        {
+            "batch_size": 100, "epochs": 1, "eval_batch_size": 1000, "log_every_steps": 0,
+            "checkpoint_every_steps": 1000, "keep_checkpoints": 2, "strategy": "auto",
+        }
+    )
+    return c
+
+
+def split_spec(spec: str) -> tuple[Path, str | None]:
+    path, _, variant = spec.partition(":")
+    return Path(path), (variant or None)
+
+
+def load_config_file(spec: str) -> ml_collections.ConfigDict:
+    """Import ``path.py`` and call its ``get_config(variant)``."""
+    path, variant = split_spec(spec)
+    if not path.is_file():
+        raise UserError(f"config file {str(path)!r} does not exist (expected e.g. experiments/mnist1d.py:cnn)")
+    module_spec = importlib.util.spec_from_file_location(f"cvd_config_{path.stem}", path)
+    module = importlib.util.module_from_spec(module_spec)
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as e:
+        raise UserError(f"config file {path} failed to import: {type(e).__name__}: {e}") from None
+    if not hasattr(module, "get_config"):
+        raise UserError(f"config file {path} has no get_config(variant) function")
+    try:
+        config = module.get_config(variant) if variant is not None else module.get_config()
+    except UserError:
+        raise
+    except Exception as e:
+        raise UserError(f"{path}: get_config({variant!r}) raised {type(e).__name__}: {e}") from None
+    if not isinstance(config, ml_collections.ConfigDict):
+        raise UserError(f"{path}: get_config must return an ml_collections.ConfigDict, got {type(config).__name__}")
+    return config
+
+
+def _parse_literal(text: str):
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def _coerce(key: str, old, text: str):
+    """Parse ``text`` into the type of the field's current value ``old``."""
+    if isinstance(old, str):
+        return text
+    value = _parse_literal(text)
+    if isinstance(old, bool):
+        lowered = text.strip().lower()
+        if lowered in ("true", "1", "yes"):
+            return True
+        if lowered in ("false", "0", "no"):
+            return False
+    elif isinstance(old, int) and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    elif isinstance(old, float) and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    elif isinstance(old, (tuple, list)):
+        if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+            return (value,)
+        if isinstance(value, (tuple, list)):
+            return tuple(value)
+    elif old is None:
+        return value
+    raise UserError(f"--config.{key}={text!r}: expected a {type(old).__name__} (the current value is {old!r})")
+
+
+def apply_override(config: ml_collections.ConfigDict, key: str, text: str) -> None:
+    """Set ``config.<key>`` from its command-line text."""
+    *parents, leaf = key.split(".")
+    node = config
+    walked = []
+    for part in parents:
+        if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+            valid = list(node.keys()) if isinstance(node, ml_collections.ConfigDict) else []
+            raise UserError(f"unknown config key {key!r}: no section {'.'.join([*walked, part])!r}.{did_you_mean(part, valid)} Valid: {', '.join(sorted(valid))}")
+        node = node[part]
+        walked.append(part)
+    if not isinstance(node, ml_collections.ConfigDict):
+        raise UserError(f"unknown config key {key!r}: {'.'.join(walked)!r} is a value, not a section")
+    if leaf in node:
+        old = node[leaf]
+        if isinstance(old, ml_collections.ConfigDict):
+            raise UserError(f"config key {key!r} is a section; set one of its keys: {', '.join(sorted(old.keys()))}")
+        new = _coerce(key, old, text)
+    elif walked and walked[0] in OPEN_SECTIONS:
+        new = _parse_literal(text)
+    else:
+        valid = list(node.keys())
+        raise UserError(f"unknown config key {key!r}.{did_you_mean(leaf, valid)} Valid in {'.'.join(walked) or 'config'}: {', '.join(sorted(valid))}")
+    with node.unlocked():
+        node[leaf] = new
+
+
+def parse_override(arg: str) -> tuple[str, str]:
+    """``--config.a.b=value`` (or ``a.b=value``) -> ``("a.b", "value")``."""
+    body = arg.removeprefix("--").removeprefix("config.")
+    key, eq, value = body.partition("=")
+    if not eq or not key:
+        raise UserError(f"cannot read override {arg!r}; write --config.section.key=value")
+    return key, value
+
+
+def load_config(spec: str, overrides: list[str] = ()) -> ml_collections.ConfigDict:
+    config = load_config_file(spec)
+    for arg in overrides:
+        apply_override(config, *parse_override(arg))
+    return config
+
+
+def config_to_json(config: ml_collections.ConfigDict) -> dict:
+    """A plain JSON-able dict (tuples become lists), stable across runs."""
+    return json.loads(config.to_json(sort_keys=True))

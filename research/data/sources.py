@@ -1,0 +1,166 @@
+"""Data sources: each returns a :class:`~research.data.dataset.Dataset`.
+
+* ``mnist1d``: generated offline by the ``mnist1d`` package's
+  ``make_dataset`` (never its downloading ``get_dataset``), cached on disk.
+* ``fashion_mnist`` / ``mnist``: IDX files (gzipped or not). Fashion-MNIST
+  defaults to Debian's ``dataset-fashion-mnist`` package.
+* ``tfds:<name>``: any TFDS image-classification data set prepared on disk,
+  read through ``tfds.data_source`` (random access, no TensorFlow needed).
+
+A missing data set raises a :class:`~research.errors.UserError` that says how
+to get it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from research.data.dataset import Dataset
+from research.errors import UserError
+from research.registry import Registry
+
+SOURCES: Registry = Registry("dataset")
+
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+MNIST_DIR = "/usr/share/datasets/mnist"
+TFDS_PREFIX = "tfds:"
+
+
+def cache_dir() -> Path:
+    """Where generated data sets are cached (``$CVD_CACHE`` overrides)."""
+    return Path(os.environ.get("CVD_CACHE", Path.home() / ".cache" / "conv-vs-dense"))
+
+
+@SOURCES.register("mnist1d")
+def mnist1d(data_dir: str = "") -> Dataset:
+    """MNIST-1D (Greydanus & Kobak 2020) with the paper's default arguments: 4000/1000 split, length 40."""
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    args = get_dataset_args()
+    spec = {k: v for k, v in vars(args).items() if k != "url"}
+    key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
+    path = Path(data_dir or cache_dir()) / f"mnist1d-{key}.npz"
+    if path.exists():
+        with np.load(path) as f:
+            arrays = {k: f[k] for k in f.files}
+    else:
+        raw = make_dataset(args)
+        arrays = {
+            "x_train": raw["x"].astype(np.float32)[..., None],
+            "y_train": raw["y"].astype(np.int32),
+            "x_test": raw["x_test"].astype(np.float32)[..., None],
+            "y_test": raw["y_test"].astype(np.int32),
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+    return Dataset("mnist1d", num_classes=10, info={"generator": "mnist1d.make_dataset", **spec}, **arrays)
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read one IDX file (optionally gzipped) into a numpy array."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError) as e:
+        raise UserError(f"cannot read IDX file {path}: {e}") from None
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
+        raise UserError(f"{path} is not an unsigned-byte IDX file (bad magic number)")
+    ndim = data[3]
+    header = 4 + 4 * ndim
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    if len(data) != header + int(np.prod(shape)):
+        raise UserError(f"{path} is truncated or corrupt: header says shape {shape}, file has {len(data) - header} values")
+    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def _find_idx(directory: Path, stem: str) -> Path | None:
+    for name in (stem, f"{stem}.gz"):
+        if (directory / name).exists():
+            return directory / name
+    return None
+
+
+def idx_dataset(name: str, directory: str, how_to_get: str) -> Dataset:
+    """Load the four MNIST-layout IDX files from ``directory``."""
+    root = Path(directory)
+    stems = {
+        "x_train": "train-images-idx3-ubyte",
+        "y_train": "train-labels-idx1-ubyte",
+        "x_test": "t10k-images-idx3-ubyte",
+        "y_test": "t10k-labels-idx1-ubyte",
+    }
+    paths = {key: _find_idx(root, stem) for key, stem in stems.items()}
+    missing = [stems[k] for k, p in paths.items() if p is None]
+    if missing:
+        raise UserError(f"{name}: missing {', '.join(missing)} in {root}. {how_to_get}")
+    arrays = {key: read_idx(path) for key, path in paths.items()}
+    for split in ("train", "test"):
+        if len(arrays[f"x_{split}"]) != len(arrays[f"y_{split}"]):
+            raise UserError(f"{name}: {split} images and labels differ in count in {root}")
+        arrays[f"x_{split}"] = arrays[f"x_{split}"][..., None]
+        arrays[f"y_{split}"] = arrays[f"y_{split}"].astype(np.int32)
+    return Dataset(name, num_classes=10, info={"source": str(root)}, **arrays)
+
+
+@SOURCES.register("fashion_mnist")
+def fashion_mnist(data_dir: str = "") -> Dataset:
+    """Fashion-MNIST (Xiao et al. 2017) from IDX files."""
+    return idx_dataset(
+        "fashion_mnist",
+        data_dir or FASHION_MNIST_DIR,
+        "Install Debian's package (apt-get install dataset-fashion-mnist) or point --config.data.dir at the IDX files.",
+    )
+
+
+@SOURCES.register("mnist")
+def mnist(data_dir: str = "") -> Dataset:
+    """MNIST from IDX files (``data.dir``); on a machine with internet use ``tfds:mnist``."""
+    return idx_dataset(
+        "mnist",
+        data_dir or MNIST_DIR,
+        "Point --config.data.dir at the IDX files, or use data.name='tfds:mnist' after `tfds build mnist --file_format=array_record`.",
+    )
+
+
+def tfds_dataset(tfds_name: str, data_dir: str = "") -> Dataset:
+    """Any TFDS image-classification data set, prepared on disk in array_record format."""
+    import tensorflow_datasets as tfds
+
+    kwargs = {"data_dir": data_dir} if data_dir else {}
+    try:
+        builder = tfds.builder(tfds_name, **kwargs)
+        label = builder.info.features["label"]
+        sources = tfds.data_source(tfds_name, split=["train", "test"], download=False, **kwargs)
+    except Exception as e:  # TFDS raises many kinds; all mean "not available here"
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(
+            f"TFDS data set {tfds_name!r} is not available offline ({first_line[:160]}). "
+            f"On a machine with internet: tfds build {tfds_name} --file_format=array_record"
+            + (f" --data_dir {data_dir}" if data_dir else "")
+        ) from None
+    arrays = {}
+    for split, source in zip(("train", "test"), sources):
+        examples = [source[i] for i in range(len(source))]
+        arrays[f"x_{split}"] = np.stack([np.asarray(ex["image"]) for ex in examples])
+        arrays[f"y_{split}"] = np.asarray([ex["label"] for ex in examples], dtype=np.int32)
+    return Dataset(f"{TFDS_PREFIX}{tfds_name}", num_classes=int(label.num_classes), info={"source": "tfds"}, **arrays)
+
+
+def load_source(name: str, data_dir: str = "") -> Dataset:
+    """Load data set ``name`` (a registered source or ``tfds:<name>``)."""
+    if name.startswith(TFDS_PREFIX):
+        return tfds_dataset(name.removeprefix(TFDS_PREFIX), data_dir)
+    return SOURCES.get(name)(data_dir)
+
+
+def dataset_names() -> list[str]:
+    return [*SOURCES.names(), f"{TFDS_PREFIX}<name>"]

@@ -1,0 +1,245 @@
+"""The layer lattice: {weight sharing yes/no} x {locality yes/no}.
+
+Every layer maps a channels-last input ``(batch, *spatial, channels_in)`` to
+``(batch, *out_spatial, channels_out)``; 1D and 2D alike. For the same kernel
+size, stride and padding, all four families produce the same output shape, so a
+network can swap one family for another and keep every activation shape:
+
+==============================  ===============  ============
+family                          weight sharing   locality
+==============================  ===============  ============
+``conv``                        yes              yes
+``full_kernel_conv``            yes              no
+``locally_connected``           no               yes
+``dense``                       no               no
+==============================  ===============  ============
+
+``full_kernel_conv`` is a circular conv whose kernel covers the whole input
+(sharing without locality). ``dense`` flattens its input and applies one dense
+matrix, then reshapes to the matched output shape (Neyshabur 2020, "Towards
+learning convolutions from scratch", https://arxiv.org/abs/2007.13657).
+
+Padding is one of ``'SAME'`` (zeros), ``'VALID'``, ``'CIRCULAR'`` (wrap around)
+or an int (that many zeros on each side, as PyTorch's ``padding=``). All
+families resolve it with :func:`resolve_padding`, so they agree exactly, which
+the exact embeddings (``research.models.embed``) rely on.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+from jax import lax
+
+from research.errors import UserError, unknown
+
+Padding = str | int
+PADDINGS = ("SAME", "VALID", "CIRCULAR")
+FAMILIES = ("conv", "full_kernel_conv", "locally_connected", "dense")
+
+_default_kernel_init = nnx.initializers.lecun_normal()
+
+
+@dataclass(frozen=True)
+class ResolvedPadding:
+    """Explicit padding: ``pads[i] = (before, after)`` per spatial axis."""
+
+    pads: tuple[tuple[int, int], ...]
+    circular: bool
+
+
+def _tuple(value: int | Sequence[int], ndim: int, what: str) -> tuple[int, ...]:
+    values = (value,) * ndim if isinstance(value, int) else tuple(value)
+    if len(values) != ndim:
+        raise UserError(f"{what} {value!r} has {len(values)} entries; the input has {ndim} spatial axes")
+    if any(not isinstance(v, int) or v < 1 for v in values):
+        raise UserError(f"{what} must be positive integers, got {value!r}")
+    return values
+
+
+def resolve_padding(
+    padding: Padding, spatial: Sequence[int], kernel: Sequence[int], strides: Sequence[int]
+) -> ResolvedPadding:
+    """Turn a padding spec into explicit (before, after) pads per spatial axis."""
+    if isinstance(padding, bool) or not isinstance(padding, (str, int)):
+        raise UserError(f"padding must be one of {PADDINGS} or an int, got {padding!r}")
+    if isinstance(padding, int):
+        if padding < 0:
+            raise UserError(f"padding must be >= 0, got {padding}")
+        return ResolvedPadding(tuple((padding, padding) for _ in spatial), circular=False)
+    mode = padding.upper()
+    if mode == "CIRCULAR":
+        # As flax: (k-1)//2 before, k//2 after, then a VALID conv. The output
+        # length is ceil(L / stride), as with SAME.
+        return ResolvedPadding(tuple(((k - 1) // 2, k // 2) for k in kernel), circular=True)
+    if mode in ("SAME", "VALID"):
+        pads = lax.padtype_to_pads(tuple(spatial), tuple(kernel), tuple(strides), mode)
+        return ResolvedPadding(tuple(tuple(p) for p in pads), circular=False)
+    raise UserError(f"padding must be one of {PADDINGS} or an int, got {padding!r}")
+
+
+def conv_output_spatial(
+    spatial: Sequence[int], kernel: Sequence[int], strides: Sequence[int], padding: Padding
+) -> tuple[int, ...]:
+    """Spatial output shape shared by every family of the lattice."""
+    resolved = resolve_padding(padding, spatial, kernel, strides)
+    out = []
+    for size, k, s, (lo, hi) in zip(spatial, kernel, strides, resolved.pads):
+        padded = size + lo + hi
+        if padded < k:
+            raise UserError(
+                f"kernel {tuple(kernel)} is larger than the padded input {tuple(spatial)} "
+                f"(padding {padding!r}); use a smaller kernel or padding 'SAME'"
+            )
+        out.append((padded - k) // s + 1)
+    return tuple(out)
+
+
+def _dimension_numbers(ndim: int) -> lax.ConvDimensionNumbers:
+    spatial = {1: "W", 2: "HW", 3: "DHW"}[ndim]
+    return lax.conv_dimension_numbers(
+        (1,) * (ndim + 2), (1,) * (ndim + 2), (f"N{spatial}C", f"{spatial}IO", f"N{spatial}C")
+    )
+
+
+def _pad_input(x: jax.Array, resolved: ResolvedPadding) -> tuple[jax.Array, list[tuple[int, int]]]:
+    """Wrap-pad circular inputs (then the conv itself is VALID)."""
+    if resolved.circular:
+        x = jnp.pad(x, ((0, 0), *resolved.pads, (0, 0)), mode="wrap")
+        return x, [(0, 0)] * len(resolved.pads)
+    return x, [tuple(p) for p in resolved.pads]
+
+
+class SpatialLayer(nnx.Module):
+    """Shared bookkeeping: shapes, kernel size, stride and padding."""
+
+    family: str = ""
+
+    def __init__(
+        self,
+        in_shape: Sequence[int],
+        out_channels: int,
+        kernel_size: int | Sequence[int],
+        strides: int | Sequence[int] = 1,
+        padding: Padding = "SAME",
+    ):
+        self.in_shape = tuple(in_shape)  # (*spatial, channels)
+        ndim = len(self.in_shape) - 1
+        if ndim < 1:
+            raise UserError(f"spatial layers need inputs with spatial axes, got shape {self.in_shape}")
+        self.kernel_size = _tuple(kernel_size, ndim, "kernel_size")
+        self.strides = _tuple(strides, ndim, "strides")
+        self.padding = padding
+        self.out_channels = out_channels
+        self.out_spatial = conv_output_spatial(self.in_shape[:-1], self.kernel_size, self.strides, padding)
+        self.resolved = resolve_padding(padding, self.in_shape[:-1], self.kernel_size, self.strides)
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return (*self.out_spatial, self.out_channels)
+
+
+class Conv(SpatialLayer):
+    """Weight sharing and locality: the ordinary convolution."""
+
+    family = "conv"
+
+    def __init__(self, in_shape, out_channels, kernel_size, strides=1, padding="SAME", *, rngs: nnx.Rngs):
+        super().__init__(in_shape, out_channels, kernel_size, strides, padding)
+        in_channels = self.in_shape[-1]
+        self.kernel = nnx.Param(
+            _default_kernel_init(rngs.params(), (*self.kernel_size, in_channels, out_channels))
+        )
+        self.bias = nnx.Param(jnp.zeros((out_channels,)))
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x, pads = _pad_input(x, self.resolved)
+        y = lax.conv_general_dilated(
+            x,
+            self.kernel[...],
+            window_strides=self.strides,
+            padding=pads,
+            dimension_numbers=_dimension_numbers(len(self.strides)),
+        )
+        return y + self.bias[...]
+
+
+class FullKernelConv(Conv):
+    """Weight sharing without locality: a circular conv whose kernel spans the input."""
+
+    family = "full_kernel_conv"
+
+    def __init__(self, in_shape, out_channels, kernel_size=None, strides=1, padding="CIRCULAR", *, rngs: nnx.Rngs):
+        if isinstance(padding, str) and padding.upper() == "VALID":
+            raise UserError("full_kernel_conv needs padding 'SAME' or 'CIRCULAR' to match the conv's output shape")
+        # The kernel size argument is ignored on purpose: the family's kernel
+        # is the whole input, wrapped around, with the stride of the conv it replaces.
+        super().__init__(in_shape, out_channels, tuple(in_shape[:-1]), strides, "CIRCULAR", rngs=rngs)
+
+
+class LocallyConnected(SpatialLayer):
+    """Locality without weight sharing: every output position has its own kernel.
+
+    Kernel layout as Linen's ``nn.ConvLocal``: ``(*out_spatial, in_channels *
+    prod(kernel_size), out_channels)`` with the patch features ordered channel
+    first (as ``lax.conv_general_dilated_patches``), and one bias per output
+    entry.
+    """
+
+    family = "locally_connected"
+
+    def __init__(self, in_shape, out_channels, kernel_size, strides=1, padding="SAME", *, rngs: nnx.Rngs):
+        super().__init__(in_shape, out_channels, kernel_size, strides, padding)
+        fan_in = self.in_shape[-1] * math.prod(self.kernel_size)
+        kernel = _default_kernel_init(rngs.params(), (math.prod(self.out_spatial), fan_in, out_channels))
+        self.kernel = nnx.Param(kernel.reshape(*self.out_spatial, fan_in, out_channels))
+        self.bias = nnx.Param(jnp.zeros((*self.out_spatial, out_channels)))
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x, pads = _pad_input(x, self.resolved)
+        y = lax.conv_general_dilated_local(
+            x,
+            self.kernel[...],
+            window_strides=self.strides,
+            padding=pads,
+            filter_shape=self.kernel_size,
+            dimension_numbers=_dimension_numbers(len(self.strides)),
+        )
+        return y + self.bias[...]
+
+
+class DenseMap(SpatialLayer):
+    """Neither sharing nor locality: one dense matrix from the flattened input to
+    the flattened output of the conv it replaces."""
+
+    family = "dense"
+
+    def __init__(self, in_shape, out_channels, kernel_size, strides=1, padding="SAME", *, rngs: nnx.Rngs):
+        super().__init__(in_shape, out_channels, kernel_size, strides, padding)
+        n_in, n_out = math.prod(self.in_shape), math.prod(self.out_shape)
+        self.kernel = nnx.Param(_default_kernel_init(rngs.params(), (n_in, n_out)))
+        self.bias = nnx.Param(jnp.zeros((n_out,)))
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        y = x.reshape(x.shape[0], -1) @ self.kernel[...] + self.bias[...]
+        return y.reshape(x.shape[0], *self.out_shape)
+
+
+LAYER_FAMILIES: dict[str, type[SpatialLayer]] = {
+    "conv": Conv,
+    "full_kernel_conv": FullKernelConv,
+    "locally_connected": LocallyConnected,
+    "dense": DenseMap,
+}
+
+
+def make_layer(family: str, in_shape, out_channels, kernel_size, strides, padding, *, rngs) -> SpatialLayer:
+    """Build one lattice layer by family name."""
+    if family not in LAYER_FAMILIES:
+        raise unknown("layer family", family, LAYER_FAMILIES)
+    return LAYER_FAMILIES[family](in_shape, out_channels, kernel_size, strides, padding, rngs=rngs)

@@ -1,0 +1,61 @@
+"""Pooling and downsampling over the spatial axes of channels-last arrays.
+
+``pool(x, kind, window, stride)`` with kind one of ``none``, ``max``, ``avg``
+(VALID windows) or ``stride`` (keep every ``stride``-th position: downsampling
+without pooling). ``global_pool(x, kind)`` reduces every spatial axis
+(``avg`` or ``max``) and is exactly invariant to circular shifts of its input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from research.errors import UserError
+
+POOLINGS = ("none", "max", "avg", "stride")
+GLOBAL_POOLINGS = ("avg", "max")
+
+
+def pooled_spatial(spatial: Sequence[int], kind: str, window: int, stride: int) -> tuple[int, ...]:
+    """Spatial shape after :func:`pool` (validates the arguments)."""
+    if kind not in POOLINGS:
+        raise UserError(f"unknown pooling {kind!r}; valid: {', '.join(POOLINGS)}")
+    if kind == "none":
+        return tuple(spatial)
+    if window < 1 or stride < 1:
+        raise UserError(f"pool window and stride must be >= 1, got window={window}, stride={stride}")
+    if kind == "stride":
+        return tuple(-(-n // stride) for n in spatial)
+    if any(n < window for n in spatial):
+        raise UserError(f"pool window {window} is larger than the feature map {tuple(spatial)}")
+    return tuple((n - window) // stride + 1 for n in spatial)
+
+
+def pool(x: jax.Array, kind: str, window: int = 2, stride: int = 2) -> jax.Array:
+    """Pool ``(batch, *spatial, channels)`` over its spatial axes."""
+    ndim = x.ndim - 2
+    pooled_spatial(x.shape[1:-1], kind, window, stride)
+    if kind == "none":
+        return x
+    if kind == "stride":
+        return x[(slice(None),) + (slice(None, None, stride),) * ndim]
+    dims = (1, *(window,) * ndim, 1)
+    strides = (1, *(stride,) * ndim, 1)
+    if kind == "max":
+        return lax.reduce_window(x, -jnp.inf, lax.max, dims, strides, "VALID")
+    total = lax.reduce_window(x, 0.0, lax.add, dims, strides, "VALID")
+    return total / (window**ndim)
+
+
+def global_pool(x: jax.Array, kind: str) -> jax.Array:
+    """Reduce every spatial axis: ``(batch, *spatial, c) -> (batch, c)``."""
+    axes = tuple(range(1, x.ndim - 1))
+    if kind == "avg":
+        return jnp.mean(x, axis=axes)
+    if kind == "max":
+        return jnp.max(x, axis=axes)
+    raise UserError(f"unknown global pooling {kind!r}; valid: {', '.join(GLOBAL_POOLINGS)}")

@@ -1,0 +1,55 @@
+"""Explicit name -> factory registries, filled by a decorator.
+
+One ``Registry`` per kind (models, datasets, probes, figures). ``get`` on an
+unknown name raises a :class:`~research.errors.UserError` that lists the valid
+names and suggests the closest one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
+
+from research.errors import unknown
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """A named collection of factories of one kind."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._items: dict[str, T] = {}
+
+    def register(self, name: str, item: T | None = None) -> Callable[[T], T] | T:
+        """Register ``item`` under ``name``; usable as ``@registry.register("x")``."""
+        if item is not None:
+            self._add(name, item)
+            return item
+
+        def decorator(fn: T) -> T:
+            self._add(name, fn)
+            return fn
+
+        return decorator
+
+    def _add(self, name: str, item: T) -> None:
+        if name in self._items:
+            raise ValueError(f"{self.kind} {name!r} registered twice")
+        self._items[name] = item
+
+    def get(self, name: str) -> T:
+        try:
+            return self._items[name]
+        except KeyError:
+            raise unknown(self.kind, name, self._items) from None
+
+    def names(self) -> list[str]:
+        return sorted(self._items)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())

@@ -1,0 +1,66 @@
+"""Orbax checkpoints: the only module that talks to Orbax.
+
+A checkpoint holds the whole train state (``StandardSave``) and a small JSON
+``meta`` (``JsonSave``): epoch, position in the epoch, wall time so far. Keeps
+the latest ``keep`` (``preservation_policy=LatestN``). Restore goes into an
+abstract state (``jax.eval_shape`` of the initial one), so shapes, dtypes and
+shardings come from the code, not the files. A checkpoint that cannot be
+read is reported by a warning naming it, and the previous one is tried.
+When the Orbax v1 API lands, this file is the one to change.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+from orbax.checkpoint import checkpoint_managers
+
+
+class Checkpointer:
+    """Save every call to :meth:`save`; restore the newest readable checkpoint."""
+
+    def __init__(self, directory: Path, keep: int = 2):
+        self.directory = Path(directory).absolute()
+        self.manager = ocp.CheckpointManager(
+            self.directory,
+            options=ocp.CheckpointManagerOptions(
+                preservation_policy=checkpoint_managers.LatestN(max(1, keep)),
+                enable_async_checkpointing=False,
+                create=True,
+            ),
+        )
+
+    def save(self, step: int, state: Any, meta: dict) -> None:
+        self.manager.save(
+            step,
+            args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
+            force=True,
+        )
+        self.manager.wait_until_finished()
+
+    def restore_latest(self, abstract_state: Any) -> tuple[int, Any, dict] | None:
+        """``(step, state, meta)`` of the newest checkpoint that reads back, or None."""
+        for step in sorted(self.manager.all_steps(), reverse=True):
+            try:
+                restored = self.manager.restore(
+                    step,
+                    args=ocp.args.Composite(
+                        state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()
+                    ),
+                )
+                return step, restored["state"], dict(restored["meta"])
+            except Exception as e:  # any unreadable checkpoint: say which, fall back to the previous
+                warnings.warn(f"checkpoint {self.directory / str(step)} is unreadable ({type(e).__name__}); trying the previous one")
+        return None
+
+    def close(self) -> None:
+        self.manager.close()
+
+
+def abstract_like(state: Any) -> Any:
+    """The abstract (shape, dtype, sharding) version of a state, for restoring into."""
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state)

@@ -1,0 +1,205 @@
+"""The compiled training engine: R replicas, one program, data on the device.
+
+Everything here is a pure function of pytrees. The train state is a dict whose
+every leaf has a leading replica axis ``R``:
+
+* ``params``, ``opt_state``: the model's ``nnx.Param`` state and Optax state
+  (the learning rate is in ``opt_state``, so it can differ per replica);
+* ``step``: optimizer steps taken; ``alive``: False once the replica hit a
+  non-finite loss or gradient, after which its parameters are frozen and
+  ``diverged_step`` records where it happened (the others train on, unaffected);
+* ``data_key``: the replica's key for its data order;
+* ``window``: sums of loss, correct predictions, examples and gradient norm
+  since the metrics were last read, so a checkpoint between two log points
+  still resumes exactly.
+
+The data set lives on the device. Each epoch every replica draws a
+permutation of the training set from ``fold_in(data_key, epoch)``, and step
+``i`` of the epoch trains on ``perm[i*B:(i+1)*B]``; batches are a pure
+function of (seed, step), which is what makes resume exact.
+
+Two ways to run steps give bit-identical results (tested): ``dispatch`` calls
+a jitted step once per step; ``scan`` runs a jitted ``lax.scan`` over a chunk
+of ``chunk`` steps. On XLA CPU convolutions inside ``scan``/``while`` run
+several times slower than dispatched, while small MLPs gain from ``scan``;
+``choose_strategy`` encodes that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from jax import lax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from research.errors import UserError
+
+TrainState = dict[str, Any]
+STRATEGIES = ("auto", "scan", "dispatch")
+WINDOW_KEYS = ("loss", "correct", "count", "grad_norm")
+
+
+def choose_strategy(requested: str, model: nnx.Module, backend: str) -> str:
+    """``scan`` or ``dispatch``. ``auto``: dispatch for models with spatial layers on CPU, else scan."""
+    if requested not in STRATEGIES:
+        raise UserError(f"unknown train.strategy {requested!r}; valid: {', '.join(STRATEGIES)}")
+    if requested != "auto":
+        return requested
+    has_spatial_layers = bool(getattr(model, "layers", None))
+    return "dispatch" if (backend == "cpu" and has_spatial_layers) else "scan"
+
+
+def replica_sharding(num_replicas: int) -> tuple[NamedSharding, NamedSharding] | None:
+    """(replica-sharded, replicated) shardings over all devices, or None on one device.
+
+    The replica axis is split across devices when it divides evenly; each
+    device then runs the same per-replica program on its share.
+    """
+    devices = jax.devices()
+    if len(devices) == 1 or num_replicas % len(devices):
+        return None
+    mesh = Mesh(np.asarray(devices), ("replica",))
+    return NamedSharding(mesh, PartitionSpec("replica")), NamedSharding(mesh, PartitionSpec())
+
+
+def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+
+
+@dataclass
+class Engine:
+    """Compiled train / eval functions for one model, optimizer and batch size."""
+
+    graphdef: nnx.GraphDef
+    tx: optax.GradientTransformation
+    batch_size: int
+    chunk: int = 1
+    traces: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self._step = jax.jit(self._counted("step", self._vstep), donate_argnums=0)
+        self._scan = jax.jit(self._counted("scan", self._scan_chunk), donate_argnums=0)
+        self._eval = jax.jit(self._counted("eval", jax.vmap(self._replica_eval, in_axes=(0, None, None, None))))
+        self._perms = jax.jit(self._counted("perm", self._epoch_permutations), static_argnums=2)
+        self._zero_window = jax.jit(lambda s: {**s, "window": jax.tree.map(jnp.zeros_like, s["window"])}, donate_argnums=0)
+        self._param_norms = jax.jit(jax.vmap(optax.global_norm))
+
+    def _counted(self, name: str, fn: Callable) -> Callable:
+        def traced(*args):
+            self.traces[name] = self.traces.get(name, 0) + 1
+            return fn(*args)
+
+        return traced
+
+    # -- state ---------------------------------------------------------------
+    def init_replica(self, params: nnx.State, seed: int, learning_rate: float) -> TrainState:
+        opt_state = self.tx.init(params)
+        opt_state.hyperparams["learning_rate"] = jnp.asarray(learning_rate, jnp.float32)
+        return {
+            "params": params,
+            "opt_state": opt_state,
+            "step": jnp.zeros((), jnp.int32),
+            "alive": jnp.ones((), bool),
+            "diverged_step": jnp.full((), -1, jnp.int32),
+            "data_key": jax.random.fold_in(jax.random.PRNGKey(seed), 1),
+            "window": {k: jnp.zeros((), jnp.float32) for k in WINDOW_KEYS},
+        }
+
+    # -- one replica ---------------------------------------------------------
+    def _loss(self, params, x, y):
+        logits = nnx.merge(self.graphdef, params)(x)
+        loss = cross_entropy(logits, y).mean()
+        return loss, jnp.sum(jnp.argmax(logits, -1) == y)
+
+    def _replica_step(self, state: TrainState, x_all, y_all, perm, index) -> TrainState:
+        idx = lax.dynamic_slice_in_dim(perm, index * self.batch_size, self.batch_size)
+        x, y = x_all[idx], y_all[idx]
+        (loss, correct), grads = jax.value_and_grad(self._loss, has_aux=True)(state["params"], x, y)
+        updates, opt_state = self.tx.update(grads, state["opt_state"], state["params"])
+        params = optax.apply_updates(state["params"], updates)
+        grad_norm = optax.global_norm(grads)
+        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+        ok = state["alive"] & finite
+
+        def keep_if_ok(new, old):
+            return jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, old)
+
+        measured = {"loss": loss, "correct": correct.astype(jnp.float32), "count": jnp.float32(self.batch_size), "grad_norm": grad_norm}
+        return {
+            "params": keep_if_ok(params, state["params"]),
+            "opt_state": keep_if_ok(opt_state, state["opt_state"]),
+            "step": state["step"] + 1,
+            "alive": ok,
+            "diverged_step": jnp.where(state["alive"] & ~finite, state["step"], state["diverged_step"]),
+            "data_key": state["data_key"],
+            "window": {k: state["window"][k] + jnp.where(ok, measured[k], 0.0) for k in WINDOW_KEYS},
+        }
+
+    def _vstep(self, state, x_all, y_all, perms, index):
+        return jax.vmap(self._replica_step, in_axes=(0, None, None, 0, None))(state, x_all, y_all, perms, index)
+
+    def _scan_chunk(self, state, x_all, y_all, perms, start):
+        def body(carry, i):
+            return self._vstep(carry, x_all, y_all, perms, start + i), None
+
+        state, _ = lax.scan(body, state, jnp.arange(self.chunk, dtype=jnp.int32))
+        return state
+
+    def _replica_eval(self, params, x, y, mask):
+        logits = nnx.merge(self.graphdef, params)(x)
+        loss = jnp.sum(cross_entropy(logits, y) * mask)
+        correct = jnp.sum((jnp.argmax(logits, -1) == y) * mask)
+        return loss, correct
+
+    def _epoch_permutations(self, data_keys, epoch, n):
+        return jax.vmap(lambda k: jax.random.permutation(jax.random.fold_in(k, epoch), n))(data_keys)
+
+    # -- public --------------------------------------------------------------
+    def permutations(self, state: TrainState, epoch: int, num_examples: int) -> jax.Array:
+        return self._perms(state["data_key"], jnp.int32(epoch), num_examples)
+
+    def run_steps(self, state: TrainState, x, y, perms, start: int, stop: int, strategy: str) -> TrainState:
+        """Train steps ``start..stop-1`` of the current epoch."""
+        if strategy == "scan":
+            if (stop - start) % self.chunk:
+                raise ValueError(f"steps {start}..{stop} are not whole chunks of {self.chunk}")
+            for begin in range(start, stop, self.chunk):
+                state = self._scan(state, x, y, perms, jnp.int32(begin))
+        else:
+            for index in range(start, stop):
+                state = self._step(state, x, y, perms, jnp.int32(index))
+        return state
+
+    def read_window(self, state: TrainState) -> tuple[TrainState, dict[str, np.ndarray]]:
+        """Per-replica means since the last read, then reset the window."""
+        w = jax.device_get(state["window"])
+        count = np.maximum(w["count"], 1.0)
+        steps = count / self.batch_size
+        means = {
+            "loss": w["loss"] / steps,
+            "accuracy": w["correct"] / count,
+            "grad_norm": w["grad_norm"] / steps,
+            "param_norm": np.asarray(jax.device_get(self._param_norms(state["params"]))),
+        }
+        return self._zero_window(state), means
+
+    def evaluate(self, params, x_eval, y_eval, mask, eval_batch: int) -> dict[str, np.ndarray]:
+        """Per-replica loss and accuracy on a padded eval split (``mask`` marks real examples)."""
+        total_loss = total_correct = 0.0
+        for begin in range(0, x_eval.shape[0], eval_batch):
+            sl = slice(begin, begin + eval_batch)
+            loss, correct = self._eval(params, x_eval[sl], y_eval[sl], mask[sl])
+            total_loss = total_loss + loss
+            total_correct = total_correct + correct
+        n = float(jax.device_get(jnp.sum(mask)))
+        return {
+            "loss": np.asarray(jax.device_get(total_loss)) / n,
+            "accuracy": np.asarray(jax.device_get(total_correct)) / n,
+        }

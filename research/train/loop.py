@@ -1,0 +1,275 @@
+"""``train_and_evaluate(config, workdir)``: one run, R seeds, resumable.
+
+The one entry point that the CLI, the sweep launchers, tests and notebooks
+call. It validates everything (config values, data set, model, optimizer)
+before writing anything, then trains with the :class:`~research.train.engine.Engine`,
+writing ``config.json``, ``metrics.jsonl``, ``checkpoints/`` and finally
+``summary.json`` into the workdir. Started again with the same config, it
+resumes from the newest readable checkpoint and ends bit-identical to an
+uninterrupted run (timing fields aside).
+
+Order at a step boundary: log train metrics, evaluate (at epoch ends), flush
+the metrics, then checkpoint. So every record up to a checkpoint's step is on
+disk before the checkpoint exists, and a resume drops the records after it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from flax import nnx
+from tqdm.auto import tqdm
+
+from research.config import config_to_json
+from research.data import Dataset, as_float, load_dataset
+from research.errors import UserError
+from research.models import count_params, get_model
+from research.train.checkpoint import Checkpointer, abstract_like
+from research.train.engine import Engine, choose_strategy, replica_sharding
+from research.train.metrics import MetricWriter, atomic_write_json, read_metrics, truncate_metrics
+from research.train.optim import build_optimizer
+
+TIMING_KEYS = ("wall_time_s", "timing")
+
+
+def _positive(section, key: str, minimum: int = 1) -> int:
+    value = section[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise UserError(f"{key} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+    """Range checks that types alone do not catch."""
+    _positive(config, "seeds")
+    _positive(config, "seed", 0)
+    for key in ("batch_size", "epochs", "eval_batch_size", "keep_checkpoints"):
+        _positive(config.train, key)
+    for key in ("log_every_steps", "checkpoint_every_steps"):
+        _positive(config.train, key, 0)
+    lrs = tuple(config.optimizer.learning_rates)
+    if lrs and len(lrs) != config.seeds:
+        raise UserError(f"optimizer.learning_rates has {len(lrs)} entries but seeds={config.seeds}")
+    if any(float(lr) <= 0 for lr in lrs):
+        raise UserError(f"optimizer.learning_rates must be > 0, got {lrs}")
+
+
+def model_fields(config) -> dict:
+    return {k: (tuple(v) if isinstance(v, list) else v) for k, v in config.model.items() if k != "name"}
+
+
+def build_model(config, dataset: Dataset, seed: int) -> nnx.Module:
+    return get_model(config.model.name, dataset.input_shape, dataset.num_classes, nnx.Rngs(seed), **model_fields(config))
+
+
+def _diff_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for k in sorted(set(a) | set(b)):
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            keys += _diff_keys(va, vb, f"{prefix}{k}.")
+        elif va != vb:
+            keys.append(f"{prefix}{k}")
+    return keys
+
+
+def prepare_workdir(workdir: Path, config_json: dict, overwrite: bool) -> dict | None:
+    """Check the workdir; returns a finished run's summary to reuse, else None."""
+    if workdir.exists() and not workdir.is_dir():
+        raise UserError(f"workdir {workdir} exists and is not a directory")
+    existing = workdir / "config.json"
+    if not existing.exists():
+        if workdir.exists() and any(workdir.iterdir()) and not overwrite:
+            raise UserError(f"workdir {workdir} is not empty and holds no run; choose an empty or new directory")
+        return None
+    try:
+        old = json.loads(existing.read_text())
+    except (OSError, json.JSONDecodeError):
+        old = None
+    if overwrite:
+        for name in ("config.json", "metrics.jsonl", "summary.json", "checkpoints"):
+            path = workdir / name
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+        return None
+    if old != config_json:
+        changed = _diff_keys(old, config_json) if isinstance(old, dict) else ["(unreadable config.json)"]
+        raise UserError(
+            f"workdir {workdir} holds a run with a different config (differs in: {', '.join(changed[:6])}); "
+            "pass --overwrite to replace it or choose another --workdir"
+        )
+    summary_path = workdir / "summary.json"
+    if summary_path.exists():
+        summary = json.loads(summary_path.read_text())
+        if summary.get("status") in ("done", "diverged"):
+            return summary
+    return None
+
+
+def _make_workdir(workdir: Path) -> None:
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+        probe = workdir / ".write_test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise UserError(f"cannot write to workdir {workdir}: {e.strerror or e}") from None
+
+
+def _pad_for_eval(x: np.ndarray, y: np.ndarray, eval_batch: int):
+    n = len(y)
+    padded = math.ceil(n / eval_batch) * eval_batch
+    mask = np.zeros(padded, np.float32)
+    mask[:n] = 1.0
+    x = np.concatenate([x, np.zeros((padded - n, *x.shape[1:]), x.dtype)])
+    y = np.concatenate([y, np.zeros(padded - n, y.dtype)])
+    return x, y, mask
+
+
+def train_and_evaluate(
+    config: ml_collections.ConfigDict, workdir: str | Path, *, overwrite: bool = False, progress: bool = True
+) -> dict:
+    """Train ``config.seeds`` replicas of one config in one program; returns the summary."""
+    t_start = time.perf_counter()
+    workdir = Path(workdir)
+    validate(config)
+    dataset = load_dataset(config.data)
+    seeds = [config.seed + r for r in range(config.seeds)]
+    lrs = [float(v) for v in config.optimizer.learning_rates] or [float(config.optimizer.learning_rate)] * len(seeds)
+    batch = config.train.batch_size
+    n_train = dataset.splits["train"]
+    if batch > n_train:
+        raise UserError(f"train.batch_size={batch} is larger than the training set ({n_train} examples)")
+    steps_per_epoch = n_train // batch
+    total_steps = steps_per_epoch * config.train.epochs
+    log_every = config.train.log_every_steps or steps_per_epoch
+    models = [build_model(config, dataset, seed) for seed in seeds]
+    tx = build_optimizer(config.optimizer, total_steps)
+    config_json = config_to_json(config)
+    finished = prepare_workdir(workdir, config_json, overwrite)
+    if finished is not None:
+        return finished
+    _make_workdir(workdir)
+    atomic_write_json(workdir / "config.json", config_json)
+
+    graphdef, _ = nnx.split(models[0])
+    strategy = choose_strategy(config.train.strategy, models[0], jax.default_backend())
+    chunk = math.gcd(steps_per_epoch, log_every)
+    engine = Engine(graphdef, tx, batch, chunk=chunk)
+    per_replica = [engine.init_replica(nnx.state(m, nnx.Param), s, lr) for m, s, lr in zip(models, seeds, lrs)]
+    state = jax.tree.map(lambda *xs: jnp.stack(xs), *per_replica)
+    shardings = replica_sharding(len(seeds))
+    x_train, y_train = as_float(dataset.x_train), dataset.y_train
+    x_test, y_test, test_mask = _pad_for_eval(as_float(dataset.x_test), dataset.y_test, min(config.train.eval_batch_size, len(dataset.y_test)))
+    if shardings:
+        state = jax.device_put(state, shardings[0])
+        x_train, y_train, x_test, y_test, test_mask = jax.device_put((x_train, y_train, x_test, y_test, test_mask), shardings[1])
+    else:
+        x_train, y_train, x_test, y_test, test_mask = jax.device_put((x_train, y_train, x_test, y_test, test_mask))
+    eval_batch = min(config.train.eval_batch_size, len(dataset.y_test))
+
+    checkpointer = Checkpointer(workdir / "checkpoints", keep=config.train.keep_checkpoints)
+    start_step, elapsed_before = 0, 0.0
+    restored = checkpointer.restore_latest(abstract_like(state))
+    if restored is not None:
+        start_step, state, meta = restored
+        elapsed_before = float(meta.get("wall_time_s", 0.0))
+    truncate_metrics(workdir / "metrics.jsonl", start_step)
+    writer = MetricWriter(workdir / "metrics.jsonl")
+    labels = [{"replica": r, "seed": s} for r, s in enumerate(seeds)]
+
+    def elapsed() -> float:
+        return elapsed_before + time.perf_counter() - t_start
+
+    def save(step: int) -> None:
+        checkpointer.save(step, state, {"step": step, "wall_time_s": elapsed()})
+
+    bar = tqdm(total=total_steps, initial=start_step, disable=not progress, unit="step", desc=workdir.name, dynamic_ncols=True)
+    status = "failed"
+    try:
+        last_saved = start_step if restored is not None else -1
+        step = start_step
+        while step < total_steps:
+            epoch, index = divmod(step, steps_per_epoch)
+            perms = engine.permutations(state, epoch, n_train)
+            while index < steps_per_epoch:
+                stop = min(steps_per_epoch, (step // log_every + 1) * log_every - epoch * steps_per_epoch)
+                state = engine.run_steps(state, x_train, y_train, perms, index, stop, strategy)
+                bar.update(stop - index)
+                step += stop - index
+                index = stop
+                state, train = engine.read_window(state)
+                alive = np.asarray(jax.device_get(state["alive"]))
+                learning_rates = np.asarray(jax.device_get(state["opt_state"].hyperparams["learning_rate"]))
+                for r in range(len(seeds)):
+                    if alive[r]:
+                        writer.write_scalars(step, {k: v[r] for k, v in train.items()}, split="train", **labels[r], learning_rate=learning_rates[r])
+                postfix = {"loss": f"{np.mean(train['loss'][alive]):.3f}" if alive.any() else "nan"}
+                if index == steps_per_epoch:
+                    test = engine.evaluate(state["params"], x_test, y_test, test_mask, eval_batch)
+                    for r in range(len(seeds)):
+                        writer.write_scalars(step, {k: v[r] for k, v in test.items()}, split="test", epoch=epoch + 1, alive=bool(alive[r]), **labels[r])
+                    postfix["test_acc"] = f"{np.mean(test['accuracy']):.4f}"
+                writer.flush()
+                bar.set_postfix(postfix, refresh=False)
+                if config.train.checkpoint_every_steps and step - last_saved >= config.train.checkpoint_every_steps and step < total_steps:
+                    save(step)
+                    last_saved = step
+        if last_saved != total_steps:
+            save(total_steps)
+        test = engine.evaluate(state["params"], x_test, y_test, test_mask, eval_batch)
+        final = jax.device_get({"alive": state["alive"], "diverged_step": state["diverged_step"]})
+        replicas = []
+        for r, seed in enumerate(seeds):
+            replicas.append(
+                {
+                    "seed": seed,
+                    "learning_rate": lrs[r],
+                    "test_accuracy": float(test["accuracy"][r]),
+                    "test_loss": float(test["loss"][r]),
+                    "diverged": not bool(final["alive"][r]),
+                    "diverged_step": int(final["diverged_step"][r]) if not final["alive"][r] else None,
+                }
+            )
+        status = "diverged" if all(r["diverged"] for r in replicas) else "done"
+        summary = {
+            "status": status,
+            "num_params": count_params(models[0]),
+            "wall_time_s": elapsed(),
+            "timing": {"this_session_s": time.perf_counter() - t_start, "compiles": dict(engine.traces)},
+            "steps": total_steps,
+            "epochs": config.train.epochs,
+            "strategy": strategy,
+            "model": config.model.name,
+            "dataset": dataset.metadata(),
+            "replicas": replicas,
+            "test_accuracy_mean": float(np.mean([r["test_accuracy"] for r in replicas])),
+        }
+        atomic_write_json(workdir / "summary.json", summary)
+        return summary
+    except BaseException as e:
+        if status == "failed" and not isinstance(e, KeyboardInterrupt):
+            atomic_write_json(
+                workdir / "summary.json",
+                {"status": "failed", "error": f"{type(e).__name__}: {e}", "wall_time_s": elapsed(), "num_params": count_params(models[0]), "replicas": []},
+            )
+        raise
+    finally:
+        bar.close()
+        writer.close()
+        checkpointer.close()
+
+
+def strip_timing(summary: dict) -> dict:
+    """A summary without its timing fields (for comparing runs)."""
+    return {k: v for k, v in summary.items() if k not in TIMING_KEYS}
+
+
+__all__ = ["read_metrics", "strip_timing", "train_and_evaluate"]
