@@ -166,7 +166,7 @@ class Conv(SpatialLayer):
             padding=pads,
             dimension_numbers=_dimension_numbers(len(self.strides)),
         )
-        return y + self.bias[...]
+        return y + self.bias[...].reshape((1,) * (y.ndim - 1) + (-1,))
 
 
 class FullKernelConv(Conv):
@@ -210,7 +210,7 @@ class LocallyConnected(SpatialLayer):
             filter_shape=self.kernel_size,
             dimension_numbers=_dimension_numbers(len(self.strides)),
         )
-        return y + self.bias[...]
+        return y + self.bias[...][None]
 
 
 class DenseMap(SpatialLayer):
@@ -226,7 +226,7 @@ class DenseMap(SpatialLayer):
         self.bias = nnx.Param(jnp.zeros((n_out,)))
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        y = x.reshape(x.shape[0], -1) @ self.kernel[...] + self.bias[...]
+        y = x.reshape(x.shape[0], -1) @ self.kernel[...] + self.bias[...][None]
         return y.reshape(x.shape[0], *self.out_shape)
 
 

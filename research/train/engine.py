@@ -89,7 +89,7 @@ class Engine:
         self._eval = jax.jit(self._counted("eval", jax.vmap(self._replica_eval, in_axes=(0, None, None, None))))
         self._perms = jax.jit(self._counted("perm", self._epoch_permutations), static_argnums=2)
         self._zero_window = jax.jit(lambda s: {**s, "window": jax.tree.map(jnp.zeros_like, s["window"])}, donate_argnums=0)
-        self._param_norms = jax.jit(jax.vmap(optax.global_norm))
+        self._param_norms = jax.jit(jax.vmap(optax.tree.norm))
 
     def _counted(self, name: str, fn: Callable) -> Callable:
         def traced(*args):
@@ -124,7 +124,7 @@ class Engine:
         (loss, correct), grads = jax.value_and_grad(self._loss, has_aux=True)(state["params"], x, y)
         updates, opt_state = self.tx.update(grads, state["opt_state"], state["params"])
         params = optax.apply_updates(state["params"], updates)
-        grad_norm = optax.global_norm(grads)
+        grad_norm = optax.tree.norm(grads)
         finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
         ok = state["alive"] & finite
 

@@ -152,6 +152,7 @@ def train_and_evaluate(
     log_every = config.train.log_every_steps or steps_per_epoch
     models = [build_model(config, dataset, seed) for seed in seeds]
     tx = build_optimizer(config.optimizer, total_steps)
+    strategy = choose_strategy(config.train.strategy, models[0], jax.default_backend())
     config_json = config_to_json(config)
     finished = prepare_workdir(workdir, config_json, overwrite)
     if finished is not None:
@@ -160,7 +161,6 @@ def train_and_evaluate(
     atomic_write_json(workdir / "config.json", config_json)
 
     graphdef, _ = nnx.split(models[0])
-    strategy = choose_strategy(config.train.strategy, models[0], jax.default_backend())
     chunk = math.gcd(steps_per_epoch, log_every)
     engine = Engine(graphdef, tx, batch, chunk=chunk)
     per_replica = [engine.init_replica(nnx.state(m, nnx.Param), s, lr) for m, s, lr in zip(models, seeds, lrs)]
@@ -247,6 +247,7 @@ def train_and_evaluate(
             "steps": total_steps,
             "epochs": config.train.epochs,
             "strategy": strategy,
+            "replica_devices": len(shardings[0].mesh.devices.flat) if shardings else 1,
             "model": config.model.name,
             "dataset": dataset.metadata(),
             "replicas": replicas,

@@ -1,0 +1,36 @@
+"""Tiny configs shared by the training tests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from research.config import default_config
+
+
+def tiny_config(model: str = "cnn", **train):
+    c = default_config()
+    c.seeds = 2
+    c.data.name = "mnist1d"
+    c.data.n_per_class = 8  # 80 training examples
+    if model == "cnn":
+        c.model.name = "lattice"
+        c.model.family = "conv"
+        c.model.widths = (4, 4)
+        c.model.kernel_sizes = 3
+        c.model.strides = 2
+    else:
+        c.model.name = "mlp"
+        c.model.hidden = (16,)
+    c.optimizer.learning_rate = 1e-2
+    c.train.batch_size = 10
+    c.train.epochs = 3
+    c.train.eval_batch_size = 300
+    c.train.checkpoint_every_steps = 8
+    for key, value in train.items():
+        c.train[key] = value
+    return c
+
+
+def read_lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]

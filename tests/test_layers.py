@@ -1,0 +1,146 @@
+"""The layer lattice: exact equivalences, equivariance, invariance, shapes, parameter counts."""
+
+from __future__ import annotations
+
+import flax.linen as linen
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from research.data.transforms import shift
+from research.errors import UserError
+from research.models import count_params, get_model
+from research.models.embed import conv_to_dense, conv_to_locally_connected, locally_connected_layer_to_dense
+from research.models.layers import Conv, DenseMap, FullKernelConv, LocallyConnected
+
+# (input shape, kernel, stride, padding): 1D and 2D, strided, every padding mode.
+GEOMETRIES = [
+    ((12, 3), 3, 1, "SAME"),
+    ((12, 3), 5, 2, "VALID"),
+    ((13, 2), 3, 2, "CIRCULAR"),
+    ((12, 2), 5, 2, 1),
+    ((8, 7, 2), 3, 1, "SAME"),
+    ((8, 8, 3), (3, 2), 2, "CIRCULAR"),
+    ((9, 8, 2), 3, (2, 1), "VALID"),
+    ((8, 8, 1), 5, 2, 2),
+]
+
+
+def _x(shape, batch=3, seed=0):
+    return jax.random.normal(jax.random.PRNGKey(seed), (batch, *shape))
+
+
+@pytest.mark.parametrize("in_shape,kernel,stride,padding", GEOMETRIES)
+def test_conv_equals_locally_connected_with_tied_weights(in_shape, kernel, stride, padding):
+    conv = Conv(in_shape, 4, kernel, stride, padding, rngs=nnx.Rngs(0))
+    conv.bias[...] = jax.random.normal(jax.random.PRNGKey(1), (4,))
+    local = LocallyConnected(in_shape, 4, kernel, stride, padding, rngs=nnx.Rngs(1))
+    k, b = conv_to_locally_connected(conv.kernel[...], conv.bias[...], conv.out_spatial)
+    local.kernel[...], local.bias[...] = jnp.asarray(k), jnp.asarray(b)
+    x = _x(in_shape)
+    np.testing.assert_allclose(local(x), conv(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("in_shape,kernel,stride,padding", GEOMETRIES)
+def test_locally_connected_equals_dense_with_sparse_matrix(in_shape, kernel, stride, padding):
+    local = LocallyConnected(in_shape, 3, kernel, stride, padding, rngs=nnx.Rngs(0))
+    local.bias[...] = jax.random.normal(jax.random.PRNGKey(2), local.bias.shape)
+    dense = DenseMap(in_shape, 3, kernel, stride, padding, rngs=nnx.Rngs(1))
+    w, b = locally_connected_layer_to_dense(local)
+    dense.kernel[...], dense.bias[...] = jnp.asarray(w), jnp.asarray(b)
+    x = _x(in_shape)
+    np.testing.assert_allclose(dense(x), local(x), rtol=1e-5, atol=1e-5)
+    # Sparse: no output sees more inputs than its receptive field.
+    fan_in = np.count_nonzero(w, axis=0)
+    assert fan_in.max() <= np.prod(local.kernel_size) * in_shape[-1]
+    assert np.count_nonzero(w) < w.size or np.prod(local.kernel_size) >= np.prod(in_shape[:-1])
+
+
+@pytest.mark.parametrize("in_shape,kernel,stride,padding", [g for g in GEOMETRIES if g[3] != "CIRCULAR"])
+def test_locally_connected_matches_linen_conv_local(in_shape, kernel, stride, padding):
+    local = LocallyConnected(in_shape, 4, kernel, stride, padding, rngs=nnx.Rngs(0))
+    pad = padding if isinstance(padding, str) else [(padding, padding)] * (len(in_shape) - 1)
+    ref = linen.ConvLocal(4, local.kernel_size, local.strides, padding=pad)
+    x = _x(in_shape)
+    variables = {"params": {"kernel": local.kernel[...], "bias": local.bias[...]}}
+    assert jax.tree.map(jnp.shape, ref.init(jax.random.PRNGKey(0), x))["params"] == jax.tree.map(jnp.shape, variables["params"])
+    np.testing.assert_allclose(local(x), ref.apply(variables, x), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("in_shape", [(16, 2), (6, 5, 2)])
+def test_circular_conv_is_exactly_shift_equivariant_and_locally_connected_is_not(in_shape):
+    conv = Conv(in_shape, 3, 3, 1, "CIRCULAR", rngs=nnx.Rngs(0))
+    local = LocallyConnected(in_shape, 3, 3, 1, "CIRCULAR", rngs=nnx.Rngs(0))
+    x = _x(in_shape)
+    offsets = (2,) * (len(in_shape) - 1)
+    np.testing.assert_array_equal(conv(shift(x, offsets)), shift(conv(x), offsets))
+    assert float(jnp.max(jnp.abs(local(shift(x, offsets)) - shift(local(x), offsets)))) > 1e-2
+
+
+def test_global_pooling_after_circular_convs_is_exactly_invariant():
+    for head in ("global_avg", "global_max"):
+        net = get_model("lattice", (10, 9, 2), 5, nnx.Rngs(0), family="conv", widths=(4, 4), padding="CIRCULAR", head=head)
+        x = _x((10, 9, 2))
+        base = net(x)
+        for offsets in [(1, 0), (3, 5), (9, 8)]:
+            np.testing.assert_allclose(net(shift(x, offsets)), base, rtol=1e-6, atol=1e-6)
+
+
+def test_full_kernel_conv_shares_weights_without_locality():
+    layer = FullKernelConv((9, 2), 3, kernel_size=3, strides=1, rngs=nnx.Rngs(0))
+    assert layer.kernel.shape == (9, 2, 3)
+    x = _x((9, 2), batch=1)
+    grad = jax.grad(lambda v: layer(v)[0, 0, 0])(x)
+    assert np.all(np.abs(np.asarray(grad)) > 0), "output 0 must see every input position"
+    # Sharing: circular shifts commute with it, as with any circular conv.
+    np.testing.assert_allclose(layer(shift(x, (4,))), shift(layer(x), (4,)), rtol=1e-5, atol=1e-5)
+    # And it embeds exactly into dense.
+    dense = DenseMap((9, 2), 3, 9, 1, "CIRCULAR", rngs=nnx.Rngs(1))
+    w, b = conv_to_dense(layer)
+    dense.kernel[...], dense.bias[...] = jnp.asarray(w), jnp.asarray(b)
+    np.testing.assert_allclose(dense(x), layer(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("padding", ["SAME", "CIRCULAR", 1])
+@pytest.mark.parametrize("input_shape", [(40, 1), (12, 12, 1)])
+def test_swapping_family_keeps_every_activation_shape(padding, input_shape):
+    shapes = {}
+    for family in ("conv", "full_kernel_conv", "locally_connected", "dense"):
+        if family == "full_kernel_conv" and padding == 1:
+            continue
+        net = get_model("lattice", input_shape, 10, nnx.Rngs(0), family=family, widths=(4, 6), kernel_sizes=3, strides=(2, 1), padding=padding)
+        feats = net.features(jnp.zeros((2, *input_shape)))
+        shapes[family] = [f.shape for f in feats]
+        assert net(jnp.zeros((2, *input_shape))).shape == (2, 10)
+    assert len(set(map(tuple, shapes.values()))) == 1, shapes
+
+
+def test_reference_parameter_counts():
+    # MNIST-1D CNN: 1*5*25+25 + 2*(25*3*25+25) + 125*10+10; MLP 40-100-100-10.
+    assert count_params(get_model("mnist1d_cnn", (40, 1), 10, nnx.Rngs(0))) == 150 + 2 * 1900 + 1260
+    assert count_params(get_model("mnist1d_mlp", (40, 1), 10, nnx.Rngs(0))) == 4100 + 10100 + 1010
+    # Fashion MLP 784-256-128-100-10.
+    assert count_params(get_model("fashion_mlp", (28, 28, 1), 10, nnx.Rngs(0))) == 200960 + 32896 + 12900 + 1010
+    # Locally connected twin of the MNIST-1D CNN: per-position kernels and biases.
+    lc = get_model("mnist1d_cnn", (40, 1), 10, nnx.Rngs(0), family="locally_connected")
+    assert count_params(lc) == 19 * (5 * 25 + 25) + 10 * (75 * 25 + 25) + 5 * (75 * 25 + 25) + 1260
+
+
+@pytest.mark.parametrize(
+    "fields,match",
+    [
+        ({"family": "convv"}, "Did you mean 'conv'"),
+        ({"widths": (0, 3)}, "positive"),
+        ({"kernel_sizes": 50, "padding": "VALID"}, "larger than"),
+        ({"kernel_sizes": (3, 3)}, "entries"),
+        ({"padding": "REFLECT"}, "padding"),
+        ({"head": "global_mean"}, "head"),
+        ({"family": "full_kernel_conv", "padding": "VALID"}, "full_kernel_conv"),
+        ({"widthz": (3,)}, "Did you mean 'widths'"),
+    ],
+)
+def test_bad_model_fields_raise_user_errors(fields, match):
+    with pytest.raises(UserError, match=match):
+        get_model("mnist1d_cnn", (40, 1), 10, nnx.Rngs(0), **fields)
