@@ -33,18 +33,39 @@ def default_config() -> ml_collections.ConfigDict:
     c.seeds = 1  # number of replicas trained together in one program
     c.model = ml_collections.ConfigDict({"name": "mnist1d_cnn"})
     c.data = ml_collections.ConfigDict(
-        {"name": "mnist1d", "dir": "", "permute_pixels": False, "permutation_seed": 0, "n_per_class": 0, "subset_seed": 0}
+        {
+            "name": "mnist1d",
+            "dir": "",
+            "permute_pixels": False,
+            "permutation_seed": 0,
+            "n_per_class": 0,
+            "subset_seed": 0,
+            "standardize": False,
+        }
     )
     c.optimizer = ml_collections.ConfigDict(
         {
-            "name": "adam", "learning_rate": 1e-3, "learning_rates": (), "schedule": "constant",
-            "warmup_steps": 0, "grad_clip_norm": 0.0, "b1": 0.9, "b2": 0.999, "weight_decay": 1e-4, "momentum": 0.9,
+            "name": "adam",
+            "learning_rate": 1e-3,
+            "learning_rates": (),
+            "schedule": "constant",
+            "warmup_steps": 0,
+            "grad_clip_norm": 0.0,
+            "b1": 0.9,
+            "b2": 0.999,
+            "weight_decay": 1e-4,
+            "momentum": 0.9,
         }
     )
     c.train = ml_collections.ConfigDict(
         {
-            "batch_size": 100, "epochs": 1, "eval_batch_size": 1000, "log_every_steps": 0,
-            "checkpoint_every_steps": 1000, "keep_checkpoints": 2, "strategy": "auto",
+            "batch_size": 100,
+            "epochs": 1,
+            "eval_batch_size": 1000,
+            "log_every_steps": 0,
+            "checkpoint_every_steps": 1000,
+            "keep_checkpoints": 2,
+            "strategy": "auto",
         }
     )
     return c
@@ -119,7 +140,9 @@ def apply_override(config: ml_collections.ConfigDict, key: str, text: str) -> No
     for part in parents:
         if not isinstance(node, ml_collections.ConfigDict) or part not in node:
             valid = list(node.keys()) if isinstance(node, ml_collections.ConfigDict) else []
-            raise UserError(f"unknown config key {key!r}: no section {'.'.join([*walked, part])!r}.{did_you_mean(part, valid)} Valid: {', '.join(sorted(valid))}")
+            raise UserError(
+                f"unknown config key {key!r}: no section {'.'.join([*walked, part])!r}.{did_you_mean(part, valid)} Valid: {', '.join(sorted(valid))}"
+            )
         node = node[part]
         walked.append(part)
     if not isinstance(node, ml_collections.ConfigDict):
@@ -133,7 +156,9 @@ def apply_override(config: ml_collections.ConfigDict, key: str, text: str) -> No
         new = _parse_literal(text)
     else:
         valid = list(node.keys())
-        raise UserError(f"unknown config key {key!r}.{did_you_mean(leaf, valid)} Valid in {'.'.join(walked) or 'config'}: {', '.join(sorted(valid))}")
+        raise UserError(
+            f"unknown config key {key!r}.{did_you_mean(leaf, valid)} Valid in {'.'.join(walked) or 'config'}: {', '.join(sorted(valid))}"
+        )
     with node.unlocked():
         node[leaf] = new
 

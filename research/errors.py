@@ -25,6 +25,4 @@ def did_you_mean(name: str, valid: Iterable[str]) -> str:
 def unknown(kind: str, name: str, valid: Iterable[str]) -> UserError:
     """The standard error for a name that is not in a registry."""
     valid = sorted(valid)
-    return UserError(
-        f"unknown {kind} {name!r}.{did_you_mean(name, valid)} Valid: {', '.join(valid)}"
-    )
+    return UserError(f"unknown {kind} {name!r}.{did_you_mean(name, valid)} Valid: {', '.join(valid)}")

@@ -59,7 +59,9 @@ def reproduce(profile: str, workdir: Path, progress: bool = True) -> list[dict]:
             }
         )
     lines = ["| run | params | seeds | test accuracy % (mean ± std) | wall time s |", "|---|---|---|---|---|"]
-    lines += [f"| {r['run']} | {r['params']} | {r['seeds']} | {r['mean']:.2f} ± {r['std']:.2f} | {r['wall_s']:.1f} |" for r in rows]
+    lines += [
+        f"| {r['run']} | {r['params']} | {r['seeds']} | {r['mean']:.2f} ± {r['std']:.2f} | {r['wall_s']:.1f} |" for r in rows
+    ]
     table = "\n".join(lines)
     workdir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(workdir / "results.md", table + "\n")

@@ -14,8 +14,17 @@ MNIST1D = str(ROOT / "experiments/mnist1d.py")
 
 
 def test_overrides_keep_types():
-    c = load_config(f"{MNIST1D}:cnn", ["--config.optimizer.learning_rate=3", "--config.train.epochs=2", "--config.data.permute_pixels=true",
-                                        "--config.model.widths=(8, 8, 8)", "--config.model.padding=CIRCULAR", "--config.optimizer.learning_rates=(0.1, 0.2)"])
+    c = load_config(
+        f"{MNIST1D}:cnn",
+        [
+            "--config.optimizer.learning_rate=3",
+            "--config.train.epochs=2",
+            "--config.data.permute_pixels=true",
+            "--config.model.widths=(8, 8, 8)",
+            "--config.model.padding=CIRCULAR",
+            "--config.optimizer.learning_rates=(0.1, 0.2)",
+        ],
+    )
     assert c.optimizer.learning_rate == 3.0 and isinstance(c.optimizer.learning_rate, float)
     assert c.train.epochs == 2 and c.data.permute_pixels is True
     assert c.model.widths == (8, 8, 8) and c.model.padding == "CIRCULAR"
@@ -50,9 +59,15 @@ BAD_TRAIN = [
     (["--config", f"{MNIST1D}:cnn", "--config.seeds=0"], "seeds must be"),
     (["--config", f"{MNIST1D}:cnn", "--config.model.name=mnist1d_cnnn"], "Did you mean 'mnist1d_cnn'"),
     (["--config", f"{MNIST1D}:cnn", "--config.model.family=dense_conv"], "unknown layer family"),
-    (["--config", f"{MNIST1D}:cnn", "--config.model.kernel_sizes=99", "--config.model.padding=VALID"], "larger than the padded input"),
+    (
+        ["--config", f"{MNIST1D}:cnn", "--config.model.kernel_sizes=99", "--config.model.padding=VALID"],
+        "larger than the padded input",
+    ),
     (["--config", f"{MNIST1D}:cnn", "--config.data.name=mnist_1d"], "Did you mean 'mnist1d'"),
-    (["--config", f"{MNIST1D}:cnn", "--config.data.name=fashion_mnist", "--config.data.dir=/nonexistent"], "dataset-fashion-mnist"),
+    (
+        ["--config", f"{MNIST1D}:cnn", "--config.data.name=fashion_mnist", "--config.data.dir=/nonexistent"],
+        "dataset-fashion-mnist",
+    ),
     (["--config", f"{MNIST1D}:cnn", "--config.optimizer.name=adamm"], "unknown optimizer.name"),
     (["--config", f"{MNIST1D}:cnn", "--config.optimizer.learning_rates=(0.1,)"], "learning_rates has 1 entries"),
     (["--config", f"{MNIST1D}:cnn", "--config.train.strategy=fastest"], "unknown train.strategy"),
@@ -89,7 +104,16 @@ def test_a_config_file_that_raises(tmp_path, capsys):
 
 
 def test_train_prints_accuracy(tmp_path, capsys):
-    argv = ["train", "--config", f"{MNIST1D}:mlp,quick", "--config.data.n_per_class=10", "--config.train.batch_size=20", "--workdir", str(tmp_path / "r"), "--no-progress"]
+    argv = [
+        "train",
+        "--config",
+        f"{MNIST1D}:mlp,quick",
+        "--config.data.n_per_class=10",
+        "--config.train.batch_size=20",
+        "--workdir",
+        str(tmp_path / "r"),
+        "--no-progress",
+    ]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "done" in out and "mean over 2 seeds" in out

@@ -126,7 +126,9 @@ def test_a_dense_net_is_indifferent_to_a_fixed_pixel_permutation():
 
 
 def test_load_dataset_applies_permutation_to_both_splits():
-    cfg = ml_collections.ConfigDict({"name": "mnist1d", "dir": "", "permute_pixels": True, "permutation_seed": 4, "n_per_class": 10, "subset_seed": 0})
+    cfg = ml_collections.ConfigDict(
+        {"name": "mnist1d", "dir": "", "permute_pixels": True, "permutation_seed": 4, "n_per_class": 10, "subset_seed": 0}
+    )
     ds = load_dataset(cfg)
     plain = load_source("mnist1d")
     perm = pixel_permutation((40,), 4)

@@ -110,7 +110,9 @@ def test_swapping_family_keeps_every_activation_shape(padding, input_shape):
     for family in ("conv", "full_kernel_conv", "locally_connected", "dense"):
         if family == "full_kernel_conv" and padding == 1:
             continue
-        net = get_model("lattice", input_shape, 10, nnx.Rngs(0), family=family, widths=(4, 6), kernel_sizes=3, strides=(2, 1), padding=padding)
+        net = get_model(
+            "lattice", input_shape, 10, nnx.Rngs(0), family=family, widths=(4, 6), kernel_sizes=3, strides=(2, 1), padding=padding
+        )
         feats = net.features(jnp.zeros((2, *input_shape)))
         shapes[family] = [f.shape for f in feats]
         assert net(jnp.zeros((2, *input_shape))).shape == (2, 10)
@@ -144,3 +146,14 @@ def test_reference_parameter_counts():
 def test_bad_model_fields_raise_user_errors(fields, match):
     with pytest.raises(UserError, match=match):
         get_model("mnist1d_cnn", (40, 1), 10, nnx.Rngs(0), **fields)
+
+
+@pytest.mark.parametrize("shape", [(2, 9, 3), (2, 8, 7, 3)])
+def test_tiled_pooling_equals_reduce_window(shape):
+    from research.models.pooling import _pool_reduce_window, pool
+
+    x = _x(shape[1:], batch=shape[0])
+    np.testing.assert_array_equal(pool(x, "max", 2, 2), _pool_reduce_window(x, "max", 2, 2))
+    np.testing.assert_allclose(pool(x, "avg", 3, 3), _pool_reduce_window(x, "avg", 3, 3), rtol=1e-6, atol=1e-6)
+    assert pool(x, "max", 3, 2).shape == _pool_reduce_window(x, "max", 3, 2).shape
+    assert pool(x, "stride", 1, 2).shape[1] == (shape[1] + 1) // 2

@@ -38,7 +38,10 @@ def test_same_config_same_numbers_and_one_compile(tmp_path):
     assert read_lines(tmp_path / "a" / "metrics.jsonl") == read_lines(tmp_path / "b" / "metrics.jsonl")
     assert a["timing"]["compiles"]["step"] == 1 and "scan" not in a["timing"]["compiles"]
     assert a["status"] == "done" and len(a["replicas"]) == 2
-    assert a["replicas"][0]["test_accuracy"] != a["replicas"][1]["test_accuracy"] or a["replicas"][0]["test_loss"] != a["replicas"][1]["test_loss"]
+    assert (
+        a["replicas"][0]["test_accuracy"] != a["replicas"][1]["test_accuracy"]
+        or a["replicas"][0]["test_loss"] != a["replicas"][1]["test_loss"]
+    )
     assert all(0.0 <= r["test_accuracy"] <= 1.0 for r in a["replicas"])
 
 
@@ -94,12 +97,22 @@ def test_resume_after_a_crash_is_bit_identical(tmp_path, monkeypatch):
 
 def test_kill_9_mid_run_then_same_command_ends_identical(tmp_path):
     """A real SIGKILL while training; the same command resumes to an identical summary."""
-    args = ["--config", str(ROOT / "experiments/mnist1d.py") + ":mlp", "--config.seeds=2", "--config.data.n_per_class=20",
-            "--config.train.batch_size=10", "--config.train.epochs=40", "--config.train.checkpoint_every_steps=20", "--no-progress"]
+    args = [
+        "--config",
+        str(ROOT / "experiments/mnist1d.py") + ":mlp",
+        "--config.seeds=2",
+        "--config.data.n_per_class=20",
+        "--config.train.batch_size=10",
+        "--config.train.epochs=40",
+        "--config.train.checkpoint_every_steps=20",
+        "--no-progress",
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "research.cli", "train", *args]
     subprocess.run([*cmd, "--workdir", str(tmp_path / "ref")], check=True, env=env, capture_output=True)
-    proc = subprocess.Popen([*cmd, "--workdir", str(tmp_path / "run")], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [*cmd, "--workdir", str(tmp_path / "run")], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     metrics = tmp_path / "run" / "metrics.jsonl"
     import time
 
@@ -144,7 +157,9 @@ def test_replicas_sharded_over_four_devices_give_the_same_numbers(tmp_path):
     results = {}
     for n in (1, 4):
         env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={n}", "JAX_PLATFORMS": "cpu"}
-        out = subprocess.run([sys.executable, "-c", script, str(tmp_path / str(n))], env=env, capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", script, str(tmp_path / str(n))], env=env, capture_output=True, text=True, check=True
+        )
         results[n] = json.loads(out.stdout.strip().splitlines()[-1])
     one, four = results[1]["summary"], results[4]["summary"]
     assert results[4]["devices"] == 4 and four.pop("replica_devices") == 4 and one.pop("replica_devices") == 1

@@ -7,6 +7,8 @@ for (``n_per_class``, ``permute_pixels``), all seeded and deterministic.
 
 from __future__ import annotations
 
+import numpy as np
+
 from research.data.dataset import Dataset, as_float
 from research.data.sources import SOURCES, dataset_names, load_source
 from research.data.transforms import per_class_subset, permute_pixels, pixel_permutation, place_on_canvas, shift
@@ -29,7 +31,28 @@ def load_dataset(data_config) -> Dataset:
     return ds.replace(info=info)
 
 
+def model_inputs(ds: Dataset, standardize: bool = False):
+    """Float32 train and test inputs; ``standardize`` uses the training set's
+    scalar mean and standard deviation for both splits."""
+    x_train, x_test = as_float(ds.x_train), as_float(ds.x_test)
+    if standardize:
+        mean, std = x_train.mean(dtype=np.float64), x_train.std(dtype=np.float64)
+        x_train = ((x_train - mean) / std).astype(np.float32)
+        x_test = ((x_test - mean) / std).astype(np.float32)
+    return x_train, x_test
+
+
 __all__ = [
-    "SOURCES", "Dataset", "as_float", "dataset_names", "load_dataset", "load_source",
-    "per_class_subset", "permute_pixels", "pixel_permutation", "place_on_canvas", "shift",
+    "model_inputs",
+    "SOURCES",
+    "Dataset",
+    "as_float",
+    "dataset_names",
+    "load_dataset",
+    "load_source",
+    "per_class_subset",
+    "permute_pixels",
+    "pixel_permutation",
+    "place_on_canvas",
+    "shift",
 ]

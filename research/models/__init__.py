@@ -34,8 +34,15 @@ MODELS.register("fashion_mlp", partial(MLP, hidden=(256, 128, 100)))
 MODELS.register(
     "fashion_cnn",
     partial(
-        LatticeNet, family="conv", widths=(32, 64), kernel_sizes=3, padding="SAME",
-        pooling="max", pool_window=2, pool_stride=2, head_widths=(128,),
+        LatticeNet,
+        family="conv",
+        widths=(32, 64),
+        kernel_sizes=3,
+        padding="SAME",
+        pooling="max",
+        pool_window=2,
+        pool_stride=2,
+        head_widths=(128,),
     ),
 )
 
@@ -54,13 +61,19 @@ def get_model(name: str, input_shape: Sequence[int], num_classes: int, rngs: nnx
     valid = model_fields(name)
     for field in fields:
         if field not in valid:
-            raise UserError(
-                f"model {name!r} has no field {field!r}.{did_you_mean(field, valid)} Valid: {', '.join(valid)}"
-            )
+            raise UserError(f"model {name!r} has no field {field!r}.{did_you_mean(field, valid)} Valid: {', '.join(valid)}")
     return factory(tuple(input_shape), num_classes, rngs=rngs, **fields)
 
 
 __all__ = [
-    "FAMILIES", "HEADS", "MLP", "MODELS", "PADDINGS", "POOLINGS", "LatticeNet",
-    "count_params", "get_model", "model_fields",
+    "FAMILIES",
+    "HEADS",
+    "MLP",
+    "MODELS",
+    "PADDINGS",
+    "POOLINGS",
+    "LatticeNet",
+    "count_params",
+    "get_model",
+    "model_fields",
 ]

@@ -22,7 +22,6 @@ import math
 from collections.abc import Sequence
 
 import jax
-import jax.numpy as jnp
 from flax import nnx
 
 from research.errors import UserError, unknown
@@ -151,4 +150,4 @@ class LatticeNet(nnx.Module):
 
 def count_params(model: nnx.Module) -> int:
     """Number of trainable scalars."""
-    return sum(int(jnp.size(leaf)) for leaf in jax.tree.leaves(nnx.state(model, nnx.Param)))
+    return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(nnx.state(model, nnx.Param)))

@@ -18,7 +18,9 @@ import numpy as np
 from research.models.layers import Conv, LocallyConnected, SpatialLayer
 
 
-def conv_to_locally_connected(kernel: np.ndarray, bias: np.ndarray, out_spatial: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+def conv_to_locally_connected(
+    kernel: np.ndarray, bias: np.ndarray, out_spatial: tuple[int, ...]
+) -> tuple[np.ndarray, np.ndarray]:
     """Tied locally connected weights equal to a conv ``kernel (*k, c_in, c_out)``."""
     kernel = np.asarray(kernel)
     *k, c_in, c_out = kernel.shape

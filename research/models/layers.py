@@ -62,9 +62,7 @@ def _tuple(value: int | Sequence[int], ndim: int, what: str) -> tuple[int, ...]:
     return values
 
 
-def resolve_padding(
-    padding: Padding, spatial: Sequence[int], kernel: Sequence[int], strides: Sequence[int]
-) -> ResolvedPadding:
+def resolve_padding(padding: Padding, spatial: Sequence[int], kernel: Sequence[int], strides: Sequence[int]) -> ResolvedPadding:
     """Turn a padding spec into explicit (before, after) pads per spatial axis."""
     if isinstance(padding, bool) or not isinstance(padding, (str, int)):
         raise UserError(f"padding must be one of {PADDINGS} or an int, got {padding!r}")
@@ -102,9 +100,7 @@ def conv_output_spatial(
 
 def _dimension_numbers(ndim: int) -> lax.ConvDimensionNumbers:
     spatial = {1: "W", 2: "HW", 3: "DHW"}[ndim]
-    return lax.conv_dimension_numbers(
-        (1,) * (ndim + 2), (1,) * (ndim + 2), (f"N{spatial}C", f"{spatial}IO", f"N{spatial}C")
-    )
+    return lax.conv_dimension_numbers((1,) * (ndim + 2), (1,) * (ndim + 2), (f"N{spatial}C", f"{spatial}IO", f"N{spatial}C"))
 
 
 def _pad_input(x: jax.Array, resolved: ResolvedPadding) -> tuple[jax.Array, list[tuple[int, int]]]:
@@ -152,9 +148,7 @@ class Conv(SpatialLayer):
     def __init__(self, in_shape, out_channels, kernel_size, strides=1, padding="SAME", *, rngs: nnx.Rngs):
         super().__init__(in_shape, out_channels, kernel_size, strides, padding)
         in_channels = self.in_shape[-1]
-        self.kernel = nnx.Param(
-            _default_kernel_init(rngs.params(), (*self.kernel_size, in_channels, out_channels))
-        )
+        self.kernel = nnx.Param(_default_kernel_init(rngs.params(), (*self.kernel_size, in_channels, out_channels)))
         self.bias = nnx.Param(jnp.zeros((out_channels,)))
 
     def __call__(self, x: jax.Array) -> jax.Array:

@@ -43,6 +43,25 @@ def pool(x: jax.Array, kind: str, window: int = 2, stride: int = 2) -> jax.Array
         return x
     if kind == "stride":
         return x[(slice(None),) + (slice(None, None, stride),) * ndim]
+    if window == stride:
+        return _pool_tiles(x, kind, window)
+    return _pool_reduce_window(x, kind, window, stride)
+
+
+def _pool_tiles(x: jax.Array, kind: str, window: int) -> jax.Array:
+    """Non-overlapping windows as reshape-then-reduce: the same windows as
+    ``reduce_window`` (trailing remainder dropped, as VALID), and on XLA CPU a
+    much cheaper backward pass (the Fashion-MNIST CNN's step went 125 -> 70 ms)."""
+    n, *spatial, c = x.shape
+    out = [size // window for size in spatial]
+    x = x[(slice(None), *(slice(0, o * window) for o in out))]
+    tiled = x.reshape(n, *[d for o in out for d in (o, window)], c)
+    axes = tuple(2 + 2 * i for i in range(len(out)))
+    return tiled.max(axis=axes) if kind == "max" else tiled.mean(axis=axes)
+
+
+def _pool_reduce_window(x: jax.Array, kind: str, window: int, stride: int) -> jax.Array:
+    ndim = x.ndim - 2
     dims = (1, *(window,) * ndim, 1)
     strides = (1, *(stride,) * ndim, 1)
     if kind == "max":

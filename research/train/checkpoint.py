@@ -48,13 +48,14 @@ class Checkpointer:
             try:
                 restored = self.manager.restore(
                     step,
-                    args=ocp.args.Composite(
-                        state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()
-                    ),
+                    args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()),
                 )
                 return step, restored["state"], dict(restored["meta"])
             except Exception as e:  # any unreadable checkpoint: say which, fall back to the previous
-                warnings.warn(f"checkpoint {self.directory / str(step)} is unreadable ({type(e).__name__}); trying the previous one")
+                warnings.warn(
+                    f"checkpoint {self.directory / str(step)} is unreadable ({type(e).__name__}); trying the previous one",
+                    stacklevel=2,
+                )
         return None
 
     def close(self) -> None:

@@ -131,7 +131,12 @@ class Engine:
         def keep_if_ok(new, old):
             return jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, old)
 
-        measured = {"loss": loss, "correct": correct.astype(jnp.float32), "count": jnp.float32(self.batch_size), "grad_norm": grad_norm}
+        measured = {
+            "loss": loss,
+            "correct": correct.astype(jnp.float32),
+            "count": jnp.float32(self.batch_size),
+            "grad_norm": grad_norm,
+        }
         return {
             "params": keep_if_ok(params, state["params"]),
             "opt_state": keep_if_ok(opt_state, state["opt_state"]),

@@ -29,7 +29,7 @@ from flax import nnx
 from tqdm.auto import tqdm
 
 from research.config import config_to_json
-from research.data import Dataset, as_float, load_dataset
+from research.data import Dataset, load_dataset, model_inputs
 from research.errors import UserError
 from research.models import count_params, get_model
 from research.train.checkpoint import Checkpointer, abstract_like
@@ -67,7 +67,19 @@ def model_fields(config) -> dict:
 
 
 def build_model(config, dataset: Dataset, seed: int) -> nnx.Module:
-    return get_model(config.model.name, dataset.input_shape, dataset.num_classes, nnx.Rngs(seed), **model_fields(config))
+    return get_model(
+        config.model.name, dataset.input_shape, dataset.num_classes, nnx.Rngs(jax.random.key(seed)), **model_fields(config)
+    )
+
+
+def init_replicas(config, dataset: Dataset, engine: Engine, seeds: list[int], lrs: list[float]):
+    """The stacked train state of every replica, built in one compiled program."""
+
+    def init_one(seed, learning_rate):
+        params = nnx.state(build_model(config, dataset, seed), nnx.Param)
+        return engine.init_replica(params, seed, learning_rate)
+
+    return jax.jit(jax.vmap(init_one))(jnp.asarray(seeds, jnp.uint32), jnp.asarray(lrs, jnp.float32))
 
 
 def _diff_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
@@ -150,9 +162,10 @@ def train_and_evaluate(
     steps_per_epoch = n_train // batch
     total_steps = steps_per_epoch * config.train.epochs
     log_every = config.train.log_every_steps or steps_per_epoch
-    models = [build_model(config, dataset, seed) for seed in seeds]
+    # Abstract build: validates the model fields and gives the graph, at no compute.
+    abstract_model = nnx.eval_shape(lambda: build_model(config, dataset, seeds[0]))
     tx = build_optimizer(config.optimizer, total_steps)
-    strategy = choose_strategy(config.train.strategy, models[0], jax.default_backend())
+    strategy = choose_strategy(config.train.strategy, abstract_model, jax.default_backend())
     config_json = config_to_json(config)
     finished = prepare_workdir(workdir, config_json, overwrite)
     if finished is not None:
@@ -160,20 +173,20 @@ def train_and_evaluate(
     _make_workdir(workdir)
     atomic_write_json(workdir / "config.json", config_json)
 
-    graphdef, _ = nnx.split(models[0])
+    graphdef, _ = nnx.split(abstract_model)
     chunk = math.gcd(steps_per_epoch, log_every)
     engine = Engine(graphdef, tx, batch, chunk=chunk)
-    per_replica = [engine.init_replica(nnx.state(m, nnx.Param), s, lr) for m, s, lr in zip(models, seeds, lrs)]
-    state = jax.tree.map(lambda *xs: jnp.stack(xs), *per_replica)
+    state = init_replicas(config, dataset, engine, seeds, lrs)
     shardings = replica_sharding(len(seeds))
-    x_train, y_train = as_float(dataset.x_train), dataset.y_train
-    x_test, y_test, test_mask = _pad_for_eval(as_float(dataset.x_test), dataset.y_test, min(config.train.eval_batch_size, len(dataset.y_test)))
+    x_train, x_test = model_inputs(dataset, config.data.get("standardize", False))
+    y_train = dataset.y_train
+    eval_batch = min(config.train.eval_batch_size, len(dataset.y_test))
+    x_test, y_test, test_mask = _pad_for_eval(x_test, dataset.y_test, eval_batch)
     if shardings:
         state = jax.device_put(state, shardings[0])
         x_train, y_train, x_test, y_test, test_mask = jax.device_put((x_train, y_train, x_test, y_test, test_mask), shardings[1])
     else:
         x_train, y_train, x_test, y_test, test_mask = jax.device_put((x_train, y_train, x_test, y_test, test_mask))
-    eval_batch = min(config.train.eval_batch_size, len(dataset.y_test))
 
     checkpointer = Checkpointer(workdir / "checkpoints", keep=config.train.keep_checkpoints)
     start_step, elapsed_before = 0, 0.0
@@ -210,16 +223,29 @@ def train_and_evaluate(
                 learning_rates = np.asarray(jax.device_get(state["opt_state"].hyperparams["learning_rate"]))
                 for r in range(len(seeds)):
                     if alive[r]:
-                        writer.write_scalars(step, {k: v[r] for k, v in train.items()}, split="train", **labels[r], learning_rate=learning_rates[r])
+                        writer.write_scalars(
+                            step, {k: v[r] for k, v in train.items()}, split="train", **labels[r], learning_rate=learning_rates[r]
+                        )
                 postfix = {"loss": f"{np.mean(train['loss'][alive]):.3f}" if alive.any() else "nan"}
                 if index == steps_per_epoch:
                     test = engine.evaluate(state["params"], x_test, y_test, test_mask, eval_batch)
                     for r in range(len(seeds)):
-                        writer.write_scalars(step, {k: v[r] for k, v in test.items()}, split="test", epoch=epoch + 1, alive=bool(alive[r]), **labels[r])
+                        writer.write_scalars(
+                            step,
+                            {k: v[r] for k, v in test.items()},
+                            split="test",
+                            epoch=epoch + 1,
+                            alive=bool(alive[r]),
+                            **labels[r],
+                        )
                     postfix["test_acc"] = f"{np.mean(test['accuracy']):.4f}"
                 writer.flush()
                 bar.set_postfix(postfix, refresh=False)
-                if config.train.checkpoint_every_steps and step - last_saved >= config.train.checkpoint_every_steps and step < total_steps:
+                if (
+                    config.train.checkpoint_every_steps
+                    and step - last_saved >= config.train.checkpoint_every_steps
+                    and step < total_steps
+                ):
                     save(step)
                     last_saved = step
         if last_saved != total_steps:
@@ -241,7 +267,7 @@ def train_and_evaluate(
         status = "diverged" if all(r["diverged"] for r in replicas) else "done"
         summary = {
             "status": status,
-            "num_params": count_params(models[0]),
+            "num_params": count_params(abstract_model),
             "wall_time_s": elapsed(),
             "timing": {"this_session_s": time.perf_counter() - t_start, "compiles": dict(engine.traces)},
             "steps": total_steps,
@@ -259,7 +285,13 @@ def train_and_evaluate(
         if status == "failed" and not isinstance(e, KeyboardInterrupt):
             atomic_write_json(
                 workdir / "summary.json",
-                {"status": "failed", "error": f"{type(e).__name__}: {e}", "wall_time_s": elapsed(), "num_params": count_params(models[0]), "replicas": []},
+                {
+                    "status": "failed",
+                    "error": f"{type(e).__name__}: {e}",
+                    "wall_time_s": elapsed(),
+                    "num_params": count_params(abstract_model),
+                    "replicas": [],
+                },
             )
         raise
     finally:

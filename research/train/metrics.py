@@ -55,7 +55,7 @@ def read_metrics(path: Path) -> list[dict]:
             try:
                 records.append(json.loads(line))
             except json.JSONDecodeError:
-                warnings.warn(f"{path}:{number}: skipping a truncated or corrupt metrics line")
+                warnings.warn(f"{path}:{number}: skipping a truncated or corrupt metrics line", stacklevel=2)
     return records
 
 
