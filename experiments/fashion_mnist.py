@@ -5,8 +5,9 @@
 Variants: ``mlp`` (784-256-128-100-10) and ``cnn`` ("2 conv + pooling":
 conv32-maxpool-conv64-maxpool-dense128); append ``,quick`` for a smoke run on
 a 100-per-class subset. Data: IDX files from Debian's ``dataset-fashion-mnist``
-(``--config.data.dir`` points elsewhere). Adam 1e-3 with cosine decay, batch
-128, 5 epochs.
+(``--config.data.dir`` points elsewhere), standardized with the training
+set's mean and std. Adam with cosine decay (peak 1e-3 for the MLP, 2e-3 for
+the CNN), batch 128, 5 epochs.
 
 Expected (dataset README): MLP 88.3%, 2 conv + pooling 91.6%. Measured
 numbers and runtimes on a 2-core CPU are in the README.
@@ -23,7 +24,8 @@ def get_config(variant: str = "cnn"):
     c.seeds = 1
     c.model.name = f"fashion_{model}"
     c.data.name = "fashion_mnist"
-    c.optimizer.learning_rate = 1e-3
+    c.data.standardize = True
+    c.optimizer.learning_rate = 1e-3 if model == "mlp" else 2e-3
     c.optimizer.schedule = "cosine"
     c.train.batch_size = 128
     c.train.epochs = 5

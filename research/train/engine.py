@@ -21,8 +21,8 @@ function of (seed, step), which is what makes resume exact.
 Two ways to run steps give bit-identical results (tested): ``dispatch`` calls
 a jitted step once per step; ``scan`` runs a jitted ``lax.scan`` over a chunk
 of ``chunk`` steps. On XLA CPU convolutions inside ``scan``/``while`` run
-several times slower than dispatched, while small MLPs gain from ``scan``;
-``choose_strategy`` encodes that.
+several times slower than dispatched, while MLPs, dense and locally connected
+layers gain from ``scan``; ``choose_strategy`` encodes that.
 """
 
 from __future__ import annotations
@@ -46,14 +46,20 @@ STRATEGIES = ("auto", "scan", "dispatch")
 WINDOW_KEYS = ("loss", "correct", "count", "grad_norm")
 
 
+# Families whose step ran slower inside ``lax.scan`` than dispatched, on XLA CPU
+# (benchmarks/README.md: conv 4.4 vs 1.1 ms/step in 1D, 383 vs 15 in 2D;
+# locally connected and dense were faster in scan: 3.3 vs 6.6, 1.4 vs 2.1).
+DISPATCH_FAMILIES_ON_CPU = ("conv", "full_kernel_conv")
+
+
 def choose_strategy(requested: str, model: nnx.Module, backend: str) -> str:
-    """``scan`` or ``dispatch``. ``auto``: dispatch for models with spatial layers on CPU, else scan."""
+    """``scan`` or ``dispatch``; ``auto`` follows the measurements above."""
     if requested not in STRATEGIES:
         raise UserError(f"unknown train.strategy {requested!r}; valid: {', '.join(STRATEGIES)}")
     if requested != "auto":
         return requested
-    has_spatial_layers = bool(getattr(model, "layers", None))
-    return "dispatch" if (backend == "cpu" and has_spatial_layers) else "scan"
+    families = {getattr(layer, "family", "") for layer in getattr(model, "layers", ())}
+    return "dispatch" if backend == "cpu" and families & set(DISPATCH_FAMILIES_ON_CPU) else "scan"
 
 
 def replica_sharding(num_replicas: int) -> tuple[NamedSharding, NamedSharding] | None:
