@@ -8,6 +8,7 @@ becomes one line on stderr and exit status 2, with nothing written.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -60,6 +61,33 @@ def cmd_list(args, overrides: list[str]) -> int:
     return 0
 
 
+def cmd_sweep(args, overrides: list[str]) -> int:
+    from research.sweep import run_sweep
+
+    index = run_sweep(
+        args.config,
+        Path(args.workdir),
+        launcher=args.launcher,
+        workers=args.workers,
+        ray_address=args.ray_address,
+        retries=args.retries,
+        dry_run=args.dry_run,
+        progress=not args.no_progress,
+    )
+    runs = index["runs"]
+    if args.dry_run:
+        for rid, entry in runs.items():
+            print(f"{entry['status']:11s} {rid}  {json.dumps(entry['overrides'])}")
+        print(f"{len(runs)} runs in {args.config} (dry run: nothing trained)")
+        return 0
+    counts = index["counts"]
+    print(f"{args.workdir}: {len(runs)} runs: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    for rid, entry in runs.items():
+        if entry["status"] == "failed":
+            print(f"  failed {rid}: {entry['error']}")
+    return 0 if counts.get("failed", 0) == 0 and counts.get("interrupted", 0) == 0 else 1
+
+
 def cmd_reproduce(args, overrides: list[str]) -> int:
     from research.reproduce import reproduce
 
@@ -87,6 +115,25 @@ def build_parser() -> argparse.ArgumentParser:
     lister = sub.add_parser("list", help="list registered models, datasets or layer families")
     lister.add_argument("kind", choices=("models", "datasets", "families"))
     lister.set_defaults(func=cmd_list)
+
+    sweep = sub.add_parser(
+        "sweep",
+        help="run every run of a study's sweep (resumable, failure-isolated)",
+        description="Expand a study's get_sweep(variant) and train every run into DIR/runs/<id>, indexed in DIR/sweep.json. "
+        "The same command again skips finished runs, resumes interrupted ones and retries failed ones.",
+        epilog="example: cvd sweep --config experiments/weight_sharing.py:quick --workdir runs/weight_sharing",
+    )
+    sweep.add_argument("--config", required=True, help="study file and variant, e.g. experiments/pooling.py:quick")
+    sweep.add_argument("--workdir", required=True, help="sweep directory")
+    sweep.add_argument(
+        "--launcher", choices=("local", "ray"), default="local", help="local worker processes (default) or Ray tasks"
+    )
+    sweep.add_argument("--workers", type=int, default=None, help="jobs at once (default: one per accelerator; on CPU one)")
+    sweep.add_argument("--ray-address", default=None, help="an existing Ray cluster (default: start a local Ray)")
+    sweep.add_argument("--retries", type=int, default=1, help="times to retry a failed run in this invocation (default 1)")
+    sweep.add_argument("--dry-run", action="store_true", help="list the runs and their status; train nothing")
+    sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sweep.set_defaults(func=cmd_sweep)
 
     repro = sub.add_parser(
         "reproduce",

@@ -64,6 +64,10 @@ def default_config() -> ml_collections.ConfigDict:
             "eval_batch_size": 1000,
             "log_every_steps": 0,
             "checkpoint_every_steps": 1000,
+            "eval_every_epochs": 1,
+            "augment_shift": 0,  # max random circular shift per spatial axis during training (0: off)
+            "embed_at_epoch": 0,  # eFCN: embed model.family into embed_into at this epoch (0: off)
+            "embed_into": "dense",
             "keep_checkpoints": 2,
             "strategy": "auto",
         }
@@ -76,9 +80,8 @@ def split_spec(spec: str) -> tuple[Path, str | None]:
     return Path(path), (variant or None)
 
 
-def load_config_file(spec: str) -> ml_collections.ConfigDict:
-    """Import ``path.py`` and call its ``get_config(variant)``."""
-    path, variant = split_spec(spec)
+def load_study_module(path: Path):
+    """Import a study file by path."""
     if not path.is_file():
         raise UserError(f"config file {str(path)!r} does not exist (expected e.g. experiments/mnist1d.py:cnn)")
     module_spec = importlib.util.spec_from_file_location(f"cvd_config_{path.stem}", path)
@@ -87,6 +90,13 @@ def load_config_file(spec: str) -> ml_collections.ConfigDict:
         module_spec.loader.exec_module(module)
     except Exception as e:
         raise UserError(f"config file {path} failed to import: {type(e).__name__}: {e}") from None
+    return module
+
+
+def load_config_file(spec: str) -> ml_collections.ConfigDict:
+    """Import ``path.py`` and call its ``get_config(variant)``."""
+    path, variant = split_spec(spec)
+    module = load_study_module(path)
     if not hasattr(module, "get_config"):
         raise UserError(f"config file {path} has no get_config(variant) function")
     try:
@@ -161,6 +171,11 @@ def apply_override(config: ml_collections.ConfigDict, key: str, text: str) -> No
         )
     with node.unlocked():
         node[leaf] = new
+
+
+def set_value(config: ml_collections.ConfigDict, key: str, value) -> None:
+    """Set ``config.<key>`` from a Python value (a sweep's override), with the same checks."""
+    apply_override(config, key, value if isinstance(value, str) else repr(value))
 
 
 def parse_override(arg: str) -> tuple[str, str]:

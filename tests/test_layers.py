@@ -157,3 +157,28 @@ def test_tiled_pooling_equals_reduce_window(shape):
     np.testing.assert_allclose(pool(x, "avg", 3, 3), _pool_reduce_window(x, "avg", 3, 3), rtol=1e-6, atol=1e-6)
     assert pool(x, "max", 3, 2).shape == _pool_reduce_window(x, "max", 3, 2).shape
     assert pool(x, "stride", 1, 2).shape[1] == (shape[1] + 1) // 2
+
+
+@pytest.mark.parametrize(
+    "source,target",
+    [("conv", "locally_connected"), ("conv", "dense"), ("locally_connected", "dense"), ("full_kernel_conv", "dense")],
+)
+@pytest.mark.parametrize("input_shape", [(16, 2), (8, 6, 1)])
+def test_whole_networks_embed_exactly_down_the_lattice(source, target, input_shape):
+    from research.models.embed import embed_network_params
+
+    fields = dict(
+        widths=(3, 4),
+        kernel_sizes=3,
+        strides=(2, 1),
+        padding="CIRCULAR" if source == "full_kernel_conv" else "SAME",
+        head_widths=(5,),
+    )
+    net = get_model("lattice", input_shape, 4, nnx.Rngs(0), family=source, **fields)
+    embedded = get_model("lattice", input_shape, 4, nnx.Rngs(1), family=target, **fields)
+    pure = jax.tree.map(np.asarray, nnx.to_pure_dict(nnx.state(net, nnx.Param)))
+    state = nnx.state(embedded, nnx.Param)
+    nnx.replace_by_pure_dict(state, jax.tree.map(jnp.asarray, embed_network_params(net, pure, target)))
+    nnx.update(embedded, state)
+    x = _x(input_shape)
+    np.testing.assert_allclose(embedded(x), net(x), rtol=1e-4, atol=1e-5)

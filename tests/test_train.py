@@ -169,3 +169,43 @@ def test_replicas_sharded_over_four_devices_give_the_same_numbers(tmp_path):
         assert a["test_accuracy"] == b["test_accuracy"]
         assert a["test_loss"] == pytest.approx(b["test_loss"], rel=1e-5)
     assert one == four
+
+
+def test_efcn_switches_family_and_resumes_across_the_switch(tmp_path, monkeypatch):
+    def cfg():
+        c = tiny_config(epochs=3, log_every_steps=4, checkpoint_every_steps=4)
+        c.train.embed_at_epoch = 1
+        c.train.embed_into = "dense"
+        return c
+
+    reference = train_and_evaluate(cfg(), tmp_path / "ref", progress=False)
+    assert reference["embedding"] == {
+        "from": "conv",
+        "into": "dense",
+        "at_epoch": 1,
+        "num_params_before": reference["embedding"]["num_params_before"],
+    }
+    assert reference["num_params"] > reference["embedding"]["num_params_before"]
+    from research.train import engine as engine_module
+
+    original = engine_module.Engine.run_steps
+    calls = {"n": 0}
+
+    def crash_after_the_switch(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 5:  # segments of 4 steps, 8 per epoch: call 5 is in epoch 3
+            raise RuntimeError("simulated crash")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(engine_module.Engine, "run_steps", crash_after_the_switch)
+    with pytest.raises(RuntimeError):
+        train_and_evaluate(cfg(), tmp_path / "run", progress=False)
+    monkeypatch.setattr(engine_module.Engine, "run_steps", original)
+    assert strip_timing(train_and_evaluate(cfg(), tmp_path / "run", progress=False)) == strip_timing(reference)
+
+
+def test_shift_augmentation_changes_training_deterministically(tmp_path):
+    plain = train_and_evaluate(tiny_config(epochs=1), tmp_path / "plain", progress=False)
+    runs = [train_and_evaluate(tiny_config(epochs=1, augment_shift=3), tmp_path / f"aug{i}", progress=False) for i in range(2)]
+    assert strip_timing(runs[0]) == strip_timing(runs[1])
+    assert runs[0]["replicas"] != plain["replicas"]

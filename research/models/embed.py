@@ -67,3 +67,39 @@ def conv_to_dense(layer: Conv) -> tuple[np.ndarray, np.ndarray]:
 
 def locally_connected_layer_to_dense(layer: LocallyConnected) -> tuple[np.ndarray, np.ndarray]:
     return locally_connected_to_dense(layer, np.asarray(layer.kernel[...]), np.asarray(layer.bias[...]))
+
+
+# Where each family can be embedded exactly (down the lattice).
+EMBEDDABLE = {
+    "conv": ("conv", "locally_connected", "dense"),
+    "full_kernel_conv": ("full_kernel_conv", "locally_connected", "dense"),
+    "locally_connected": ("locally_connected", "dense"),
+    "dense": ("dense",),
+}
+
+
+def embed_layer_params(layer: SpatialLayer, kernel: np.ndarray, bias: np.ndarray, target: str) -> tuple[np.ndarray, np.ndarray]:
+    """Weights of a ``target``-family layer computing exactly what ``layer`` computes with ``kernel, bias``."""
+    if target not in EMBEDDABLE[layer.family]:
+        raise ValueError(f"cannot embed {layer.family} into {target}; possible: {', '.join(EMBEDDABLE[layer.family])}")
+    if target == layer.family:
+        return np.asarray(kernel), np.asarray(bias)
+    if layer.family in ("conv", "full_kernel_conv"):
+        kernel, bias = conv_to_locally_connected(kernel, bias, layer.out_spatial)
+        if target == "locally_connected":
+            return kernel, bias
+    return locally_connected_to_dense(layer, np.asarray(kernel), np.asarray(bias))
+
+
+def embed_network_params(source_model, params: dict, target: str) -> dict:
+    """Pure-dict params of a ``LatticeNet`` embedded into the ``target`` family.
+
+    Lattice layers are converted; every other parameter (head, classifier) has
+    the same shape in both networks and is copied.
+    """
+    out = {key: value for key, value in params.items() if key != "layers"}
+    out["layers"] = {}
+    for i, layer in enumerate(source_model.layers):
+        kernel, bias = embed_layer_params(layer, params["layers"][i]["kernel"], params["layers"][i]["bias"], target)
+        out["layers"][i] = {"kernel": kernel, "bias": bias}
+    return out

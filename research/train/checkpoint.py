@@ -12,6 +12,7 @@ When the Orbax v1 API lands, this file is the one to change.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,15 +43,20 @@ class Checkpointer:
         )
         self.manager.wait_until_finished()
 
-    def restore_latest(self, abstract_state: Any) -> tuple[int, Any, dict] | None:
-        """``(step, state, meta)`` of the newest checkpoint that reads back, or None."""
+    def restore_latest(self, abstract_for: Callable[[dict], Any]) -> tuple[int, Any, dict] | None:
+        """``(step, state, meta)`` of the newest checkpoint that reads back, or None.
+
+        ``abstract_for(meta)`` gives the abstract state to restore into (the
+        state's structure may depend on the checkpoint, e.g. an eFCN phase).
+        """
         for step in sorted(self.manager.all_steps(), reverse=True):
             try:
+                meta = dict(self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"])
                 restored = self.manager.restore(
                     step,
-                    args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()),
+                    args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_for(meta)), meta=ocp.args.JsonRestore()),
                 )
-                return step, restored["state"], dict(restored["meta"])
+                return step, restored["state"], meta
             except Exception as e:  # any unreadable checkpoint: say which, fall back to the previous
                 warnings.warn(
                     f"checkpoint {self.directory / str(step)} is unreadable ({type(e).__name__}); trying the previous one",

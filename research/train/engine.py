@@ -87,6 +87,7 @@ class Engine:
     tx: optax.GradientTransformation
     batch_size: int
     chunk: int = 1
+    augment_shift: int = 0
     traces: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self):
@@ -127,6 +128,8 @@ class Engine:
     def _replica_step(self, state: TrainState, x_all, y_all, perm, index) -> TrainState:
         idx = lax.dynamic_slice_in_dim(perm, index * self.batch_size, self.batch_size)
         x, y = x_all[idx], y_all[idx]
+        if self.augment_shift:
+            x = self._random_shifts(x, jax.random.fold_in(jax.random.fold_in(state["data_key"], 2), state["step"]))
         (loss, correct), grads = jax.value_and_grad(self._loss, has_aux=True)(state["params"], x, y)
         updates, opt_state = self.tx.update(grads, state["opt_state"], state["params"])
         params = optax.apply_updates(state["params"], updates)
@@ -152,6 +155,13 @@ class Engine:
             "data_key": state["data_key"],
             "window": {k: state["window"][k] + jnp.where(ok, measured[k], 0.0) for k in WINDOW_KEYS},
         }
+
+    def _random_shifts(self, x, key):
+        """Circularly shift each example by up to ``augment_shift`` along every spatial axis."""
+        spatial_axes = tuple(range(1, x.ndim - 1))
+        shifts = jax.random.randint(key, (x.shape[0], len(spatial_axes)), -self.augment_shift, self.augment_shift + 1)
+        axes = tuple(a - 1 for a in spatial_axes)
+        return jax.vmap(lambda xi, si: jnp.roll(xi, tuple(si[i] for i in range(len(axes))), axis=axes))(x, shifts)
 
     def _vstep(self, state, x_all, y_all, perms, index):
         return jax.vmap(self._replica_step, in_axes=(0, None, None, 0, None))(state, x_all, y_all, perms, index)

@@ -32,6 +32,7 @@ from research.config import config_to_json
 from research.data import Dataset, load_dataset, model_inputs
 from research.errors import UserError
 from research.models import count_params, get_model
+from research.models.embed import EMBEDDABLE, embed_network_params
 from research.train.checkpoint import Checkpointer, abstract_like
 from research.train.engine import Engine, choose_strategy, replica_sharding
 from research.train.metrics import MetricWriter, atomic_write_json, read_metrics, truncate_metrics
@@ -66,20 +67,36 @@ def model_fields(config) -> dict:
     return {k: (tuple(v) if isinstance(v, list) else v) for k, v in config.model.items() if k != "name"}
 
 
-def build_model(config, dataset: Dataset, seed: int) -> nnx.Module:
-    return get_model(
-        config.model.name, dataset.input_shape, dataset.num_classes, nnx.Rngs(jax.random.key(seed)), **model_fields(config)
-    )
+def build_model(config, dataset: Dataset, seed: int, **changes) -> nnx.Module:
+    fields = {**model_fields(config), **changes}
+    return get_model(config.model.name, dataset.input_shape, dataset.num_classes, nnx.Rngs(jax.random.key(seed)), **fields)
 
 
-def init_replicas(config, dataset: Dataset, engine: Engine, seeds: list[int], lrs: list[float]):
-    """The stacked train state of every replica, built in one compiled program."""
+def replica_initializer(config, dataset: Dataset, engine: Engine, seeds: list[int], lrs: list[float], **model_changes):
+    """A function building the stacked train state of every replica in one compiled program."""
 
     def init_one(seed, learning_rate):
-        params = nnx.state(build_model(config, dataset, seed), nnx.Param)
+        params = nnx.state(build_model(config, dataset, seed, **model_changes), nnx.Param)
         return engine.init_replica(params, seed, learning_rate)
 
-    return jax.jit(jax.vmap(init_one))(jnp.asarray(seeds, jnp.uint32), jnp.asarray(lrs, jnp.float32))
+    init = jax.jit(jax.vmap(init_one))
+    return lambda: init(jnp.asarray(seeds, jnp.uint32), jnp.asarray(lrs, jnp.float32))
+
+
+def validate_embedding(config, model) -> tuple[int, str]:
+    """``(epoch, target family)`` of an eFCN run (``train.embed_at_epoch`` > 0), else ``(0, "")``."""
+    at = int(config.train.get("embed_at_epoch", 0))
+    if not at:
+        return 0, ""
+    target = config.train.get("embed_into", "dense")
+    if not 0 < at < config.train.epochs:
+        raise UserError(f"train.embed_at_epoch must be between 1 and epochs-1 ({config.train.epochs - 1}), got {at}")
+    family = getattr(model, "family", None)
+    if family is None:
+        raise UserError(f"train.embed_at_epoch needs a lattice model (model.family); {config.model.name!r} has none")
+    if target not in EMBEDDABLE[family]:
+        raise UserError(f"cannot embed {family} into {target!r} exactly; possible: {', '.join(EMBEDDABLE[family])}")
+    return at, target
 
 
 def _diff_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
@@ -166,6 +183,16 @@ def train_and_evaluate(
     abstract_model = nnx.eval_shape(lambda: build_model(config, dataset, seeds[0]))
     tx = build_optimizer(config.optimizer, total_steps)
     strategy = choose_strategy(config.train.strategy, abstract_model, jax.default_backend())
+    eval_every = _positive(config.train, "eval_every_epochs")
+    augment_shift = _positive(config.train, "augment_shift", 0)
+    # eFCN (d'Ascoli et al. 2019): train as model.family, then embed exactly into
+    # another family at an epoch boundary and train on with a fresh optimizer.
+    embed_at, embed_into = validate_embedding(config, abstract_model)
+    switch_step = embed_at * steps_per_epoch if embed_at else total_steps + 1
+    embedded_engine = embedded_strategy = embedded_abstract = None
+    if embed_at:
+        embedded_model = nnx.eval_shape(lambda: build_model(config, dataset, seeds[0], family=embed_into))
+        embedded_strategy = choose_strategy(config.train.strategy, embedded_model, jax.default_backend())
     config_json = config_to_json(config)
     finished = prepare_workdir(workdir, config_json, overwrite)
     if finished is not None:
@@ -173,11 +200,27 @@ def train_and_evaluate(
     _make_workdir(workdir)
     atomic_write_json(workdir / "config.json", config_json)
 
-    graphdef, _ = nnx.split(abstract_model)
     chunk = math.gcd(steps_per_epoch, log_every)
-    engine = Engine(graphdef, tx, batch, chunk=chunk)
-    state = init_replicas(config, dataset, engine, seeds, lrs)
+    engine = Engine(nnx.graphdef(abstract_model), tx, batch, chunk=chunk, augment_shift=augment_shift)
+    state = replica_initializer(config, dataset, engine, seeds, lrs)()
     shardings = replica_sharding(len(seeds))
+    if embed_at:
+        embedded_engine = Engine(nnx.graphdef(embedded_model), tx, batch, chunk=chunk, augment_shift=augment_shift)
+        embedded_abstract = jax.eval_shape(replica_initializer(config, dataset, embedded_engine, seeds, lrs, family=embed_into))
+
+    def embed_state(state):
+        """Phase switch: every replica's params embedded exactly; a fresh optimizer state."""
+        pure = jax.device_get(nnx.to_pure_dict(state["params"]))
+        per_replica = [
+            embed_network_params(abstract_model, jax.tree.map(lambda a, r=r: a[r], pure), embed_into) for r in range(len(seeds))
+        ]
+        params = nnx.state(embedded_model, nnx.Param)
+        nnx.replace_by_pure_dict(params, jax.tree.map(lambda *xs: jnp.asarray(np.stack(xs)), *per_replica))
+        opt_state = jax.vmap(tx.init)(params)
+        opt_state.hyperparams["learning_rate"] = state["opt_state"].hyperparams["learning_rate"]
+        new = {**state, "params": params, "opt_state": opt_state}
+        return jax.device_put(new, shardings[0]) if shardings else new
+
     x_train, x_test = model_inputs(dataset, config.data.get("standardize", False))
     y_train = dataset.y_train
     eval_batch = min(config.train.eval_batch_size, len(dataset.y_test))
@@ -190,10 +233,15 @@ def train_and_evaluate(
 
     checkpointer = Checkpointer(workdir / "checkpoints", keep=config.train.keep_checkpoints)
     start_step, elapsed_before = 0, 0.0
-    restored = checkpointer.restore_latest(abstract_like(state))
+    initial_abstract = abstract_like(state)
+    restored = checkpointer.restore_latest(
+        lambda meta: embedded_abstract if meta.get("phase") == "embedded" else initial_abstract
+    )
     if restored is not None:
         start_step, state, meta = restored
         elapsed_before = float(meta.get("wall_time_s", 0.0))
+        if shardings:
+            state = jax.device_put(state, shardings[0])
     truncate_metrics(workdir / "metrics.jsonl", start_step)
     writer = MetricWriter(workdir / "metrics.jsonl")
     labels = [{"replica": r, "seed": s} for r, s in enumerate(seeds)]
@@ -202,15 +250,21 @@ def train_and_evaluate(
         return elapsed_before + time.perf_counter() - t_start
 
     def save(step: int) -> None:
-        checkpointer.save(step, state, {"step": step, "wall_time_s": elapsed()})
+        phase = "embedded" if step >= switch_step else "initial"
+        checkpointer.save(step, state, {"step": step, "wall_time_s": elapsed(), "phase": phase})
 
     bar = tqdm(total=total_steps, initial=start_step, disable=not progress, unit="step", desc=workdir.name, dynamic_ncols=True)
     status = "failed"
     try:
         last_saved = start_step if restored is not None else -1
         step = start_step
+        if step >= switch_step:  # resumed after the eFCN switch
+            engine, strategy = embedded_engine, embedded_strategy
         while step < total_steps:
             epoch, index = divmod(step, steps_per_epoch)
+            if step == switch_step and engine is not embedded_engine:
+                state = embed_state(state)
+                engine, strategy = embedded_engine, embedded_strategy
             perms = engine.permutations(state, epoch, n_train)
             while index < steps_per_epoch:
                 stop = min(steps_per_epoch, (step // log_every + 1) * log_every - epoch * steps_per_epoch)
@@ -227,7 +281,7 @@ def train_and_evaluate(
                             step, {k: v[r] for k, v in train.items()}, split="train", **labels[r], learning_rate=learning_rates[r]
                         )
                 postfix = {"loss": f"{np.mean(train['loss'][alive]):.3f}" if alive.any() else "nan"}
-                if index == steps_per_epoch:
+                if index == steps_per_epoch and ((epoch + 1) % eval_every == 0 or step == total_steps):
                     test = engine.evaluate(state["params"], x_test, y_test, test_mask, eval_batch)
                     for r in range(len(seeds)):
                         writer.write_scalars(
@@ -267,7 +321,7 @@ def train_and_evaluate(
         status = "diverged" if all(r["diverged"] for r in replicas) else "done"
         summary = {
             "status": status,
-            "num_params": count_params(abstract_model),
+            "num_params": count_params(embedded_model if embed_at else abstract_model),
             "wall_time_s": elapsed(),
             "timing": {"this_session_s": time.perf_counter() - t_start, "compiles": dict(engine.traces)},
             "steps": total_steps,
@@ -279,6 +333,13 @@ def train_and_evaluate(
             "replicas": replicas,
             "test_accuracy_mean": float(np.mean([r["test_accuracy"] for r in replicas])),
         }
+        if embed_at:
+            summary["embedding"] = {
+                "from": abstract_model.family,
+                "into": embed_into,
+                "at_epoch": embed_at,
+                "num_params_before": count_params(abstract_model),
+            }
         atomic_write_json(workdir / "summary.json", summary)
         return summary
     except BaseException as e:

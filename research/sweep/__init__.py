@@ -1,0 +1,179 @@
+"""``run_sweep``: expand a study's sweep and run every job, resumably and in isolation.
+
+``DIR/sweep.json`` indexes every run (id, overrides, status, attempts, last
+error); ``DIR/runs/<id>/`` is each run's workdir; ``DIR/logs/<id>.log`` its
+output; ``DIR/.jax_cache`` the persistent compilation cache. The same command
+again skips finished runs, resumes interrupted ones from their checkpoints and
+retries failed ones (``retries`` times). A run that raises, or whose replicas
+all diverge, is recorded and never stops the others. A lock file keeps two
+sweeps from running on one directory at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from research.config import load_study_module, split_spec
+from research.errors import UserError
+from research.sweep.grid import Overrides, axis, product, run_id, zip_axes
+from research.sweep.jobs import build_config
+from research.sweep.launchers import LAUNCHERS, Job, default_workers, run_local, run_ray
+from research.train.metrics import atomic_write_json
+
+FINISHED = ("done", "diverged")
+
+
+def study_runs(spec: str) -> list[tuple[str, Overrides]]:
+    """``(run id, overrides)`` of every run of ``file.py:variant``, each validated."""
+    path, variant = split_spec(spec)
+    module = load_study_module(path)
+    sweep = module.get_sweep(variant) if hasattr(module, "get_sweep") else [{}]
+    runs = [(run_id(o), o) for o in sweep]
+    if len({r for r, _ in runs}) != len(runs):
+        raise UserError(f"{path}: get_sweep({variant!r}) lists the same overrides twice")
+    for _, overrides in runs:
+        build_config(spec, overrides)  # bad keys or types fail now, before anything runs
+    return runs
+
+
+@contextlib.contextmanager
+def sweep_lock(directory: Path) -> Iterator[None]:
+    directory.mkdir(parents=True, exist_ok=True)
+    handle = open(directory / ".sweep.lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise UserError(
+            f"another cvd sweep (pid {holder}) is running in {directory}; wait for it to finish or use another --workdir"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    try:
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+def run_status(run_dir: Path) -> tuple[str, str | None]:
+    """``(status, error)`` from a run directory's files."""
+    summary = run_dir / "summary.json"
+    if summary.exists():
+        try:
+            data = json.loads(summary.read_text())
+            return data.get("status", "failed"), data.get("error")
+        except json.JSONDecodeError:
+            return "failed", "unreadable summary.json"
+    if (run_dir / "checkpoints").exists():
+        return "interrupted", None
+    return "pending", None
+
+
+def run_sweep(
+    spec: str,
+    directory: Path,
+    *,
+    launcher: str = "local",
+    workers: int | None = None,
+    ray_address: str | None = None,
+    retries: int = 1,
+    dry_run: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Run (or, with ``dry_run``, list) every run of a study; returns the sweep index."""
+    if launcher not in LAUNCHERS:
+        raise UserError(f"unknown launcher {launcher!r}; valid: {', '.join(LAUNCHERS)}")
+    if retries < 0:
+        raise UserError(f"--retries must be >= 0, got {retries}")
+    runs = study_runs(spec)
+    directory = Path(directory)
+    if dry_run:
+        return {
+            "study": spec,
+            "runs": {rid: {"overrides": o, "status": run_status(directory / "runs" / rid)[0]} for rid, o in runs},
+        }
+    spec = str(Path(split_spec(spec)[0]).resolve()) + (f":{split_spec(spec)[1]}" if split_spec(spec)[1] else "")
+    with sweep_lock(directory):
+        index_path = directory / "sweep.json"
+        previous = json.loads(index_path.read_text()).get("runs", {}) if index_path.exists() else {}
+        index = {"study": spec, "launcher": launcher, "runs": {}}
+        for rid, overrides in runs:
+            status, error = run_status(directory / "runs" / rid)
+            index["runs"][rid] = {
+                "overrides": overrides,
+                "workdir": f"runs/{rid}",
+                "status": status,
+                "error": error,
+                "attempts": previous.get(rid, {}).get("attempts", 0),
+            }
+
+        def save() -> None:
+            counts: dict[str, int] = {}
+            for entry in index["runs"].values():
+                counts[entry["status"]] = counts.get(entry["status"], 0) + 1
+            index["counts"] = counts
+            atomic_write_json(index_path, index)
+
+        save()
+        bar = tqdm(total=len(runs), disable=not progress, unit="run", desc=directory.name, dynamic_ncols=True)
+        bar.update(sum(e["status"] in FINISHED for e in index["runs"].values()))
+
+        def refresh() -> None:
+            states = [e["status"] for e in index["runs"].values()]
+            bar.set_postfix(
+                done=sum(s in FINISHED for s in states), running=states.count("running"), failed=states.count("failed")
+            )
+
+        def on_start(job: Job) -> None:
+            index["runs"][job.run_id]["status"] = "running"
+            save()
+            refresh()
+
+        def on_end(job: Job, outcome: dict) -> None:
+            entry = index["runs"][job.run_id]
+            status, error = run_status(job.workdir)
+            if not outcome["ok"] or status not in FINISHED:
+                status, error = "failed", error or outcome["error"]
+            entry.update(status=status, error=error, attempts=entry["attempts"] + 1)
+            save()
+            if status in FINISHED:
+                bar.update(1)
+            refresh()
+
+        cache_dir = directory / ".jax_cache"
+        try:
+            for _attempt in range(1 + retries):
+                todo = [
+                    Job(rid, spec, e["overrides"], directory / "runs" / rid, directory / "logs" / f"{rid}.log", cache_dir)
+                    for rid, e in index["runs"].items()
+                    if e["status"] not in FINISHED
+                ]
+                if not todo:
+                    break
+                n_workers = workers or default_workers()
+                if launcher == "local":
+                    run_local(todo, n_workers, on_start, on_end)
+                else:
+                    run_ray(todo, n_workers, on_start, on_end, ray_address)
+        finally:
+            for entry in index["runs"].values():
+                if entry["status"] == "running":
+                    entry["status"] = "interrupted"
+            save()
+            bar.close()
+        return index
+
+
+__all__ = ["axis", "product", "run_id", "run_sweep", "study_runs", "zip_axes"]
