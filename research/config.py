@@ -31,6 +31,7 @@ def default_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.seed = 0  # replica r uses seed + r
     c.seeds = 1  # number of replicas trained together in one program
+    c.tag = ""  # a free label for the analysis (e.g. "matched_flops"); training ignores it
     c.model = ml_collections.ConfigDict({"name": "mnist1d_cnn"})
     c.data = ml_collections.ConfigDict(
         {

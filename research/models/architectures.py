@@ -148,6 +148,13 @@ class LatticeNet(nnx.Module):
         return self.logits_from_features(self.features(x)[-1])
 
 
+def count_macs(model: nnx.Module) -> int:
+    """Forward multiply-accumulates per example of every lattice layer and dense layer."""
+    total = sum(layer.macs for layer in getattr(model, "layers", ()))
+    linears = [*getattr(model, "hidden", ()), *getattr(model, "head_hidden", ()), model.classifier]
+    return total + sum(math.prod(layer.kernel.shape) for layer in linears)
+
+
 def count_params(model: nnx.Module) -> int:
     """Number of trainable scalars."""
     return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(nnx.state(model, nnx.Param)))

@@ -139,6 +139,13 @@ class SpatialLayer(nnx.Module):
     def out_shape(self) -> tuple[int, ...]:
         return (*self.out_spatial, self.out_channels)
 
+    @property
+    def macs(self) -> int:
+        """Multiply-accumulates per example in the forward pass (as computed, not as sparse)."""
+        if self.family == "dense":
+            return math.prod(self.in_shape) * math.prod(self.out_shape)
+        return math.prod(self.out_spatial) * math.prod(self.kernel_size) * self.in_shape[-1] * self.out_channels
+
 
 class Conv(SpatialLayer):
     """Weight sharing and locality: the ordinary convolution."""

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from research.config import load_study_module, split_spec
 from research.errors import UserError
-from research.sweep.grid import Overrides, axis, product, run_id, zip_axes
+from research.sweep.grid import Overrides, axis, product, run_id, varying_keys, zip_axes
 from research.sweep.jobs import build_config
 from research.sweep.launchers import LAUNCHERS, Job, default_workers, run_local, run_ray
 from research.train.metrics import atomic_write_json
@@ -35,7 +35,8 @@ def study_runs(spec: str) -> list[tuple[str, Overrides]]:
     path, variant = split_spec(spec)
     module = load_study_module(path)
     sweep = module.get_sweep(variant) if hasattr(module, "get_sweep") else [{}]
-    runs = [(run_id(o), o) for o in sweep]
+    shown = varying_keys(sweep)
+    runs = [(run_id(o, shown), o) for o in sweep]
     if len({r for r, _ in runs}) != len(runs):
         raise UserError(f"{path}: get_sweep({variant!r}) lists the same overrides twice")
     for _, overrides in runs:

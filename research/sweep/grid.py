@@ -44,9 +44,19 @@ def _short(value: Any) -> str:
     return str(value)
 
 
-def run_id(overrides: Overrides) -> str:
-    """``family=conv,widths=8x8x8-1a2b3c4d``: readable, unique by the hash of all overrides."""
+def varying_keys(sweep: Sequence[Overrides]) -> list[str]:
+    """Keys whose value differs between runs of a sweep, in first-seen order."""
+    keys = list(dict.fromkeys(k for o in sweep for k in o))
+    return [k for k in keys if len({json.dumps(o.get(k), default=str) for o in sweep}) > 1]
+
+
+def run_id(overrides: Overrides, readable_keys: Sequence[str] | None = None) -> str:
+    """``family=conv,widths=8x8x8-1a2b3c4d``: readable, unique by the hash of all overrides.
+
+    ``readable_keys`` (default: all) picks the keys shown; the hash covers every key.
+    """
     digest = hashlib.sha1(json.dumps(overrides, sort_keys=True, default=str).encode()).hexdigest()[:8]
-    readable = ",".join(f"{key.split('.')[-1]}={_short(value)}" for key, value in overrides.items())
+    shown = overrides if readable_keys is None else {k: overrides[k] for k in readable_keys if k in overrides}
+    readable = ",".join(f"{key.split('.')[-1]}={_short(value)}" for key, value in shown.items())
     readable = re.sub(r"[^A-Za-z0-9_.=,+-]", "", readable)[:90] or "base"
     return f"{readable}-{digest}"

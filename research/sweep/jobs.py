@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -43,7 +45,21 @@ def execute_job(spec: str, overrides: dict, workdir: str, cache_dir: str | None 
     return train_and_evaluate(config, workdir, progress=False)
 
 
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL this worker when its launcher dies, so no orphan keeps writing."""
+    parent = os.getppid()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the launcher died before we asked
+        os._exit(1)
+
+
 def main(argv: list[str] | None = None) -> int:
+    die_with_parent()
     parser = argparse.ArgumentParser(description="Run one sweep job (used by the local launcher).")
     parser.add_argument("--config", required=True)
     parser.add_argument("--workdir", required=True)

@@ -54,17 +54,6 @@ def default_workers() -> int:
         return 1
 
 
-def _die_with_parent() -> None:
-    """In the child: get SIGKILL when the launcher dies (Linux), so no orphan keeps writing."""
-    try:
-        import ctypes
-        import signal
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
 def run_local(jobs: list[Job], workers: int, on_start: Callable, on_end: Callable) -> None:
     queue = list(jobs)
     running: dict[str, tuple[Job, subprocess.Popen, object]] = {}
@@ -89,9 +78,7 @@ def run_local(jobs: list[Job], workers: int, on_start: Callable, on_end: Callabl
                 ]
                 running[job.run_id] = (
                     job,
-                    subprocess.Popen(
-                        cmd, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy(), preexec_fn=_die_with_parent
-                    ),
+                    subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy()),
                     log,
                 )
                 on_start(job)

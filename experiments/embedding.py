@@ -1,0 +1,28 @@
+"""C7: can a dense net keep a conv net's solution (eFCN, d'Ascoli et al. 2019)?
+
+    cvd sweep --config experiments/embedding.py:quick --workdir runs/embedding
+
+A conv net trained for t epochs, embedded exactly into the dense family
+(same function at the switch), then trained on as dense for the remaining
+epochs; against dense and conv trained from scratch for all epochs. quick:
+MNIST-1D, 20 epochs, t in {2, 5, 10}, 3 seeds, 5 runs. full: t in {1, 2, 5,
+10, 25, 50, 100} of 150 epochs, 5 seeds. Expected: embedded nets keep most of
+the conv's advantage and beat dense from scratch.
+"""
+
+from experiments.common import check_variant, datasets, lattice_config
+
+
+def get_config(variant: str = "quick"):
+    return lattice_config(variant)
+
+
+def get_sweep(variant: str = "quick"):
+    quick = check_variant(variant) == "quick"
+    times = (2, 5, 10) if quick else (1, 2, 5, 10, 25, 50, 100)
+    runs = []
+    for bundle in datasets(variant, images=False):
+        runs.append({**bundle, "model.family": "conv", "train.embed_at_epoch": 0})
+        runs.append({**bundle, "model.family": "dense", "train.embed_at_epoch": 0})
+        runs += [{**bundle, "model.family": "conv", "train.embed_at_epoch": t, "train.embed_into": "dense"} for t in times]
+    return runs

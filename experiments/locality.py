@@ -1,0 +1,28 @@
+"""C2: does sparse (local) connectivity capture local features with fewer parameters?
+
+    cvd sweep --config experiments/locality.py:quick --workdir runs/locality
+
+Kernel size from small to the full input, for conv and locally connected;
+plus the full-kernel conv (sharing without locality) and dense (neither).
+quick: MNIST-1D, kernels 3/9/21, 3 seeds, 8 runs. full: kernels 3-39 on
+MNIST-1D and 3-27 on the image sets, 5 seeds. Expected: accuracy falls as
+the kernel grows toward the input size, most for locally connected.
+"""
+
+from experiments.common import check_variant, datasets, lattice_config
+from research.sweep import axis, product
+
+
+def get_config(variant: str = "quick"):
+    return lattice_config(variant)
+
+
+def get_sweep(variant: str = "quick"):
+    quick = check_variant(variant) == "quick"
+    runs = []
+    for bundle in datasets(variant, images=not quick):
+        one_d = bundle["data.name"] == "mnist1d"
+        kernels = (3, 9, 21) if quick else ((3, 5, 9, 15, 21, 31, 39) if one_d else (3, 5, 9, 15, 21, 27))
+        runs += product([bundle], axis("model.family", ["conv", "locally_connected"]), axis("model.kernel_sizes", kernels))
+        runs += product([bundle], axis("model.family", ["full_kernel_conv", "dense"]))
+    return runs

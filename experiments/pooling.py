@@ -1,0 +1,31 @@
+"""C5: does pooling lower dimension and add robustness?
+
+    cvd sweep --config experiments/pooling.py:quick --workdir runs/pooling
+
+Conv nets with stride-1 layers and, after every layer, no pooling / max /
+average / strided downsampling (window 2), or no pooling and a global average
+or global max head. quick: MNIST-1D and a Fashion-MNIST subset, 3 seeds, 12
+runs. full: all data sets, 5 seeds. The translation probes read these runs.
+"""
+
+from experiments.common import datasets, lattice_config
+from research.sweep import product
+
+POOLING = [
+    {"model.pooling": "none", "model.head": "flatten"},
+    {"model.pooling": "max", "model.head": "flatten"},
+    {"model.pooling": "avg", "model.head": "flatten"},
+    {"model.pooling": "stride", "model.head": "flatten"},
+    {"model.pooling": "none", "model.head": "global_avg"},
+    {"model.pooling": "none", "model.head": "global_max"},
+]
+
+
+def get_config(variant: str = "quick"):
+    c = lattice_config(variant)
+    c.model.strides = 1
+    return c
+
+
+def get_sweep(variant: str = "quick"):
+    return product(datasets(variant), POOLING)

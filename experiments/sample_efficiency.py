@@ -1,0 +1,53 @@
+"""C1: does weight sharing pay off most when data are scarce?
+
+    cvd sweep --config experiments/sample_efficiency.py:quick --workdir runs/sample_efficiency
+
+Training-set size from about 1% to 100% (examples per class), for conv,
+locally connected and dense, with the same number of optimizer steps at every
+size (the epochs scale inversely). quick: MNIST-1D (4/20/100 per class and
+all 4000), 1200 steps, 3 seeds, 12 runs. full: also Fashion-MNIST, 6000
+steps, 5 seeds.
+"""
+
+from experiments.common import check_variant, datasets, lattice_config
+from research.sweep import axis, product
+
+MNIST1D_TRAIN = 4000
+FASHION_TRAIN = 60000
+
+
+def get_config(variant: str = "quick"):
+    c = lattice_config(variant)
+    c.train.batch_size = 40
+    return c
+
+
+def _size_points(bundle: dict, steps: int, batch: int) -> list[dict]:
+    total = MNIST1D_TRAIN if bundle["data.name"] == "mnist1d" else FASHION_TRAIN
+    points = []
+    for fraction in (0.01, 0.05, 0.25, 1.0):
+        n_per_class = 0 if fraction == 1.0 else max(1, round(total * fraction / 10))
+        examples = total if n_per_class == 0 else 10 * n_per_class
+        epochs = max(1, steps // max(1, examples // batch))
+        points.append(
+            {
+                **bundle,
+                "data.n_per_class": n_per_class,
+                "train.batch_size": batch,
+                "train.epochs": epochs,
+                "train.eval_every_epochs": max(1, epochs // 10),
+            }
+        )
+    return points
+
+
+def get_sweep(variant: str = "quick"):
+    quick = check_variant(variant) == "quick"
+    steps = 1200 if quick else 6000
+    bundles = (
+        datasets(variant, images=False)
+        if quick
+        else [b for b in datasets(variant) if b["data.name"] in ("mnist1d", "fashion_mnist")]
+    )
+    sizes = [point for bundle in bundles for point in _size_points(bundle, steps, 40)]
+    return product(sizes, axis("model.family", ["conv", "locally_connected", "dense"]))

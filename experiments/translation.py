@@ -1,0 +1,37 @@
+"""C3: do conv layers give translation invariance?
+
+    cvd sweep --config experiments/translation.py:quick --workdir runs/translation
+
+Families x head (flatten / global average) x padding (zero / circular /
+valid), each trained plainly and with random circular shifts of up to 4
+positions; the translation probes (shift curves, consistency, equivariance
+error) run on these checkpoints. quick: MNIST-1D, conv / locally connected /
+dense, two head-padding pairs, 3 seeds, 12 runs. full: the whole product on
+all data sets, 5 seeds. Expected: conv is equivariant, not invariant; only
+with global pooling and circular padding does invariance approach exact.
+"""
+
+from experiments.common import check_variant, datasets, lattice_config
+from research.sweep import axis, product
+
+
+def get_config(variant: str = "quick"):
+    return lattice_config(variant)
+
+
+def get_sweep(variant: str = "quick"):
+    if check_variant(variant) == "quick":
+        heads = [
+            {"model.head": "flatten", "model.padding": "SAME"},
+            {"model.head": "global_avg", "model.padding": "CIRCULAR"},
+        ]
+        families = ["conv", "locally_connected", "dense"]
+    else:
+        heads = product(axis("model.head", ["flatten", "global_avg"]), axis("model.padding", ["SAME", "CIRCULAR", "VALID"]))
+        families = ["conv", "locally_connected", "dense"]
+    return product(
+        datasets(variant, images=check_variant(variant) == "full"),
+        axis("model.family", families),
+        heads,
+        axis("train.augment_shift", [0, 4]),
+    )
