@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from research.errors import UserError
-from research.sweep import run_sweep, study_runs, sweep_lock
+from research.sweep import invalid_runs, run_sweep, study_runs, sweep_lock
 from research.train import strip_timing
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,7 +44,8 @@ def get_sweep(variant=None):
                    axis("optimizer.learning_rate", [1e-2, 3e-3]))
     if variant == "faulty":
         runs = runs[:1] + [
-            {"model.family": "conv", "model.kernel_sizes": 99, "model.padding": "VALID"},  # raises: kernel > input
+            {"model.family": "conv", "model.kernel_sizes": 99, "model.padding": "VALID"},  # invalid: kernel > input
+            {"train.batch_size": 10_000},  # raises when it runs: batch larger than the training set
             {"optimizer.name": "sgd", "optimizer.learning_rate": 1e30},  # every replica diverges
         ]
     return runs
@@ -107,11 +108,13 @@ def test_killed_sweep_completes_only_what_was_missing(study, tmp_path):
 def test_failed_and_diverged_runs_are_recorded_and_do_not_stop_the_others(study, tmp_path):
     index = run_sweep(f"{study}:faulty", tmp_path, workers=1, retries=1, progress=False)
     statuses = {rid: entry["status"] for rid, entry in index["runs"].items()}
-    assert sorted(statuses.values()) == ["diverged", "done", "failed"]
+    assert sorted(statuses.values()) == ["diverged", "done", "failed", "invalid"]
     failed = next(e for e in index["runs"].values() if e["status"] == "failed")
-    assert "larger than the padded input" in failed["error"] and failed["attempts"] == 2  # tried, then retried once
+    assert "larger than the training set" in failed["error"] and failed["attempts"] == 2  # tried, then retried once
+    invalid = next(e for e in index["runs"].values() if e["status"] == "invalid")
+    assert "larger than the padded input" in invalid["error"] and invalid["attempts"] == 0  # found before launching
     on_disk = json.loads((tmp_path / "sweep.json").read_text())
-    assert on_disk["counts"] == {"diverged": 1, "done": 1, "failed": 1}
+    assert on_disk["counts"] == {"diverged": 1, "done": 1, "failed": 1, "invalid": 1}
     diverged = next(rid for rid, s in statuses.items() if s == "diverged")
     summary = json.loads((tmp_path / "runs" / diverged / "summary.json").read_text())
     assert all(r["diverged"] and r["diverged_step"] is not None for r in summary["replicas"])
@@ -131,4 +134,6 @@ def test_every_study_lists_its_quick_and_full_runs(study_name, tmp_path):
         index = run_sweep(str(ROOT / "experiments" / f"{study_name}.py") + f":{variant}", tmp_path, dry_run=True)
         assert all(entry["status"] == "pending" for entry in index["runs"].values())
     assert not any(tmp_path.iterdir()), "a dry run writes nothing"
+    # Every quick run's data set and model build (the quick data needs no download).
+    assert invalid_runs(str(ROOT / "experiments" / f"{study_name}.py") + ":quick", study_runs(str(ROOT / "experiments" / f"{study_name}.py") + ":quick")) == {}
     assert len(STUDIES) == 8

@@ -35,6 +35,8 @@ def _per_layer(value: int | Sequence, depth: int, what: str) -> list:
     if isinstance(value, (int, str)):
         return [value] * depth
     values = list(value)
+    if len(values) == 1:  # one entry (e.g. --config.model.kernel_sizes=3) means every layer
+        values = values * depth
     if len(values) != depth:
         raise UserError(f"{what} has {len(values)} entries but the network has {depth} layers (widths)")
     return values

@@ -28,6 +28,8 @@ from research.sweep.launchers import LAUNCHERS, Job, default_workers, run_local,
 from research.train.metrics import atomic_write_json
 
 FINISHED = ("done", "diverged")
+"""Statuses of runs that are not run again. ``invalid`` runs (the data set or
+model cannot be built) are recorded with their error and never launched."""
 
 
 def study_runs(spec: str) -> list[tuple[str, Overrides]]:
@@ -42,6 +44,35 @@ def study_runs(spec: str) -> list[tuple[str, Overrides]]:
     for _, overrides in runs:
         build_config(spec, overrides)  # bad keys or types fail now, before anything runs
     return runs
+
+
+def invalid_runs(spec: str, runs: list[tuple[str, Overrides]]) -> dict[str, str]:
+    """``{run id: error}`` of the runs whose data set or model cannot be built.
+
+    Every model is built abstractly (no compute) on its data set's shapes, so
+    a field that fits one data set but not another is found before anything
+    trains; such a run is recorded as invalid and never launched."""
+    from flax import nnx
+
+    from research.data import load_dataset
+    from research.train.loop import build_model
+
+    datasets: dict[str, object] = {}
+    errors: dict[str, str] = {}
+    for rid, overrides in runs:
+        config = build_config(spec, overrides)
+        key = json.dumps(config.data.to_dict(), sort_keys=True, default=str)
+        try:
+            if key not in datasets:
+                datasets[key] = load_dataset(config.data)
+            if not isinstance(datasets[key], UserError):
+                nnx.eval_shape(lambda: build_model(config, datasets[key], config.seed))
+        except UserError as e:
+            datasets.setdefault(key, e)
+            errors[rid] = str(e)
+        if isinstance(datasets.get(key), UserError):
+            errors[rid] = str(datasets[key])
+    return errors
 
 
 @contextlib.contextmanager
@@ -105,6 +136,7 @@ def run_sweep(
             "study": spec,
             "runs": {rid: {"overrides": o, "status": run_status(directory / "runs" / rid)[0]} for rid, o in runs},
         }
+    invalid = invalid_runs(spec, runs)
     spec = str(Path(split_spec(spec)[0]).resolve()) + (f":{split_spec(spec)[1]}" if split_spec(spec)[1] else "")
     with sweep_lock(directory):
         index_path = directory / "sweep.json"
@@ -112,6 +144,8 @@ def run_sweep(
         index = {"study": spec, "launcher": launcher, "runs": {}}
         for rid, overrides in runs:
             status, error = run_status(directory / "runs" / rid)
+            if rid in invalid:
+                status, error = "invalid", invalid[rid]
             index["runs"][rid] = {
                 "overrides": overrides,
                 "workdir": f"runs/{rid}",
@@ -159,7 +193,7 @@ def run_sweep(
                 todo = [
                     Job(rid, spec, e["overrides"], directory / "runs" / rid, directory / "logs" / f"{rid}.log", cache_dir)
                     for rid, e in index["runs"].items()
-                    if e["status"] not in FINISHED
+                    if e["status"] not in (*FINISHED, "invalid")
                 ]
                 if not todo:
                     break
@@ -177,4 +211,4 @@ def run_sweep(
         return index
 
 
-__all__ = ["axis", "product", "run_id", "run_sweep", "study_runs", "zip_axes"]
+__all__ = ["axis", "invalid_runs", "product", "run_id", "run_sweep", "study_runs", "zip_axes"]
