@@ -16,7 +16,9 @@ from research.sweep import product
 
 
 def get_config(variant: str = "quick"):
-    return lattice_config(variant)
+    c = lattice_config(variant)
+    c.probes.final = ("cost",)
+    return c
 
 
 def _macs(bundle: dict, family: str, width: int) -> int:

@@ -24,5 +24,6 @@ def get_sweep(variant: str = "quick"):
         one_d = bundle["data.name"] == "mnist1d"
         kernels = (3, 9, 21) if quick else ((3, 5, 9, 15, 21, 31, 39) if one_d else (3, 5, 9, 15, 21, 27))
         runs += product([bundle], axis("model.family", ["conv", "locally_connected"]), axis("model.kernel_sizes", kernels))
-        runs += product([bundle], axis("model.family", ["full_kernel_conv", "dense"]))
+        runs += [{**bundle, "model.family": "full_kernel_conv"}]
+        runs += [{**bundle, "model.family": "dense", "probes.track": ("locality",)}]  # locality index through training
     return runs

@@ -24,6 +24,7 @@ POOLING = [
 def get_config(variant: str = "quick"):
     c = lattice_config(variant)
     c.model.strides = 1
+    c.probes.final = ("shift", "consistency", "one_pixel")
     return c
 
 

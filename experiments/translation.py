@@ -16,7 +16,9 @@ from research.sweep import axis, product
 
 
 def get_config(variant: str = "quick"):
-    return lattice_config(variant)
+    c = lattice_config(variant)
+    c.probes.final = ("translation",)
+    return c
 
 
 def get_sweep(variant: str = "quick"):

@@ -34,10 +34,10 @@ def _split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
 
 def cmd_train(args, overrides: list[str]) -> int:
     from research.config import load_config
-    from research.train import train_and_evaluate
+    from research.pipeline import train_and_probe
 
     config = load_config(args.config, overrides)
-    summary = train_and_evaluate(config, args.workdir, overwrite=args.overwrite, progress=not args.no_progress)
+    summary = train_and_probe(config, args.workdir, overwrite=args.overwrite, progress=not args.no_progress)
     accs = [r["test_accuracy"] for r in summary["replicas"]]
     print(
         f"{args.workdir}: {summary['status']}, {summary['num_params']} params, "
@@ -50,8 +50,15 @@ def cmd_train(args, overrides: list[str]) -> int:
 def cmd_list(args, overrides: list[str]) -> int:
     from research.data import dataset_names
     from research.models import FAMILIES, MODELS, model_fields
+    from research.probes import GROUPS, PROBES
 
-    if args.kind == "models":
+    if args.kind == "probes":
+        for name in PROBES.names():
+            doc = (PROBES.get(name).__doc__ or "").strip().splitlines()
+            print(f"{name:13s} {doc[0] if doc else ''}")
+        for name, members in GROUPS.items():
+            print(f"{name:13s} group: {', '.join(members)}")
+    elif args.kind == "models":
         for name in MODELS.names():
             print(f"{name:16s} fields: {', '.join(model_fields(name))}")
     elif args.kind == "datasets":
@@ -88,6 +95,23 @@ def cmd_sweep(args, overrides: list[str]) -> int:
     return 0 if counts.get("failed", 0) == 0 and counts.get("interrupted", 0) == 0 else 1
 
 
+def cmd_probe(args, overrides: list[str]) -> int:
+    from research.probes import ProbeOptions, applicable_probes, expand, run_probes
+    from research.train.trained import load_trained
+
+    for run_dir in args.run_dirs:
+        run = load_trained(run_dir)
+        names = args.probe or applicable_probes(run)
+        options = ProbeOptions.from_config(run.config)
+        if args.examples is not None:
+            options = ProbeOptions(examples=args.examples, max_shift=options.max_shift)
+        results = run_probes(run_dir, names, options=options, run=run)
+        done = expand(names)
+        print(f"{run_dir}: " + ", ".join(f"{n} ({results[n]['seconds']:.1f} s)" for n in done))
+        print(f"  -> {Path(run_dir) / 'probes.json'}")
+    return 0
+
+
 def cmd_reproduce(args, overrides: list[str]) -> int:
     from research.reproduce import reproduce
 
@@ -113,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=cmd_train)
 
     lister = sub.add_parser("list", help="list registered models, datasets or layer families")
-    lister.add_argument("kind", choices=("models", "datasets", "families"))
+    lister.add_argument("kind", choices=("models", "datasets", "families", "probes"))
     lister.set_defaults(func=cmd_list)
 
     sweep = sub.add_parser(
@@ -134,6 +158,20 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--dry-run", action="store_true", help="list the runs and their status; train nothing")
     sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
     sweep.set_defaults(func=cmd_sweep)
+
+    probe = sub.add_parser(
+        "probe",
+        help="run probes on trained runs' final checkpoints",
+        description="Load each run's newest checkpoint (all replicas at once), run the probes and merge the results "
+        "into RUN_DIR/probes.json (and probes.npz for large arrays). `cvd list probes` names them.",
+        epilog="example: cvd probe runs/translation/runs/* --probe translation",
+    )
+    probe.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories (with config.json and checkpoints/)")
+    probe.add_argument(
+        "--probe", action="append", default=None, help="a probe or group (repeatable; default: every probe that applies)"
+    )
+    probe.add_argument("--examples", type=int, default=None, help="test examples per probe (default: config probes.examples)")
+    probe.set_defaults(func=cmd_probe)
 
     repro = sub.add_parser(
         "reproduce",

@@ -42,6 +42,11 @@ def default_config() -> ml_collections.ConfigDict:
             "n_per_class": 0,
             "subset_seed": 0,
             "standardize": False,
+            # Position generalisation: paste every example onto a zero canvas of this
+            # side length (0: off), its corner drawn per example from 0..canvas_region
+            # on each axis (0: always the top-left corner), train and test alike.
+            "canvas_size": 0,
+            "canvas_region": 0,
         }
     )
     c.optimizer = ml_collections.ConfigDict(
@@ -71,6 +76,14 @@ def default_config() -> ml_collections.ConfigDict:
             "embed_into": "dense",
             "keep_checkpoints": 2,
             "strategy": "auto",
+        }
+    )
+    c.probes = ml_collections.ConfigDict(
+        {
+            "final": (),  # probes run on the final checkpoint by cvd sweep (see `cvd list probes`)
+            "track": (),  # probes recorded at every evaluation during training (e.g. "locality")
+            "examples": 1000,  # test examples the probes use (0: all)
+            "max_shift": 0,  # largest shift of the shift curves (0: a quarter of the smallest spatial axis)
         }
     )
     return c
@@ -162,7 +175,12 @@ def apply_override(config: ml_collections.ConfigDict, key: str, text: str) -> No
         old = node[leaf]
         if isinstance(old, ml_collections.ConfigDict):
             raise UserError(f"config key {key!r} is a section; set one of its keys: {', '.join(sorted(old.keys()))}")
-        new = _coerce(key, old, text)
+        try:
+            new = _coerce(key, old, text)
+        except UserError:
+            if not (walked and walked[0] in OPEN_SECTIONS):
+                raise
+            new = _parse_literal(text)  # the model checks its own fields (e.g. strides: int or tuple)
     elif walked and walked[0] in OPEN_SECTIONS:
         new = _parse_literal(text)
     else:
@@ -171,6 +189,8 @@ def apply_override(config: ml_collections.ConfigDict, key: str, text: str) -> No
             f"unknown config key {key!r}.{did_you_mean(leaf, valid)} Valid in {'.'.join(walked) or 'config'}: {', '.join(sorted(valid))}"
         )
     with node.unlocked():
+        if leaf in node and type(node[leaf]) is not type(new) and not isinstance(node[leaf], (tuple, list)):
+            del node[leaf]  # open sections: ml_collections would refuse the type change
         node[leaf] = new
 
 

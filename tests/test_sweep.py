@@ -135,5 +135,11 @@ def test_every_study_lists_its_quick_and_full_runs(study_name, tmp_path):
         assert all(entry["status"] == "pending" for entry in index["runs"].values())
     assert not any(tmp_path.iterdir()), "a dry run writes nothing"
     # Every quick run's data set and model build (the quick data needs no download).
-    assert invalid_runs(str(ROOT / "experiments" / f"{study_name}.py") + ":quick", study_runs(str(ROOT / "experiments" / f"{study_name}.py") + ":quick")) == {}
+    assert (
+        invalid_runs(
+            str(ROOT / "experiments" / f"{study_name}.py") + ":quick",
+            study_runs(str(ROOT / "experiments" / f"{study_name}.py") + ":quick"),
+        )
+        == {}
+    )
     assert len(STUDIES) == 8

@@ -72,6 +72,15 @@ def shift(x, shifts: Sequence[int], mode: str = "circular"):
     return out
 
 
+def shift_each(x: np.ndarray, shifts: np.ndarray, mode: str = "circular") -> np.ndarray:
+    """Translate example ``i`` by ``shifts[i]`` (shape ``(examples, spatial axes)``)."""
+    out = np.empty_like(x)
+    for offset in np.unique(shifts, axis=0):
+        rows = np.flatnonzero((shifts == offset).all(axis=1))
+        out[rows] = shift(x[rows], offset, mode)
+    return out
+
+
 def place_on_canvas(
     x: np.ndarray,
     canvas_spatial: Sequence[int],

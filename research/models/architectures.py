@@ -54,6 +54,7 @@ class MLP(nnx.Module):
 
     def __init__(self, input_shape: Sequence[int], num_classes: int, *, hidden: Sequence[int] = (100, 100), rngs: nnx.Rngs):
         hidden = _positive_ints(hidden, "hidden widths")
+        self.input_shape = tuple(input_shape)
         sizes = (math.prod(input_shape), *hidden)
         self.hidden = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:])])
         self.classifier = nnx.Linear(sizes[-1], num_classes, rngs=rngs)

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from research.config import load_study_module, split_spec
 from research.errors import UserError
+from research.pipeline import run_complete
 from research.sweep.grid import Overrides, axis, product, run_id, varying_keys, zip_axes
 from research.sweep.jobs import build_config
 from research.sweep.launchers import LAUNCHERS, Job, default_workers, run_local, run_ray
@@ -66,7 +67,8 @@ def invalid_runs(spec: str, runs: list[tuple[str, Overrides]]) -> dict[str, str]
             if key not in datasets:
                 datasets[key] = load_dataset(config.data)
             if not isinstance(datasets[key], UserError):
-                nnx.eval_shape(lambda: build_model(config, datasets[key], config.seed))
+                dataset = datasets[key]
+                nnx.eval_shape(lambda config=config, dataset=dataset: build_model(config, dataset, config.seed))
         except UserError as e:
             datasets.setdefault(key, e)
             errors[rid] = str(e)
@@ -99,15 +101,19 @@ def sweep_lock(directory: Path) -> Iterator[None]:
         handle.close()
 
 
-def run_status(run_dir: Path) -> tuple[str, str | None]:
-    """``(status, error)`` from a run directory's files."""
+def run_status(run_dir: Path, config=None) -> tuple[str, str | None]:
+    """``(status, error)`` from a run directory's files; with ``config``, a done
+    run that still lacks one of its final probes is ``unprobed``."""
     summary = run_dir / "summary.json"
     if summary.exists():
         try:
             data = json.loads(summary.read_text())
-            return data.get("status", "failed"), data.get("error")
         except json.JSONDecodeError:
             return "failed", "unreadable summary.json"
+        status = data.get("status", "failed")
+        if status == "done" and config is not None and not run_complete(run_dir, config):
+            return "unprobed", None
+        return status, data.get("error")
     if (run_dir / "checkpoints").exists():
         return "interrupted", None
     return "pending", None
@@ -143,7 +149,7 @@ def run_sweep(
         previous = json.loads(index_path.read_text()).get("runs", {}) if index_path.exists() else {}
         index = {"study": spec, "launcher": launcher, "runs": {}}
         for rid, overrides in runs:
-            status, error = run_status(directory / "runs" / rid)
+            status, error = run_status(directory / "runs" / rid, build_config(spec, overrides))
             if rid in invalid:
                 status, error = "invalid", invalid[rid]
             index["runs"][rid] = {
@@ -178,7 +184,7 @@ def run_sweep(
 
         def on_end(job: Job, outcome: dict) -> None:
             entry = index["runs"][job.run_id]
-            status, error = run_status(job.workdir)
+            status, error = run_status(job.workdir, build_config(spec, job.overrides))
             if not outcome["ok"] or status not in FINISHED:
                 status, error = "failed", error or outcome["error"]
             entry.update(status=status, error=error, attempts=entry["attempts"] + 1)

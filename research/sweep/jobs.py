@@ -1,4 +1,4 @@
-"""One sweep job: a study config plus overrides, trained into its run directory.
+"""One sweep job: a study config plus overrides, trained (and probed) into its run directory.
 
 ``execute_job`` is what every launcher runs, in-process (Ray tasks) or in a
 fresh worker process (``python -m research.sweep.jobs``, the local launcher),
@@ -36,13 +36,13 @@ def build_config(spec: str, overrides: dict):
 
 
 def execute_job(spec: str, overrides: dict, workdir: str, cache_dir: str | None = None) -> dict:
-    """Train one run; returns its summary (a failed run's summary when it raised)."""
-    from research.train import train_and_evaluate
+    """Train one run and run its final probes; returns its summary."""
+    from research.pipeline import train_and_probe
 
     if cache_dir:
         enable_compilation_cache(Path(cache_dir))
     config = build_config(spec, overrides)
-    return train_and_evaluate(config, workdir, progress=False)
+    return train_and_probe(config, workdir, progress=False)
 
 
 def die_with_parent() -> None:

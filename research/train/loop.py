@@ -19,6 +19,7 @@ import json
 import math
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import jax
@@ -162,10 +163,24 @@ def _pad_for_eval(x: np.ndarray, y: np.ndarray, eval_batch: int):
     return x, y, mask
 
 
+Tracker = Callable[[nnx.Module, nnx.State], dict[str, np.ndarray]]
+
+
 def train_and_evaluate(
-    config: ml_collections.ConfigDict, workdir: str | Path, *, overwrite: bool = False, progress: bool = True
+    config: ml_collections.ConfigDict,
+    workdir: str | Path,
+    *,
+    overwrite: bool = False,
+    progress: bool = True,
+    track: dict[str, Tracker] | None = None,
 ) -> dict:
-    """Train ``config.seeds`` replicas of one config in one program; returns the summary."""
+    """Train ``config.seeds`` replicas of one config in one program; returns the summary.
+
+    ``track`` maps names to functions of ``(model, stacked params)`` returning
+    per-replica arrays; they are recorded at step 0 and at every evaluation as
+    ``split="track"`` records (e.g. the locality index of ``research.probes``).
+    A tracker's optional ``check(model)`` attribute may refuse the model up front.
+    """
     t_start = time.perf_counter()
     workdir = Path(workdir)
     validate(config)
@@ -193,6 +208,8 @@ def train_and_evaluate(
     if embed_at:
         embedded_model = nnx.eval_shape(lambda: build_model(config, dataset, seeds[0], family=embed_into))
         embedded_strategy = choose_strategy(config.train.strategy, embedded_model, jax.default_backend())
+    for fn in (track or {}).values():  # a tracker may refuse the model (before anything is written)
+        getattr(fn, "check", lambda model: None)(abstract_model)
     config_json = config_to_json(config)
     finished = prepare_workdir(workdir, config_json, overwrite)
     if finished is not None:
@@ -245,6 +262,16 @@ def train_and_evaluate(
     truncate_metrics(workdir / "metrics.jsonl", start_step)
     writer = MetricWriter(workdir / "metrics.jsonl")
     labels = [{"replica": r, "seed": s} for r, s in enumerate(seeds)]
+    track = track or {}
+
+    def record_tracked(step: int, model: nnx.Module, epoch: int) -> None:
+        for fn in track.values():
+            values = fn(model, state["params"])
+            for r in range(len(seeds)):
+                writer.write_scalars(step, {k: v[r] for k, v in values.items()}, split="track", epoch=epoch, **labels[r])
+
+    if start_step == 0:
+        record_tracked(0, abstract_model, 0)
 
     def elapsed() -> float:
         return elapsed_before + time.perf_counter() - t_start
@@ -293,6 +320,7 @@ def train_and_evaluate(
                             **labels[r],
                         )
                     postfix["test_acc"] = f"{np.mean(test['accuracy']):.4f}"
+                    record_tracked(step, embedded_model if step > switch_step else abstract_model, epoch + 1)
                 writer.flush()
                 bar.set_postfix(postfix, refresh=False)
                 if (

@@ -1,0 +1,46 @@
+"""One run end to end: train (recording tracked probes), then the final probes.
+
+``train_and_probe(config, workdir)`` is what ``cvd train`` and every sweep job
+call. Training lives in ``research.train`` and knows nothing of probes; the
+probes read the run's files. This module is the one place that joins them,
+keeping the flow one way: data/models -> train -> workdir -> probes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from research.errors import UserError
+
+
+def probe_config(config) -> tuple[list[str], list[str]]:
+    """``(final probe names, tracked probe names)``, checked."""
+    from research.probes import expand, tracking_functions
+
+    section = config.get("probes", {})
+    final, tracked = list(section.get("final", ())), list(section.get("track", ()))
+    if isinstance(section.get("final", ()), str) or isinstance(section.get("track", ()), str):
+        raise UserError("probes.final and probes.track are lists of probe names, e.g. ('translation',)")
+    return expand(final), list(tracking_functions(tracked))
+
+
+def train_and_probe(config, workdir: str | Path, *, overwrite: bool = False, progress: bool = True) -> dict:
+    """Train (or reuse a finished run), then run the final probes it still lacks."""
+    from research.probes import missing_probes, run_probes, tracking_functions
+    from research.train import train_and_evaluate
+
+    final, tracked = probe_config(config)
+    summary = train_and_evaluate(config, workdir, overwrite=overwrite, progress=progress, track=tracking_functions(tracked))
+    if summary.get("status") == "done" and final:
+        todo = missing_probes(Path(workdir), final)
+        if todo:
+            run_probes(workdir, todo)
+    return summary
+
+
+def run_complete(run_dir: Path, config) -> bool:
+    """Whether a finished run also has every final probe its config asks for."""
+    from research.probes import missing_probes
+
+    final, _ = probe_config(config)
+    return not final or not missing_probes(run_dir, final)

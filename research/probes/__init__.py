@@ -1,0 +1,151 @@
+"""Probes: evaluations of a trained run that turn checkpoints into the numbers
+behind claims C1-C7.
+
+``run_probes(run_dir, names)`` loads the run's newest checkpoint (every
+replica at once), runs each named probe and merges the results into
+``run_dir/probes.json`` (numbers and short lists) and ``run_dir/probes.npz``
+(larger arrays), both written atomically. Names are probes or groups:
+
+* ``translation`` = ``shift``, ``consistency``, ``one_pixel``, ``equivariance``
+* ``position``: accuracy map over canvas positions
+* ``cost``: FLOPs, step time, fraction of a measured matmul peak
+* ``locality``: the locality index of a dense first layer
+
+Probes listed in ``config.probes.track`` are recorded during training
+instead (see :func:`tracking_functions`), as ``split="track"`` records of
+``metrics.jsonl``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from research.errors import UserError, unknown
+from research.probes import cost, locality, position, translation  # noqa: F401  (registers the probes)
+from research.probes.base import PROBES, ProbeOptions, register_probe
+from research.train.metrics import atomic_write_json
+from research.train.trained import TrainedRun, load_trained
+
+GROUPS = {"translation": ["shift", "consistency", "one_pixel", "equivariance"]}
+TRACKERS = {"locality": locality.track_locality}
+LARGE = 256  # arrays with more entries than this go to probes.npz
+
+
+def expand(names) -> list[str]:
+    """Probe names with groups expanded, each checked, in order, once."""
+    out: list[str] = []
+    for name in names:
+        if name in GROUPS:
+            members = GROUPS[name]
+        elif name in PROBES:
+            members = [name]
+        else:
+            raise unknown("probe", name, [*PROBES.names(), *GROUPS])
+        out += [m for m in members if m not in out]
+    return out
+
+
+def probe_names() -> list[str]:
+    return [*PROBES.names(), *GROUPS]
+
+
+def tracking_functions(names) -> dict:
+    """``{name: fn(model, stacked_params) -> {metric: per-replica array}}``."""
+    for name in names:
+        if name not in TRACKERS:
+            raise unknown("tracked probe", name, TRACKERS)
+    return {name: TRACKERS[name] for name in names}
+
+
+def _split_large(result: dict, prefix: str, arrays: dict) -> dict:
+    out = {}
+    for key, value in result.items():
+        array = np.asarray(value) if isinstance(value, (list, np.ndarray)) else None
+        if array is not None and array.dtype != object and array.size > LARGE:
+            arrays[f"{prefix}/{key}"] = array
+            out[key] = {"npz": f"{prefix}/{key}", "shape": list(array.shape)}
+        elif isinstance(value, np.ndarray):
+            out[key] = value.tolist()
+        else:
+            out[key] = value
+    return out
+
+
+def read_probes(run_dir: Path) -> dict:
+    path = Path(run_dir) / "probes.json"
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return {}
+
+
+def run_probes(run_dir: str | Path, names, *, options: ProbeOptions | None = None, run: TrainedRun | None = None) -> dict:
+    """Run probes ``names`` on a run directory's newest checkpoint; returns all its probe results."""
+    run_dir = Path(run_dir)
+    names = expand(names)
+    run = run or load_trained(run_dir)
+    options = options or ProbeOptions.from_config(run.config)
+    results = read_probes(run_dir)
+    arrays: dict[str, np.ndarray] = {}
+    npz_path = run_dir / "probes.npz"
+    if npz_path.exists():
+        with np.load(npz_path) as old:
+            arrays.update({k: old[k] for k in old.files})
+    for name in names:
+        start = time.perf_counter()
+        result = PROBES.get(name)(run, options)
+        result["seconds"] = time.perf_counter() - start
+        result["step"] = run.step
+        results[name] = _split_large(result, name, arrays)
+    if arrays:
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        tmp = npz_path.with_suffix(".npz.tmp")
+        tmp.write_bytes(buffer.getvalue())
+        tmp.replace(npz_path)
+    atomic_write_json(run_dir / "probes.json", results)
+    return results
+
+
+def applicable_probes(run: TrainedRun) -> list[str]:
+    """Every probe that makes sense for a run: translation probes for inputs
+    with spatial axes, position for canvas runs, locality for dense first layers, cost."""
+    names = ["shift", "consistency", "one_pixel"]
+    if hasattr(run.model, "layers"):
+        names.append("equivariance")
+    if run.dataset is not None and run.dataset.info.get("canvas"):
+        names.append("position")
+    try:
+        locality.check_dense_first(run.model)
+        names.append("locality")
+    except UserError:
+        pass
+    return [*names, "cost"]
+
+
+def missing_probes(run_dir: Path, names) -> list[str]:
+    done = read_probes(run_dir)
+    return [n for n in expand(names) if n not in done]
+
+
+__all__ = [
+    "applicable_probes",
+    "GROUPS",
+    "PROBES",
+    "ProbeOptions",
+    "UserError",
+    "expand",
+    "missing_probes",
+    "probe_names",
+    "read_probes",
+    "register_probe",
+    "run_probes",
+    "tracking_functions",
+]

@@ -1,0 +1,83 @@
+"""Locality index (C2): does a dense first layer learn local receptive fields?
+
+For each unit of a dense first layer, its squared incoming weights, summed
+over input channels, give a mass over input positions. The index is the
+fraction of that mass within ``radius`` of the unit's mass centroid, averaged
+over units. A unit with uniform weights scores about the fraction of positions
+within the radius (``uniform`` in the result; i.i.d. random initial weights
+score near it); a perfectly local unit scores 1. Recorded at every evaluation
+with ``probes.track = ("locality",)``, it shows locality emerging in training
+(Neyshabur 2020, https://arxiv.org/abs/2007.13657).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from flax import nnx
+
+from research.errors import UserError
+from research.probes.base import ProbeOptions, register_probe
+from research.train.trained import TrainedRun
+
+
+def check_dense_first(model: nnx.Module) -> None:
+    """Refuse models whose first layer is not dense (before training starts)."""
+    if hasattr(model, "layers") and getattr(model, "family", "") == "dense":
+        return
+    if hasattr(model, "hidden") and len(model.hidden):
+        return
+    raise UserError(
+        f"the locality index needs a dense first layer (model mlp or family dense); this model's is {getattr(model, 'family', '?')}"
+    )
+
+
+def first_dense_kernel(model: nnx.Module, params: nnx.State) -> tuple[np.ndarray, tuple[int, ...]]:
+    """``(kernel (replicas, inputs, units), input shape)`` of the model's first
+    layer, which must be dense (an MLP or the ``dense`` lattice family)."""
+    pure = nnx.to_pure_dict(params)
+    if hasattr(model, "layers") and getattr(model, "family", "") == "dense":
+        return np.asarray(pure["layers"][0]["kernel"]), tuple(model.layers[0].in_shape)
+    if hasattr(model, "hidden") and len(model.hidden):
+        return np.asarray(pure["hidden"][0]["kernel"]), tuple(model.input_shape)
+    check_dense_first(model)
+    raise AssertionError("unreachable")
+
+
+def locality_index(kernel: np.ndarray, input_shape: tuple[int, ...], radius: float) -> tuple[np.ndarray, float]:
+    """Per-replica index of ``kernel`` ``(replicas, prod(input_shape), units)``, and
+    the index of uniform weights, for comparison."""
+    *spatial, channels = input_shape
+    replicas, _, units = kernel.shape
+    mass = (kernel.reshape(replicas, math.prod(spatial), channels, units) ** 2).sum(2)  # (R, positions, units)
+    mass = mass / np.maximum(mass.sum(1, keepdims=True), 1e-30)
+    coords = np.stack(np.meshgrid(*[np.arange(s) for s in spatial], indexing="ij"), -1).reshape(-1, len(spatial))
+    centroid = np.einsum("rpu,pd->rud", mass, coords)  # (R, units, dims)
+    distance = np.linalg.norm(coords[None, :, None, :] - centroid[:, None, :, :], axis=-1)  # (R, positions, units)
+    index = (mass * (distance <= radius)).sum(1).mean(-1)
+    centre = (np.asarray(spatial) - 1) / 2
+    uniform = float((np.linalg.norm(coords - centre, axis=-1) <= radius).mean())
+    return index, uniform
+
+
+def default_radius(input_shape: tuple[int, ...]) -> float:
+    return max(1.0, min(input_shape[:-1]) / 10)
+
+
+def track_locality(model: nnx.Module, params: nnx.State) -> dict[str, np.ndarray]:
+    """The index of stacked replica ``params``, for recording during training."""
+    kernel, shape = first_dense_kernel(model, params)
+    index, _ = locality_index(kernel, shape, default_radius(shape))
+    return {"locality_index": index}
+
+
+track_locality.check = check_dense_first
+
+
+@register_probe("locality")
+def locality(run: TrainedRun, options: ProbeOptions) -> dict:
+    kernel, shape = first_dense_kernel(run.model, run.params)
+    radius = default_radius(shape)
+    index, uniform = locality_index(kernel, shape, radius)
+    return {"radius": radius, "locality_index": index.tolist(), "uniform": uniform}

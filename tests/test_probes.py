@@ -1,0 +1,135 @@
+"""Probes: exact invariance where theory says so, correct maps and indices, files on disk."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import numpy as np
+import pytest
+from flax import nnx
+
+from research.cli import main
+from research.errors import UserError
+from research.models import LatticeNet, get_model
+from research.pipeline import train_and_probe
+from research.probes import ProbeOptions, run_probes
+from research.probes.cost import profile_model
+from research.probes.locality import locality_index
+from research.probes.translation import consistency, equivariance, one_pixel, shift_curves
+from research.train.trained import TrainedRun, load_trained
+from tests.helpers import read_lines, tiny_config
+
+OPTIONS = ProbeOptions(examples=64, max_shift=3)
+
+
+def _replicas(ndim: int, **fields) -> TrainedRun:
+    spatial = (12,) * ndim
+    models = [LatticeNet((*spatial, 2), 5, rngs=nnx.Rngs(seed), **fields) for seed in range(2)]
+    x = np.asarray(jax.random.normal(jax.random.key(9), (64, *spatial, 2)))
+    return TrainedRun.from_models(models, x, np.zeros(64, np.int32))
+
+
+@pytest.mark.parametrize("ndim", [1, 2])
+def test_circular_conv_with_global_average_pooling_is_exactly_invariant(ndim):
+    run = _replicas(ndim, family="conv", widths=(4, 4), kernel_sizes=3, padding="CIRCULAR", head="global_avg")
+    result = consistency(run, OPTIONS)
+    assert result["consistency_circular"] == [100.0, 100.0]
+    assert np.max(equivariance(run, OPTIONS)["error"]) < 1e-5
+    assert max(one_pixel(run, OPTIONS)["p_top1_change_circular"]) == 0.0
+    curve = np.asarray(shift_curves(run, OPTIONS)["accuracy_circular"])
+    np.testing.assert_array_equal(curve, curve[:, :1] * np.ones_like(curve))
+
+
+def test_strided_circular_conv_is_equivariant_to_shifts_by_its_stride():
+    run = _replicas(2, family="conv", widths=(3, 3), kernel_sizes=3, strides=2, padding="CIRCULAR")
+    result = equivariance(run, OPTIONS)
+    assert result["strides"] == [[2, 2], [4, 4]]
+    assert np.max(result["error"]) < 1e-5
+
+
+@pytest.mark.parametrize("family", ["locally_connected", "dense"])
+def test_families_without_sharing_are_not_equivariant(family):
+    run = _replicas(1, family=family, widths=(4,), kernel_sizes=3, padding="CIRCULAR")
+    assert np.min(equivariance(run, OPTIONS)["error"]) > 0.1
+
+
+def test_locality_index_of_local_and_uniform_weights():
+    shape = (10, 10, 1)
+    local = np.zeros((1, 100, 3))
+    local[0, [44, 45, 54], :] = 1.0  # three neighbouring pixels
+    index, uniform = locality_index(local, shape, radius=1.5)
+    assert index[0] == pytest.approx(1.0)
+    flat, _ = locality_index(np.ones((1, 100, 3)), shape, radius=1.5)
+    assert flat[0] == pytest.approx(uniform, abs=0.02)
+
+
+def test_cost_probe_counts_the_flops_of_a_dense_net():
+    model = get_model("mlp", (40, 1), 10, nnx.Rngs(0), hidden=(64, 64))
+    x, y = jax.numpy.ones((32, 40, 1)), jax.numpy.zeros((32,), jax.numpy.int32)
+    cost = profile_model(model, nnx.state(model, nnx.Param), x, y, peak=1e9)
+    matmul_flops = 2 * 32 * (40 * 64 + 64 * 64 + 64 * 10)
+    assert matmul_flops <= cost["forward_flops"] < 1.2 * matmul_flops
+    assert 2 * cost["forward_flops"] < cost["step_flops"] < 5 * cost["forward_flops"]
+    assert cost["fraction_of_peak"] == pytest.approx(cost["step_flops"] / cost["step_s"] / 1e9)
+
+
+def test_position_probe_maps_accuracy_over_the_canvas(tmp_path):
+    config = tiny_config("mlp", epochs=2)
+    config.data.canvas_size = 48
+    config.data.canvas_region = 2
+    config.probes.final = ("position",)
+    config.probes.examples = 50
+    summary = train_and_probe(config, tmp_path, progress=False)
+    probes = json.loads((tmp_path / "probes.json").read_text())["position"]
+    assert probes["axes"] == [[0, 2, 4, 6, 8]]
+    assert np.asarray(probes["accuracy_map"]).shape == (2, 5)
+    # Corner 0 is inside the training region: the probe agrees with the model there.
+    run = load_trained(tmp_path)
+    from research.data import load_dataset, place_on_canvas
+
+    plain = config.data.copy_and_resolve_references()
+    plain.canvas_size = 0
+    x = load_dataset(plain).x_test[:50]
+    expected = (run.logits(place_on_canvas(x, (48,), position=(0,))[0]).argmax(-1) == run.y_test[:50]).mean(-1)
+    np.testing.assert_allclose(np.asarray(probes["accuracy_map"])[:, 0], expected)
+    assert summary["status"] == "done"
+
+
+def test_tracked_locality_is_recorded_at_step_zero_and_every_evaluation(tmp_path):
+    config = tiny_config("mlp", epochs=2)
+    config.probes.track = ("locality",)
+    train_and_probe(config, tmp_path, progress=False)
+    tracked = [r for r in read_lines(tmp_path / "metrics.jsonl") if r["split"] == "track"]
+    assert sorted({r["step"] for r in tracked}) == [0, 8, 16]
+    assert len(tracked) == 3 * 2 and all(0 < r["locality_index"] <= 1 for r in tracked)
+
+
+def test_tracking_locality_of_a_conv_is_refused_before_anything_is_written(tmp_path):
+    config = tiny_config("cnn")
+    config.probes.track = ("locality",)
+    with pytest.raises(UserError, match="dense first layer"):
+        train_and_probe(config, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_cvd_probe_writes_probes_json_and_rejects_unknown_probes(tmp_path, capsys):
+    config = tiny_config("cnn", epochs=1)
+    train_and_probe(config, tmp_path, progress=False)
+    assert main(["probe", str(tmp_path), "--probe", "translaton"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Did you mean 'translation'" in err[0]
+    assert not (tmp_path / "probes.json").exists()
+    assert main(["probe", str(tmp_path), "--probe", "translation", "--examples", "40"]) == 0
+    probes = json.loads((tmp_path / "probes.json").read_text())
+    assert set(probes) == {"shift", "consistency", "one_pixel", "equivariance"}
+    assert len(probes["consistency"]["consistency_circular"]) == 2  # one per replica
+    assert main(["probe", str(tmp_path / "nothing_here")]) == 2
+
+
+def test_run_probes_merges_results(tmp_path):
+    config = tiny_config("mlp", epochs=1)
+    train_and_probe(config, tmp_path, progress=False)
+    run_probes(tmp_path, ["shift"], options=OPTIONS)
+    run_probes(tmp_path, ["locality"], options=OPTIONS)
+    assert set(json.loads((tmp_path / "probes.json").read_text())) == {"shift", "locality"}
