@@ -10,9 +10,8 @@ Fashion-MNIST plus MNIST and CIFAR-10 through TFDS).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from research.config import default_config
+from research.data.sources import fashion_mnist_available
 
 VARIANTS = ("quick", "full")
 
@@ -71,20 +70,19 @@ def _image(name: str, n_per_class: int, width: int, epochs: int, batch: int = 12
     }
 
 
-def fashion_mnist_available() -> bool:
-    """Whether Fashion-MNIST's IDX files are on this machine (quick studies then use it)."""
-    from research.data.sources import FASHION_MNIST_DIR, _find_idx
-
-    return _find_idx(Path(FASHION_MNIST_DIR), "t10k-images-idx3-ubyte") is not None
-
-
 def datasets(variant: str | None, width: int = 16, *, images: bool = True) -> list[dict]:
     """One override bundle per data set of the variant (``images=False``: MNIST-1D
     only). The quick variant adds Fashion-MNIST only when its files are present."""
     variant = check_variant(variant)
     bundles = [_mnist1d(variant, width)]
     if images and variant == "quick" and fashion_mnist_available():
-        bundles.append(_image("fashion_mnist", 100, max(width // 2, 1), epochs=15, batch=50))
+        bundles.append(
+            {
+                **_image("fashion_mnist", 100, max(width // 2, 1), epochs=15, batch=50),
+                "data.n_test": 2000,
+                "train.eval_every_epochs": 5,
+            }
+        )
     elif images:
         bundles += [
             _image("fashion_mnist", 0, width, epochs=15),

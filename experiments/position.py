@@ -40,6 +40,7 @@ def get_config(variant: str = "quick"):
     if fashion_mnist_available() or not quick:
         c.data.name, c.data.standardize, c.data.canvas_size = "fashion_mnist", True, 56
         c.data.n_per_class = 500 if quick else 0
+        c.data.n_test = 2000 if quick else 0
     else:  # no download in quick: MNIST-1D on an 80-long canvas
         c.data.name, c.data.standardize, c.data.canvas_size = "mnist1d", False, 80
     c.data.canvas_region = 4

@@ -112,11 +112,23 @@ def cmd_probe(args, overrides: list[str]) -> int:
     return 0
 
 
+def cmd_analyze(args, overrides: list[str]) -> int:
+    from analysis import analyze
+
+    result = analyze(args.directories, args.out, progress=not args.no_progress)
+    print(f"{len(result.figures)} figures, report: {result.report_md} and {result.report_html}")
+    for claim in result.claims:
+        print(f"  {claim.id} {claim.verdict}: {claim.statement}")
+    if result.skipped:
+        print(f"  no data for: {', '.join(result.skipped)}")
+    return 0
+
+
 def cmd_reproduce(args, overrides: list[str]) -> int:
     from research.reproduce import reproduce
 
-    reproduce(args.profile, Path(args.workdir), progress=not args.no_progress)
-    return 0
+    outcome = reproduce(args.profile, Path(args.workdir), workers=args.workers, progress=not args.no_progress)
+    return 1 if outcome["failed"] else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -173,13 +185,28 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--examples", type=int, default=None, help="test examples per probe (default: config probes.examples)")
     probe.set_defaults(func=cmd_probe)
 
+    analyze = sub.add_parser(
+        "analyze",
+        help="figures F1-F11 and the claims report from sweep directories",
+        description="Load every run under the directories (sweeps or directories of sweeps), draw each figure that has data "
+        "(PNG and PDF) and write report.md and a self-contained report.html with a verdict per claim.",
+        epilog="example: cvd analyze runs/reproduce --out runs/reproduce/report",
+    )
+    analyze.add_argument("directories", nargs="+", metavar="DIR", help="sweep directories, or directories holding sweeps")
+    analyze.add_argument("--out", default=None, help="where figures and the report go (default: DIR/report)")
+    analyze.add_argument("--no-progress", action="store_true", help="no progress bar")
+    analyze.set_defaults(func=cmd_analyze)
+
     repro = sub.add_parser(
         "reproduce",
-        help="run the paper's reference experiments and print the table",
-        description="Train the reference models (resumable: the same command again skips finished runs) and print their accuracies.",
+        help="every study's sweep, probes, reference models, figures and the claims report",
+        description="Run every study's sweep for the profile (with their probes), the reference models, then the analysis "
+        "(figures F1-F11, report.md, report.html). Resumable: the same command again skips what is done. "
+        "quick: 2 CPU cores, no download, about 15 minutes; full: the GPU profile (adds TFDS data sets).",
     )
     repro.add_argument("--profile", choices=("quick", "full"), default="quick", help="quick: 2 CPU cores, no download (default)")
     repro.add_argument("--workdir", default="runs/reproduce", help="where the runs go (default: runs/reproduce)")
+    repro.add_argument("--workers", type=int, default=None, help="training processes at once (default: one per accelerator)")
     repro.add_argument("--no-progress", action="store_true", help="no progress bars")
     repro.set_defaults(func=cmd_reproduce)
     return parser

@@ -42,6 +42,7 @@ def default_config() -> ml_collections.ConfigDict:
             "n_per_class": 0,
             "subset_seed": 0,
             "standardize": False,
+            "n_test": 0,  # evaluate on the first n_test test examples only (0: all)
             # Position generalisation: paste every example onto a zero canvas of this
             # side length (0: off), its corner drawn per example from 0..canvas_region
             # on each axis (0: always the top-left corner), train and test alike.

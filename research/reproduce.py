@@ -1,52 +1,71 @@
-"""``cvd reproduce``: train the reference experiments and print the table.
+"""``cvd reproduce``: every study's sweep, their probes, the reference models,
+then the figures and the claims report, resumably, in one command.
 
-Each entry is a (study file, variant, overrides) triple trained with
-:func:`research.train.train_and_evaluate` into ``workdir/<name>``; finished
-runs are reused, interrupted ones resume. The table is printed and written to
-``workdir/results.md``.
+Stages, each into ``workdir``:
+
+1. ``<study>/``: ``cvd sweep`` of ``experiments/<study>.py:<profile>`` for
+   every study in :data:`STUDIES` (probes run at the end of each run);
+2. ``reference/<name>/``: the reference models of DESIGN.md (MNIST-1D MLP
+   and CNN; the full profile adds Fashion-MNIST), tabulated in
+   ``reference/results.md`` against the published numbers;
+3. ``report/``: ``cvd analyze`` of the whole directory.
+
+The same command again skips whatever is done. ``timing.json`` records the
+wall time of each stage. The ``quick`` profile needs no download: Fashion-MNIST
+joins when Debian's ``dataset-fashion-mnist`` files are present; without them
+it says so and goes on with MNIST-1D.
 """
 
 from __future__ import annotations
 
 import statistics
+import time
 from pathlib import Path
 
 from research.config import load_config
-from research.data.sources import FASHION_MNIST_DIR, _find_idx
-from research.train import train_and_evaluate
-from research.train.metrics import atomic_write_text
+from research.data.sources import FASHION_MNIST_DIR, fashion_mnist_available
+from research.train.metrics import atomic_write_json, atomic_write_text
 
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 
-# name -> (study file, variant, overrides)
-PROFILES: dict[str, dict[str, tuple[str, str, list[str]]]] = {
+STUDIES = (
+    "weight_sharing",
+    "locality",
+    "sample_efficiency",
+    "permuted_pixels",
+    "pooling",
+    "translation",
+    "position",
+    "compute",
+    "embedding",
+)
+
+# name -> (study file, variant, overrides, published accuracy %)
+REFERENCE: dict[str, dict[str, tuple[str, str, list[str], str]]] = {
     "quick": {
-        "mnist1d_mlp": ("mnist1d.py", "mlp", []),
-        "mnist1d_cnn": ("mnist1d.py", "cnn", []),
-        "mnist1d_mlp_permuted": ("mnist1d.py", "mlp", ["data.permute_pixels=True"]),
-        "mnist1d_cnn_permuted": ("mnist1d.py", "cnn", ["data.permute_pixels=True"]),
-        "fashion_mlp": ("fashion_mnist.py", "mlp", []),
-        "fashion_cnn": ("fashion_mnist.py", "cnn", []),
+        "mnist1d_mlp": ("mnist1d.py", "mlp", [], "68 (Greydanus & Kobak)"),
+        "mnist1d_cnn": ("mnist1d.py", "cnn", [], "94 (Greydanus & Kobak)"),
     },
 }
-PROFILES["full"] = {
-    **PROFILES["quick"],
-    **{f"{k}_5seeds": (f, v, [*o, "seeds=5"]) for k, (f, v, o) in PROFILES["quick"].items() if k.startswith("fashion")},
+REFERENCE["full"] = {
+    **REFERENCE["quick"],
+    "mnist1d_mlp_permuted": ("mnist1d.py", "mlp", ["data.permute_pixels=True"], "68"),
+    "mnist1d_cnn_permuted": ("mnist1d.py", "cnn", ["data.permute_pixels=True"], "56"),
+    "fashion_mlp": ("fashion_mnist.py", "mlp", [], "88.3 (dataset README, MLP 256-128-100)"),
+    "fashion_cnn": ("fashion_mnist.py", "cnn", [], "91.6 (dataset README, 2 conv + pooling)"),
 }
 
 
-def fashion_mnist_available() -> bool:
-    return _find_idx(Path(FASHION_MNIST_DIR), "train-images-idx3-ubyte") is not None
+def run_reference(profile: str, workdir: Path, progress: bool) -> list[dict]:
+    from research.pipeline import train_and_probe
 
-
-def reproduce(profile: str, workdir: Path, progress: bool = True) -> list[dict]:
     rows = []
-    for name, (study, variant, overrides) in PROFILES[profile].items():
+    for name, (study, variant, overrides, published) in REFERENCE[profile].items():
         if name.startswith("fashion") and not fashion_mnist_available():
             print(f"skipping {name}: Fashion-MNIST not found in {FASHION_MNIST_DIR} (apt-get install dataset-fashion-mnist)")
             continue
-        config = load_config(f"{EXPERIMENTS / study}:{variant}", overrides)
-        summary = train_and_evaluate(config, workdir / name, progress=progress)
+        config = load_config(f"{EXPERIMENTS / study}:{variant}", [f"--config.{o}" for o in overrides])
+        summary = train_and_probe(config, workdir / name, progress=progress)
         accs = [100 * r["test_accuracy"] for r in summary["replicas"]]
         rows.append(
             {
@@ -55,16 +74,56 @@ def reproduce(profile: str, workdir: Path, progress: bool = True) -> list[dict]:
                 "seeds": len(accs),
                 "mean": statistics.fmean(accs),
                 "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+                "published": published,
                 "wall_s": summary["wall_time_s"],
             }
         )
-    lines = ["| run | params | seeds | test accuracy % (mean ± std) | wall time s |", "|---|---|---|---|---|"]
+    lines = ["| run | params | seeds | test accuracy % (mean ± std) | published % | wall time s |", "|---|---|---|---|---|---|"]
     lines += [
-        f"| {r['run']} | {r['params']} | {r['seeds']} | {r['mean']:.2f} ± {r['std']:.2f} | {r['wall_s']:.1f} |" for r in rows
+        f"| {r['run']} | {r['params']} | {r['seeds']} | {r['mean']:.2f} ± {r['std']:.2f} | {r['published']} | {r['wall_s']:.1f} |"
+        for r in rows
     ]
-    table = "\n".join(lines)
     workdir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(workdir / "results.md", table + "\n")
-    print(table)
-    print(f"\nwritten to {workdir / 'results.md'}")
+    atomic_write_text(workdir / "results.md", "\n".join(lines) + "\n")
+    print("\n".join(lines))
     return rows
+
+
+def reproduce(profile: str, workdir: Path, *, workers: int | None = None, progress: bool = True) -> dict:
+    """Run every stage of ``profile``; returns the timing of each stage (seconds)."""
+    from analysis import analyze
+    from research.sweep import run_sweep
+
+    workdir = Path(workdir)
+    if profile == "quick" and not fashion_mnist_available():
+        print(
+            f"Fashion-MNIST not found in {FASHION_MNIST_DIR}: the quick studies run on MNIST-1D only "
+            "(apt-get install dataset-fashion-mnist to add it)"
+        )
+    timing: dict[str, float] = {}
+    failed: dict[str, int] = {}
+    start = time.perf_counter()
+    for study in STUDIES:
+        t0 = time.perf_counter()
+        print(f"== {study} ({profile})")
+        index = run_sweep(f"{EXPERIMENTS / study}.py:{profile}", workdir / study, workers=workers, progress=progress)
+        timing[study] = time.perf_counter() - t0
+        bad = {s: n for s, n in index["counts"].items() if s not in ("done", "diverged")}
+        if bad:
+            failed[study] = sum(bad.values())
+            print(f"   {study}: " + ", ".join(f"{n} {s}" for s, n in bad.items()) + f" (see {workdir / study / 'sweep.json'})")
+    t0 = time.perf_counter()
+    print("== reference models")
+    run_reference(profile, workdir / "reference", progress)
+    timing["reference"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    print("== analysis")
+    result = analyze([workdir], workdir / "report", progress=progress)
+    timing["analysis"] = time.perf_counter() - t0
+    timing["total"] = time.perf_counter() - start
+    atomic_write_json(workdir / "timing.json", {"profile": profile, "seconds": timing, "failed_runs": failed})
+    print(f"\n{len(result.figures)} figures and the report in {workdir / 'report'} (report.md, report.html)")
+    for claim in result.claims:
+        print(f"  {claim.id} {claim.verdict}: {claim.statement}")
+    print(f"wall time {timing['total']:.0f} s: " + ", ".join(f"{k} {v:.0f}" for k, v in timing.items() if k != "total"))
+    return {"timing": timing, "failed": failed, "analysis": result}

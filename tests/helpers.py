@@ -34,3 +34,34 @@ def tiny_config(model: str = "cnn", **train):
 
 def read_lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+TINY_STUDY = """
+from research.config import default_config
+from research.sweep import axis, product
+
+
+def get_config(variant=None):
+    c = default_config()
+    c.seeds = 2
+    c.model.name = "lattice"
+    c.model.widths = (2, 2)
+    c.model.strides = 2
+    c.data.n_per_class = 5
+    c.train.batch_size = 10
+    c.train.epochs = 2
+    c.optimizer.learning_rate = 1e-2
+    return c
+
+
+def get_sweep(variant=None):
+    runs = product(axis("model.family", ["conv", "locally_connected", "dense"]), axis("model.kernel_sizes", [3, 5]),
+                   axis("optimizer.learning_rate", [1e-2, 3e-3]))
+    if variant == "faulty":
+        runs = runs[:1] + [
+            {"model.family": "conv", "model.kernel_sizes": 99, "model.padding": "VALID"},  # invalid: kernel > input
+            {"train.batch_size": 10_000},  # raises when it runs: batch larger than the training set
+            {"optimizer.name": "sgd", "optimizer.learning_rate": 1e30},  # every replica diverges
+        ]
+    return runs
+"""

@@ -47,62 +47,6 @@ def test_list(capsys):
     assert "mnist1d" in capsys.readouterr().out
 
 
-BAD_TRAIN = [
-    (["--config", "experiments/nope.py:cnn"], "does not exist"),
-    (["--config", f"{MNIST1D}:cnnn"], "raised ValueError"),
-    (["--config", f"{MNIST1D}:cnn", "--config.train.epoch=3"], "Did you mean 'epochs'"),
-    (["--config", f"{MNIST1D}:cnn", "--config.trian.epochs=3"], "Did you mean 'train'"),
-    (["--config", f"{MNIST1D}:cnn", "--config.train.epochs=three"], "expected a int"),
-    (["--config", f"{MNIST1D}:cnn", "--config.train.epochs=0"], "epochs must be an integer >= 1"),
-    (["--config", f"{MNIST1D}:cnn", "--config.train.batch_size=-5"], "batch_size must be"),
-    (["--config", f"{MNIST1D}:cnn", "--config.train.batch_size=100000"], "larger than the training set"),
-    (["--config", f"{MNIST1D}:cnn", "--config.seeds=0"], "seeds must be"),
-    (["--config", f"{MNIST1D}:cnn", "--config.model.name=mnist1d_cnnn"], "Did you mean 'mnist1d_cnn'"),
-    (["--config", f"{MNIST1D}:cnn", "--config.model.family=dense_conv"], "unknown layer family"),
-    (
-        ["--config", f"{MNIST1D}:cnn", "--config.model.kernel_sizes=99", "--config.model.padding=VALID"],
-        "larger than the padded input",
-    ),
-    (["--config", f"{MNIST1D}:cnn", "--config.data.name=mnist_1d"], "Did you mean 'mnist1d'"),
-    (
-        ["--config", f"{MNIST1D}:cnn", "--config.data.name=fashion_mnist", "--config.data.dir=/nonexistent"],
-        "dataset-fashion-mnist",
-    ),
-    (["--config", f"{MNIST1D}:cnn", "--config.optimizer.name=adamm"], "unknown optimizer.name"),
-    (["--config", f"{MNIST1D}:cnn", "--config.optimizer.learning_rates=(0.1,)"], "learning_rates has 1 entries"),
-    (["--config", f"{MNIST1D}:cnn", "--config.train.strategy=fastest"], "unknown train.strategy"),
-    (["--config", f"{MNIST1D}:cnn", "--config.train"], "cannot read override"),
-    (["--config", f"{MNIST1D}:cnn", "--bogus"], "unrecognized arguments"),
-]
-
-
-@pytest.mark.parametrize("extra,message", BAD_TRAIN)
-def test_bad_train_input_is_one_line_exit_2_nothing_written(extra, message, tmp_path, capsys):
-    workdir = tmp_path / "run"
-    assert main(["train", *extra, "--workdir", str(workdir), "--no-progress"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("cvd: error:") and len(err.splitlines()) == 1 and "Traceback" not in err
-    assert message in err, err
-    assert not workdir.exists()
-
-
-def test_unwritable_workdir(tmp_path, capsys):
-    blocker = tmp_path / "file"
-    blocker.write_text("not a directory")
-    assert main(["train", "--config", f"{MNIST1D}:mlp,quick", "--workdir", str(blocker / "run"), "--no-progress"]) == 2
-    err = capsys.readouterr().err
-    assert "cannot write to workdir" in err and len(err.strip().splitlines()) == 1
-    assert blocker.read_text() == "not a directory"
-
-
-def test_a_config_file_that_raises(tmp_path, capsys):
-    bad = tmp_path / "bad.py"
-    bad.write_text("def get_config(arg=None):\n    raise RuntimeError('broken study')\n")
-    assert main(["train", "--config", str(bad), "--workdir", str(tmp_path / "run")]) == 2
-    assert "broken study" in capsys.readouterr().err
-    assert not (tmp_path / "run").exists()
-
-
 def test_train_prints_accuracy(tmp_path, capsys):
     argv = [
         "train",

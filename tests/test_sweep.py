@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,41 +11,12 @@ import pytest
 from research.errors import UserError
 from research.sweep import invalid_runs, run_sweep, study_runs, sweep_lock
 from research.train import strip_timing
+from tests.helpers import TINY_STUDY
 
 ROOT = Path(__file__).resolve().parent.parent
 STUDIES = sorted(
     p.stem for p in (ROOT / "experiments").glob("*.py") if p.stem not in ("__init__", "common", "mnist1d", "fashion_mnist")
 )
-
-TINY_STUDY = """
-from research.config import default_config
-from research.sweep import axis, product
-
-
-def get_config(variant=None):
-    c = default_config()
-    c.seeds = 2
-    c.model.name = "lattice"
-    c.model.widths = (2, 2)
-    c.model.strides = 2
-    c.data.n_per_class = 5
-    c.train.batch_size = 10
-    c.train.epochs = 2
-    c.optimizer.learning_rate = 1e-2
-    return c
-
-
-def get_sweep(variant=None):
-    runs = product(axis("model.family", ["conv", "locally_connected", "dense"]), axis("model.kernel_sizes", [3, 5]),
-                   axis("optimizer.learning_rate", [1e-2, 3e-3]))
-    if variant == "faulty":
-        runs = runs[:1] + [
-            {"model.family": "conv", "model.kernel_sizes": 99, "model.padding": "VALID"},  # invalid: kernel > input
-            {"train.batch_size": 10_000},  # raises when it runs: batch larger than the training set
-            {"optimizer.name": "sgd", "optimizer.learning_rate": 1e30},  # every replica diverges
-        ]
-    return runs
-"""
 
 
 @pytest.fixture()
@@ -82,27 +49,6 @@ def test_local_and_ray_launchers_give_identical_summaries(study, tmp_path):
     # The same command again trains nothing.
     again = run_sweep(f"{study}:base", tmp_path / "local", workers=2, progress=False)
     assert all(entry["attempts"] == 1 for entry in again["runs"].values())
-
-
-def test_killed_sweep_completes_only_what_was_missing(study, tmp_path):
-    cmd = [sys.executable, "-m", "research.cli", "sweep", "--config", f"{study}:base", "--workers", "1", "--no-progress"]
-    reference = tmp_path / "reference"
-    subprocess.run([*cmd[:-1], "--workdir", str(reference)], check=True, capture_output=True, cwd=ROOT)
-    run = tmp_path / "run"
-    proc = subprocess.Popen([*cmd, "--workdir", str(run)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
-    deadline = time.time() + 300
-    while time.time() < deadline and len(list(run.glob("runs/*/summary.json"))) < 4:
-        time.sleep(0.1)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    finished_before = {p.parent.name: p.stat().st_mtime_ns for p in run.glob("runs/*/summary.json")}
-    assert 4 <= len(finished_before) < 12
-    subprocess.run([*cmd, "--workdir", str(run)], check=True, capture_output=True, cwd=ROOT)
-    assert _summaries(run) == _summaries(reference)
-    # Runs finished before the kill were not run again.
-    assert all((run / "runs" / rid / "summary.json").stat().st_mtime_ns == mtime for rid, mtime in finished_before.items())
-    index = json.loads((run / "sweep.json").read_text())
-    assert index["counts"] == {"done": 12}
 
 
 def test_failed_and_diverged_runs_are_recorded_and_do_not_stop_the_others(study, tmp_path):

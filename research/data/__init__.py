@@ -24,6 +24,12 @@ def load_dataset(data_config) -> Dataset:
         x, y = per_class_subset(ds.x_train, ds.y_train, n_per_class, int(data_config.get("subset_seed", 0)))
         ds = ds.replace(x_train=x, y_train=y)
         info["n_per_class"] = n_per_class
+    n_test = int(data_config.get("n_test", 0))
+    if n_test < 0:
+        raise UserError(f"data.n_test must be >= 0 (0: the whole test split), got {n_test}")
+    if n_test:
+        ds = ds.replace(x_test=ds.x_test[:n_test], y_test=ds.y_test[:n_test])
+        info["n_test"] = min(n_test, len(ds.y_test))
     if data_config.get("permute_pixels", False):
         seed = int(data_config.get("permutation_seed", 0))
         perm = pixel_permutation(ds.input_shape[:-1], seed)

@@ -32,6 +32,11 @@ MNIST_DIR = "/usr/share/datasets/mnist"
 TFDS_PREFIX = "tfds:"
 
 
+def fashion_mnist_available(data_dir: str = "") -> bool:
+    """Whether Fashion-MNIST's IDX files are on this machine (no download needed)."""
+    return _find_idx(Path(data_dir or FASHION_MNIST_DIR), "t10k-images-idx3-ubyte") is not None
+
+
 def cache_dir() -> Path:
     """Where generated data sets are cached (``$CVD_CACHE`` overrides)."""
     return Path(os.environ.get("CVD_CACHE", Path.home() / ".cache" / "conv-vs-dense"))

@@ -68,8 +68,8 @@ def default_radius(input_shape: tuple[int, ...]) -> float:
 def track_locality(model: nnx.Module, params: nnx.State) -> dict[str, np.ndarray]:
     """The index of stacked replica ``params``, for recording during training."""
     kernel, shape = first_dense_kernel(model, params)
-    index, _ = locality_index(kernel, shape, default_radius(shape))
-    return {"locality_index": index}
+    index, uniform = locality_index(kernel, shape, default_radius(shape))
+    return {"locality_index": index, "locality_uniform": np.full_like(index, uniform)}
 
 
 track_locality.check = check_dense_first

@@ -185,6 +185,8 @@ def run_sweep(
         def on_end(job: Job, outcome: dict) -> None:
             entry = index["runs"][job.run_id]
             status, error = run_status(job.workdir, build_config(spec, job.overrides))
+            if status == "unprobed":
+                error = "trained, but its final probes are missing (see the run's log)"
             if not outcome["ok"] or status not in FINISHED:
                 status, error = "failed", error or outcome["error"]
             entry.update(status=status, error=error, attempts=entry["attempts"] + 1)

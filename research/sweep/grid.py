@@ -44,10 +44,26 @@ def _short(value: Any) -> str:
     return str(value)
 
 
+ALWAYS_SHOWN = ("data.name", "model.family")
+"""Keys a run id shows whenever they vary, even when other shown keys determine them."""
+
+
+def _distinct(sweep: Sequence[Overrides], keys: Sequence[str]) -> int:
+    return len({json.dumps([o.get(k) for k in keys], default=str) for o in sweep})
+
+
 def varying_keys(sweep: Sequence[Overrides]) -> list[str]:
-    """Keys whose value differs between runs of a sweep, in first-seen order."""
+    """The keys a run id shows: those whose value differs between runs, less
+    those the other shown keys already determine (e.g. a data set bundle's
+    batch size), in first-seen order."""
     keys = list(dict.fromkeys(k for o in sweep for k in o))
-    return [k for k in keys if len({json.dumps(o.get(k), default=str) for o in sweep}) > 1]
+    shown = [k for k in keys if _distinct(sweep, [k]) > 1]
+    needed = _distinct(sweep, shown)
+    for key in reversed([k for k in shown if k not in ALWAYS_SHOWN]):
+        rest = [k for k in shown if k != key]
+        if _distinct(sweep, rest) == needed:
+            shown = rest
+    return shown
 
 
 def run_id(overrides: Overrides, readable_keys: Sequence[str] | None = None) -> str:

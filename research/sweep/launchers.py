@@ -1,7 +1,7 @@
 """Launchers: run sweep jobs and report each one's outcome as it ends.
 
 * ``local``: a pool of worker processes, each job a fresh ``python -m
-  research.sweep.jobs`` (its own JAX process: a crash or a kill takes down one
+  research.sweep.worker`` (its own JAX process: a crash or a kill takes down one
   job, never the sweep). Default one worker per device; on CPU one.
 * ``ray``: each job a Ray task with its CPU/GPU resources, on a local Ray
   (``ray.init()``) or an existing cluster (``--ray-address``). Optional extra.
@@ -66,7 +66,7 @@ def run_local(jobs: list[Job], workers: int, on_start: Callable, on_end: Callabl
                 cmd = [
                     sys.executable,
                     "-m",
-                    "research.sweep.jobs",
+                    "research.sweep.worker",
                     "--config",
                     job.spec,
                     "--workdir",

@@ -57,12 +57,26 @@ class Checkpointer:
                     args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_for(meta)), meta=ocp.args.JsonRestore()),
                 )
                 return step, restored["state"], meta
-            except Exception as e:  # any unreadable checkpoint: say which, fall back to the previous
+            except Exception as e:  # any unreadable checkpoint: say which, set it aside, fall back to the previous
+                aside = self._set_aside(step)
                 warnings.warn(
-                    f"checkpoint {self.directory / str(step)} is unreadable ({type(e).__name__}); trying the previous one",
+                    f"checkpoint {self.directory / str(step)} is unreadable ({type(e).__name__}); moved to {aside}, "
+                    "trying the previous one",
                     stacklevel=2,
                 )
         return None
+
+    def _set_aside(self, step: int) -> Path:
+        """Move an unreadable step out of the manager's way (kept for inspection, never reused)."""
+        aside_root = self.directory.parent / f"{self.directory.name}.unreadable"
+        aside_root.mkdir(exist_ok=True)
+        target = aside_root / str(step)
+        n = 1
+        while target.exists():
+            target, n = aside_root / f"{step}.{n}", n + 1
+        (self.directory / str(step)).rename(target)
+        self.manager.reload()
+        return target
 
     def close(self) -> None:
         self.manager.close()

@@ -1,0 +1,28 @@
+"""One module per figure of the paper; each registers ``make(results) -> Figure | None``.
+
+``None`` means the results hold no run of the figure's study (the report
+then says which study to run). Figures F1-F11 map to claims C1-C7 as listed
+in each module's docstring.
+"""
+
+from __future__ import annotations
+
+from research.registry import Registry
+
+FIGURES: Registry = Registry("figure")
+
+from analysis.figures import (  # noqa: E402,F401  (each module registers its figure)
+    f01_params,
+    f02_sample_efficiency,
+    f03_kernel_size,
+    f04_shift,
+    f05_position,
+    f06_equivariance,
+    f07_cost,
+    f08_permuted,
+    f09_efcn,
+    f10_curves,
+    f11_locality,
+)
+
+__all__ = ["FIGURES"]

@@ -1,0 +1,42 @@
+"""F8 (C6): accuracy with and without a fixed random pixel permutation, per
+family (permuted_pixels study)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from analysis import style
+from analysis.figures import FIGURES
+from analysis.stats import aggregate
+
+
+@FIGURES.register("F8_permuted_pixels")
+def make(results):
+    runs = results.study("permuted_pixels").dropna(subset=["test_accuracy"])
+    if runs.empty:
+        return None
+    datasets = sorted(runs["dataset"].unique())
+    fig, axes = style.subplots(len(datasets), width=4.8)
+    for ax, dataset in zip(axes, datasets):
+        sub = runs[runs["dataset"] == dataset]
+        families = style.families_in(sub["family"])
+        agg = aggregate(sub, ["family", "permute_pixels"], "test_accuracy")
+        for j, permuted in enumerate((False, True)):
+            part = agg[agg["permute_pixels"] == permuted].set_index("family").reindex(families)
+            x = np.arange(len(families)) + (j - 0.5) * 0.38
+            ax.bar(
+                x,
+                100 * part["mean"],
+                0.38,
+                yerr=100 * (part["high"] - part["mean"]),
+                color=[style.color(f) for f in families],
+                alpha=1.0 if not permuted else 0.45,
+                hatch="" if not permuted else "//",
+                label="pixels permuted" if permuted else "original order",
+            )
+        ax.set_xticks(np.arange(len(families)), families, rotation=20, fontsize=8)
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title(dataset)
+    axes[0].legend()
+    fig.suptitle("F8  A fixed pixel permutation (solid: original, hatched: permuted; 95% CI)")
+    return fig

@@ -1,0 +1,39 @@
+"""F9 (C7): eFCN: accuracy of a conv net embedded exactly into the dense family
+after t epochs and trained on as dense, against dense and conv from scratch
+(embedding study)."""
+
+from __future__ import annotations
+
+from analysis import style
+from analysis.figures import FIGURES
+from analysis.stats import aggregate, mean_ci
+
+
+@FIGURES.register("F9_efcn")
+def make(results):
+    runs = results.study("embedding").dropna(subset=["test_accuracy"])
+    if runs.empty:
+        return None
+    fig, ax = style.subplots(1, width=5.5, height=3.8)
+    ax = ax[0]
+    embedded = runs[runs["embed_at_epoch"] > 0]
+    agg = aggregate(embedded, ["embed_at_epoch"], "test_accuracy")
+    style.errorbars(
+        ax,
+        agg["embed_at_epoch"],
+        agg.assign(**{k: 100 * agg[k] for k in ("mean", "low", "high")}),
+        color=style.EXTRA_COLORS[0],
+        label="conv for t epochs, then dense (eFCN)",
+    )
+    for family in ("conv", "dense"):
+        values = runs[(runs["embed_at_epoch"] == 0) & (runs["family"] == family)]["test_accuracy"]
+        if len(values):
+            mean, low, high, _ = mean_ci(values)
+            ax.axhline(100 * mean, color=style.color(family), linestyle="--", label=f"{family} from scratch")
+            ax.axhspan(100 * low, 100 * high, color=style.color(family), alpha=0.12)
+    ax.set_xscale("log")
+    ax.set_xlabel(f"embedding epoch t (of {int(runs['epochs'].iloc[0])}; log scale)")
+    ax.set_ylabel("final test accuracy (%)")
+    ax.legend(fontsize=8)
+    fig.suptitle(f"F9  eFCN on {runs['dataset'].iloc[0]} (mean, 95% CI over seeds)")
+    return fig

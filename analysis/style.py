@@ -1,0 +1,79 @@
+"""One look for every figure: fonts, a fixed colour per layer family, saving."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+FAMILY_COLORS = {
+    "conv": "#1b6ca8",
+    "full_kernel_conv": "#7b3294",
+    "locally_connected": "#e08214",
+    "dense": "#c0392b",
+    "mlp": "#c0392b",
+}
+FAMILY_LABELS = {
+    "conv": "conv (sharing + locality)",
+    "full_kernel_conv": "full-kernel conv (sharing)",
+    "locally_connected": "locally connected (locality)",
+    "dense": "dense (neither)",
+}
+FAMILY_ORDER = ["conv", "full_kernel_conv", "locally_connected", "dense"]
+EXTRA_COLORS = ["#2c7d3f", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+
+plt.rcParams.update(
+    {
+        "font.size": 10,
+        "axes.titlesize": 11,
+        "axes.labelsize": 10,
+        "legend.fontsize": 8,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "axes.grid": True,
+        "grid.alpha": 0.3,
+        "figure.dpi": 110,
+        "savefig.bbox": "tight",
+    }
+)
+
+
+def color(family: str) -> str:
+    return FAMILY_COLORS.get(family, "#444444")
+
+
+def label(family: str) -> str:
+    return FAMILY_LABELS.get(family, family)
+
+
+def families_in(values) -> list[str]:
+    present = [f for f in FAMILY_ORDER if f in set(values)]
+    return present + sorted(set(values) - set(present))
+
+
+def subplots(n: int, *, width: float = 4.2, height: float = 3.3, ncols: int | None = None):
+    ncols = ncols or min(n, 3)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False, layout="constrained")
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat[:n])
+
+
+def errorbars(ax, x, agg, family: str | None = None, **kwargs):
+    """Mean with a 95% CI band (or bars for categorical x)."""
+    c = kwargs.pop("color", color(family) if family else None)
+    ax.plot(x, agg["mean"], marker="o", color=c, **kwargs)
+    ax.fill_between(x, agg["low"], agg["high"], color=c, alpha=0.2, linewidth=0)
+
+
+def save(fig, out: Path, name: str) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / f"{name}.png", out / f"{name}.pdf"]
+    for path in paths:
+        fig.savefig(path)
+    plt.close(fig)
+    return paths

@@ -1,0 +1,137 @@
+"""kill -9 at random moments of a training run, 10 trials: the same command again
+resumes and ends bit-identical (summary and metrics) to an uninterrupted run.
+
+Seven trials kill at a random point of training (which, with a checkpoint every
+10 steps and metrics every 5, lands in steps, checkpoint writes and metric
+writes alike); three target the dangerous moments: mid checkpoint write (a
+timer fires inside ``Checkpointer.save``) and mid metric write (half a line
+written, then SIGKILL).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from research.train import strip_timing
+from tests.helpers import read_lines
+
+ROOT = Path(__file__).resolve().parents[2]
+ARGS = [
+    "--config",
+    str(ROOT / "experiments/mnist1d.py") + ":mlp",
+    "--config.seeds=2",
+    "--config.data.n_per_class=10",
+    "--config.train.batch_size=10",
+    "--config.train.epochs=30",
+    "--config.train.log_every_steps=5",
+    "--config.train.checkpoint_every_steps=10",
+    "--no-progress",
+]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+# Runs `cvd train` with a fault armed: FAULT=checkpoint:N kills the process a few
+# milliseconds into the N-th checkpoint write; FAULT=metrics:N writes half of the
+# N-th flush's buffered lines, then kills.
+DRIVER = r"""
+import os, signal, sys, threading, random
+from research.train import checkpoint, metrics
+from research.cli import main
+
+kind, n = os.environ["FAULT"].split(":")
+n = int(n)
+calls = {"n": 0}
+
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+if kind == "checkpoint":
+    original = checkpoint.Checkpointer.save
+    def save(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == n:
+            threading.Timer(random.uniform(0.0, 0.01), die).start()
+        return original(self, *a, **k)
+    checkpoint.Checkpointer.save = save
+else:
+    original_write = metrics.MetricWriter.write_scalars
+    def write_scalars(self, step, scalars, **labels):
+        calls["n"] += 1
+        if calls["n"] == n:
+            import json
+            line = json.dumps({"step": int(step), **labels})
+            self._file.write(line[: len(line) // 2])
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            die()
+        return original_write(self, step, scalars, **labels)
+    metrics.MetricWriter.write_scalars = write_scalars
+sys.exit(main(["train", *sys.argv[1:]]))
+"""
+
+
+def _train(workdir: Path, **popen) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "research.cli", "train", *ARGS, "--workdir", str(workdir)],
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        **popen,
+    )
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("reference")
+    assert _train(workdir).wait() == 0
+    return workdir
+
+
+def _resume_and_compare(workdir: Path, reference: Path) -> None:
+    assert not (workdir / "summary.json").exists(), "the fault came too late to test anything"
+    assert _train(workdir).wait() == 0
+    ref = json.loads((reference / "summary.json").read_text())
+    run = json.loads((workdir / "summary.json").read_text())
+    assert strip_timing(run) == strip_timing(ref)
+    assert read_lines(workdir / "metrics.jsonl") == read_lines(reference / "metrics.jsonl")
+
+
+@pytest.mark.parametrize("trial", range(7))
+def test_kill_9_at_a_random_moment(trial, reference, tmp_path, tally):
+    rng = random.Random(trial)
+    target_lines = rng.randint(1, 60)  # of ~150 metric lines: early, middle or late
+    workdir = tmp_path / "run"
+    proc = _train(workdir)
+    metrics = workdir / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if metrics.exists() and metrics.read_bytes().count(b"\n") >= target_lines:
+            time.sleep(rng.uniform(0, 0.05))
+            break
+        time.sleep(0.002)
+    proc.kill()
+    proc.wait()
+    tally("faults")
+    _resume_and_compare(workdir, reference)
+
+
+@pytest.mark.parametrize("fault", ["checkpoint:2", "checkpoint:4", "metrics:7"])
+def test_kill_9_inside_a_write(fault, reference, tmp_path, tally):
+    workdir = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-c", DRIVER, *ARGS, "--workdir", str(workdir)],
+        env={**ENV, "FAULT": fault},
+        capture_output=True,
+    )
+    assert proc.returncode == -9, proc.stderr.decode()[-500:]
+    tally("faults")
+    if fault.startswith("metrics"):
+        assert not (workdir / "metrics.jsonl").read_text().endswith("\n"), "a half-written line is on disk"
+    _resume_and_compare(workdir, reference)
