@@ -124,6 +124,22 @@ def cmd_analyze(args, overrides: list[str]) -> int:
     return 0
 
 
+def cmd_bench(args, overrides: list[str]) -> int:
+    from benchmarks.suite import SECTIONS, run_suite, summary_lines
+
+    unknown_sections = [s for s in args.section or [] if s not in SECTIONS]
+    if unknown_sections:
+        from research.errors import unknown
+
+        raise unknown("benchmark section", unknown_sections[0], SECTIONS)
+    results = run_suite(args.section, args.reproduce_dir, progress=lambda line: print(line, file=sys.stderr))
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        print("\n".join(summary_lines(results)))
+    return 0
+
+
 def cmd_reproduce(args, overrides: list[str]) -> int:
     from research.reproduce import reproduce
 
@@ -196,6 +212,18 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--out", default=None, help="where figures and the report go (default: DIR/report)")
     analyze.add_argument("--no-progress", action="store_true", help="no progress bar")
     analyze.set_defaults(func=cmd_analyze)
+
+    bench = sub.add_parser(
+        "bench",
+        help="the benchmark suite: strategies, sweep vs PyTorch, conv speed, fraction of peak, compile",
+        description="Measure every figure of benchmarks/README.md in this one process, as ratios. "
+        "The PyTorch comparisons need the torch extra (pip install -e '.[torch]').",
+        epilog="example: cvd bench --json > bench.json",
+    )
+    bench.add_argument("--json", action="store_true", help="print every number as JSON (default: a summary)")
+    bench.add_argument("--section", action="append", default=None, help="run only this section (repeatable)")
+    bench.add_argument("--reproduce-dir", default=None, help="include the stage timing of a cvd reproduce workdir")
+    bench.set_defaults(func=cmd_bench)
 
     repro = sub.add_parser(
         "reproduce",

@@ -42,7 +42,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from research.errors import UserError
 
 TrainState = dict[str, Any]
-STRATEGIES = ("auto", "scan", "dispatch")
+STEP_STRATEGIES = ("scan", "dispatch", "sequential_scan", "sequential_dispatch")
+STRATEGIES = ("auto", *STEP_STRATEGIES)
 WINDOW_KEYS = ("loss", "correct", "count", "grad_norm")
 
 
@@ -52,14 +53,23 @@ WINDOW_KEYS = ("loss", "correct", "count", "grad_norm")
 DISPATCH_FAMILIES_ON_CPU = ("conv", "full_kernel_conv")
 
 
-def choose_strategy(requested: str, model: nnx.Module, backend: str) -> str:
-    """``scan`` or ``dispatch``; ``auto`` follows the measurements above."""
+def choose_strategy(requested: str, model: nnx.Module, backend: str, replicas: int = 1, sharded: bool = False) -> str:
+    """One of :data:`STEP_STRATEGIES`; ``auto`` follows the measurements above.
+
+    On CPU, models with conv layers are dispatched step by step, and several
+    replicas run one after another (a vmapped conv becomes a grouped conv,
+    slow on XLA CPU; ``cvd bench``'s strategy table); everything else, and
+    every model on GPU/TPU or with replicas sharded over devices, runs
+    vmapped in ``lax.scan`` chunks.
+    """
     if requested not in STRATEGIES:
         raise UserError(f"unknown train.strategy {requested!r}; valid: {', '.join(STRATEGIES)}")
     if requested != "auto":
         return requested
     families = {getattr(layer, "family", "") for layer in getattr(model, "layers", ())}
-    return "dispatch" if backend == "cpu" and families & set(DISPATCH_FAMILIES_ON_CPU) else "scan"
+    if backend == "cpu" and families & set(DISPATCH_FAMILIES_ON_CPU):
+        return "sequential_dispatch" if replicas > 1 and not sharded else "dispatch"
+    return "scan"
 
 
 def replica_sharding(num_replicas: int) -> tuple[NamedSharding, NamedSharding] | None:
@@ -187,7 +197,23 @@ class Engine:
         return self._perms(state["data_key"], jnp.int32(epoch), num_examples)
 
     def run_steps(self, state: TrainState, x, y, perms, start: int, stop: int, strategy: str) -> TrainState:
-        """Train steps ``start..stop-1`` of the current epoch."""
+        """Train steps ``start..stop-1`` of the current epoch.
+
+        ``scan`` / ``dispatch`` run all replicas together (vmapped);
+        ``sequential_*`` run them one after another, each as a 1-replica
+        program, over the whole segment (faster where a vmapped op is slow,
+        e.g. convs turned into grouped convs on CPU).
+        """
+        if strategy.startswith("sequential_"):
+            inner = strategy.removeprefix("sequential_")
+            replicas = perms.shape[0]
+            if replicas == 1:
+                return self.run_steps(state, x, y, perms, start, stop, inner)
+            parts = [
+                self.run_steps(jax.tree.map(lambda a, r=r: a[r : r + 1], state), x, y, perms[r : r + 1], start, stop, inner)
+                for r in range(replicas)
+            ]
+            return jax.tree.map(lambda *a: jnp.concatenate(a), *parts)
         if strategy == "scan":
             if (stop - start) % self.chunk:
                 raise ValueError(f"steps {start}..{stop} are not whole chunks of {self.chunk}")

@@ -197,7 +197,8 @@ def train_and_evaluate(
     # Abstract build: validates the model fields and gives the graph, at no compute.
     abstract_model = nnx.eval_shape(lambda: build_model(config, dataset, seeds[0]))
     tx = build_optimizer(config.optimizer, total_steps)
-    strategy = choose_strategy(config.train.strategy, abstract_model, jax.default_backend())
+    sharded = replica_sharding(len(seeds)) is not None
+    strategy = choose_strategy(config.train.strategy, abstract_model, jax.default_backend(), len(seeds), sharded)
     eval_every = _positive(config.train, "eval_every_epochs")
     augment_shift = _positive(config.train, "augment_shift", 0)
     # eFCN (d'Ascoli et al. 2019): train as model.family, then embed exactly into
@@ -207,7 +208,7 @@ def train_and_evaluate(
     embedded_engine = embedded_strategy = embedded_abstract = None
     if embed_at:
         embedded_model = nnx.eval_shape(lambda: build_model(config, dataset, seeds[0], family=embed_into))
-        embedded_strategy = choose_strategy(config.train.strategy, embedded_model, jax.default_backend())
+        embedded_strategy = choose_strategy(config.train.strategy, embedded_model, jax.default_backend(), len(seeds), sharded)
     for fn in (track or {}).values():  # a tracker may refuse the model (before anything is written)
         getattr(fn, "check", lambda model: None)(abstract_model)
     config_json = config_to_json(config)

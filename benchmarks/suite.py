@@ -1,0 +1,353 @@
+"""The benchmark suite behind ``cvd bench [--json]``: every figure as a ratio
+measured in this one process (the machine is shared and noisy).
+
+Sections:
+
+* ``strategies``: ms/step of each way to train R replicas (vmap + scan, vmap +
+  dispatch, sequential + scan, sequential + dispatch) for the MNIST-1D
+  reference MLP and CNN, and what ``train.strategy=auto`` picks.
+* ``sweep``: 32 seeds x 500 Adam steps of each reference model, total wall
+  time including compilation, against the same 32 runs as a plain PyTorch
+  loop (``sweep_speedup_vs_torch``).
+* ``conv_speed``: the Fashion-MNIST CNN's training images/s against PyTorch's.
+* ``fraction_of_peak``: a wide dense net's training-step FLOP/s against a large
+  matmul measured here.
+* ``locally_connected``: its step time over the conv's at the same shapes.
+* ``compile``: first-call latency per family, and the number of new entries a
+  repeated sweep adds to the persistent compilation cache (0 = compiled nothing).
+* ``reproduce``: the stage timing of a ``cvd reproduce`` workdir, when given.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from research.models import count_params, get_model
+from research.train.engine import STEP_STRATEGIES, Engine, choose_strategy
+from research.train.optim import build_optimizer
+
+ROOT = Path(__file__).resolve().parent.parent
+MNIST1D_SHAPE = (40, 1)
+
+
+def _data(shape, n, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, *shape)).astype(np.float32), rng.integers(0, 10, size=n).astype(np.int32)
+
+
+def _engine(model_name: str, shape, replicas: int, batch: int, steps: int, chunk: int, lr: float = 1e-2):
+    from research.config import default_config
+
+    optimizer = default_config().optimizer
+    optimizer.learning_rate = lr
+    optimizer.weight_decay = 0.0
+    model = nnx.eval_shape(lambda: get_model(model_name, shape, 10, nnx.Rngs(0)))
+    tx = build_optimizer(optimizer, steps)
+    engine = Engine(nnx.graphdef(model), tx, batch, chunk=chunk)
+
+    def init_one(seed):
+        params = nnx.state(get_model(model_name, shape, 10, nnx.Rngs(jax.random.key(seed))), nnx.Param)
+        return engine.init_replica(params, seed, lr)
+
+    init = jax.jit(jax.vmap(init_one))
+    return model, engine, lambda: init(jnp.arange(replicas, dtype=jnp.uint32))
+
+
+def _train(model_name, shape, replicas, steps, strategy, batch=100, n=4000, chunk=100):
+    """Wall seconds of: init ``replicas`` replicas and train ``steps`` steps (compile included)."""
+    x, y = _data(shape, n)
+    start = time.perf_counter()
+    _, engine, init = _engine(model_name, shape, replicas, batch, steps, chunk)
+    state = init()
+    xs, ys = jax.device_put((x, y))
+    steps_per_epoch = n // batch
+    done = 0
+    while done < steps:
+        epoch, index = divmod(done, steps_per_epoch)
+        stop = min(steps_per_epoch, index + (steps - done))
+        perms = engine.permutations(state, epoch, n)
+        while index < stop:
+            end = min(stop, (index // chunk + 1) * chunk)
+            state = engine.run_steps(state, xs, ys, perms, index, end, strategy)
+            done += end - index
+            index = end
+    jax.block_until_ready(state)
+    return time.perf_counter() - start
+
+
+def strategies(replicas: int = 32, steps: int = 100) -> list[dict]:
+    """ms/step of every strategy (second call, after compiling) and auto's pick."""
+    rows = []
+    for name in ("mnist1d_mlp", "mnist1d_cnn"):
+        model = nnx.eval_shape(lambda name=name: get_model(name, MNIST1D_SHAPE, 10, nnx.Rngs(0)))
+        auto = choose_strategy("auto", model, jax.default_backend(), replicas=replicas)
+        row = {"model": name, "replicas": replicas, "auto": auto}
+        for strategy in STEP_STRATEGIES:
+            first = _train(name, MNIST1D_SHAPE, replicas, steps, strategy)
+            second = _train(name, MNIST1D_SHAPE, replicas, 2 * steps, strategy) - first  # the extra steps only
+            row[f"{strategy}_ms_per_step"] = 1e3 * max(second, 1e-9) / steps
+        best = min(STEP_STRATEGIES, key=lambda s: row[f"{s}_ms_per_step"])
+        row["fastest"] = best
+        row["auto_vs_fastest"] = row[f"{auto}_ms_per_step"] / row[f"{best}_ms_per_step"]
+        rows.append(row)
+    return rows
+
+
+def sweep_vs_torch(seeds: int = 32, steps: int = 500) -> list[dict]:
+    from benchmarks import torch_reference
+
+    rows = []
+    x, y = _data(MNIST1D_SHAPE, 4000)
+    for name in ("mnist1d_mlp", "mnist1d_cnn"):
+        model = nnx.eval_shape(lambda name=name: get_model(name, MNIST1D_SHAPE, 10, nnx.Rngs(0)))
+        strategy = choose_strategy("auto", model, jax.default_backend(), replicas=seeds)
+        jax_s = _train(name, MNIST1D_SHAPE, seeds, steps, strategy)
+        torch_s = torch_reference.train_runs(name, x, y, seeds=seeds, steps=steps, batch=100)
+        rows.append(
+            {
+                "model": name,
+                "seeds": seeds,
+                "steps": steps,
+                "strategy": strategy,
+                "jax_s": jax_s,
+                "torch_s": torch_s,
+                "sweep_speedup_vs_torch": torch_s / jax_s,
+            }
+        )
+    return rows
+
+
+def _step_ms(model_name, shape, batch, strategy, steps=20):
+    x, y = _data(shape, batch * steps)
+    _, engine, init = _engine(model_name, shape, 1, batch, steps, chunk=steps, lr=1e-3)
+    state = init()
+    xs, ys = jax.device_put((x, y))
+    perms = engine.permutations(state, 0, len(y))
+    state = jax.block_until_ready(engine.run_steps(state, xs, ys, perms, 0, steps, strategy))  # compile
+    best = math.inf
+    for _ in range(3):
+        start = time.perf_counter()
+        state = jax.block_until_ready(engine.run_steps(state, xs, ys, perms, 0, steps, strategy))
+        best = min(best, (time.perf_counter() - start) / steps)
+    return 1e3 * best
+
+
+def conv_speed(batch: int = 128) -> dict:
+    from benchmarks import torch_reference
+
+    shape = (28, 28, 1)
+    model = nnx.eval_shape(lambda: get_model("fashion_cnn", shape, 10, nnx.Rngs(0)))
+    strategy = choose_strategy("auto", model, jax.default_backend())
+    jax_ms = _step_ms("fashion_cnn", shape, batch, strategy)
+    x, y = _data(shape, batch)
+    torch_ms = 1e3 * torch_reference.step_seconds("fashion_cnn", x, y, batch=batch)
+    return {
+        "model": "fashion_cnn",
+        "batch": batch,
+        "jax_ms_per_step": jax_ms,
+        "torch_ms_per_step": torch_ms,
+        "jax_images_per_s": 1e3 * batch / jax_ms,
+        "torch_images_per_s": 1e3 * batch / torch_ms,
+        "images_per_s_vs_torch": torch_ms / jax_ms,
+    }
+
+
+def fraction_of_peak(width: int = 2048, batch: int = 512) -> dict:
+    from research.probes.cost import peak_matmul_flops, profile_model
+
+    model = get_model("mlp", (784, 1), 10, nnx.Rngs(0), hidden=(width, width))
+    x, y = jnp.ones((batch, 784, 1)), jnp.zeros((batch,), jnp.int32)
+    peak = peak_matmul_flops()
+    cost = profile_model(model, nnx.state(model, nnx.Param), x, y, peak=peak)
+    return {
+        "model": f"dense 784-{width}-{width}-10",
+        "batch": batch,
+        **{k: cost[k] for k in ("step_flops", "step_s", "step_flops_per_s", "peak_flops_per_s", "fraction_of_peak")},
+    }
+
+
+def locally_connected_and_compile() -> list[dict]:
+    """Per family at the step-time benchmark's shapes: best ms/step and first-call latency."""
+    from benchmarks.step_time import SHAPES
+
+    rows = []
+    for shape_name, spec in SHAPES.items():
+        for family in ("conv", "locally_connected", "dense"):
+            model = get_model("lattice", spec["input_shape"], 10, nnx.Rngs(0), family=family, **spec["fields"])
+            graphdef, params = nnx.split(model, nnx.Param)
+            from research.config import default_config
+
+            tx = build_optimizer(default_config().optimizer, 10)
+            strategy = choose_strategy("auto", model, jax.default_backend())
+            engine = Engine(graphdef, tx, spec["batch"], chunk=10)
+            x, y = _data(spec["input_shape"], spec["batch"] * 10)
+            state = jax.tree.map(lambda a: a[None], engine.init_replica(params, 0, 1e-3))
+            xs, ys = jax.device_put((x, y))
+            perms = engine.permutations(state, 0, len(y))
+            start = time.perf_counter()
+            state = jax.block_until_ready(
+                engine.run_steps(state, xs, ys, perms, 0, 1 if strategy == "dispatch" else 10, strategy)
+            )
+            first = time.perf_counter() - start
+            best = math.inf
+            for _ in range(3):
+                start = time.perf_counter()
+                state = jax.block_until_ready(engine.run_steps(state, xs, ys, perms, 0, 10, strategy))
+                best = min(best, (time.perf_counter() - start) / 10)
+            rows.append(
+                {
+                    "shape": shape_name,
+                    "family": family,
+                    "params": count_params(model),
+                    "strategy": strategy,
+                    "ms_per_step": 1e3 * best,
+                    "first_call_s": first,
+                }
+            )
+        conv = next(r for r in rows if r["shape"] == shape_name and r["family"] == "conv")["ms_per_step"]
+        for r in rows:
+            if r["shape"] == shape_name:
+                r["vs_conv"] = r["ms_per_step"] / conv
+    return rows
+
+
+REPEAT_STUDY = """
+from research.config import default_config
+from research.sweep import axis, product
+
+
+def get_config(variant=None):
+    c = default_config()
+    c.seeds = 2
+    c.model.name = "lattice"
+    c.model.widths = (4, 4)
+    c.model.strides = 2
+    c.data.n_per_class = 10
+    c.train.batch_size = 20
+    c.train.epochs = 2
+    return c
+
+
+def get_sweep(variant=None):
+    return product(axis("model.family", ["conv", "dense"]))
+"""
+
+
+def repeated_sweep_compiles() -> dict:
+    """Run a 2-run sweep, delete its runs, run it again: count new compilation-cache entries."""
+    with tempfile.TemporaryDirectory() as tmp:
+        study = Path(tmp) / "repeat_study.py"
+        study.write_text(REPEAT_STUDY)
+        cmd = [
+            sys.executable,
+            "-m",
+            "research.cli",
+            "sweep",
+            "--config",
+            str(study),
+            "--workdir",
+            f"{tmp}/sweep",
+            "--no-progress",
+        ]
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        timings = []
+        entries = []
+        for _ in range(2):
+            start = time.perf_counter()
+            subprocess.run(cmd, check=True, capture_output=True, env=env)
+            timings.append(time.perf_counter() - start)
+            entries.append(len(list((Path(tmp) / "sweep" / ".jax_cache").rglob("*"))))
+            subprocess.run(["rm", "-rf", f"{tmp}/sweep/runs", f"{tmp}/sweep/sweep.json"], check=True)
+        return {
+            "first_sweep_s": timings[0],
+            "repeat_sweep_s": timings[1],
+            "cache_entries_first": entries[0],
+            "new_cache_entries_on_repeat": entries[1] - entries[0],
+        }
+
+
+def machine() -> dict:
+    return {
+        "backend": jax.default_backend(),
+        "device": jax.devices()[0].device_kind,
+        "devices": jax.device_count(),
+        "cpus": os.cpu_count(),
+        "jax": jax.__version__,
+        "python": platform.python_version(),
+    }
+
+
+SECTIONS = {
+    "strategies": strategies,
+    "sweep": sweep_vs_torch,
+    "conv_speed": conv_speed,
+    "fraction_of_peak": fraction_of_peak,
+    "locally_connected": locally_connected_and_compile,
+    "compile": repeated_sweep_compiles,
+}
+
+
+def run_suite(sections=None, reproduce_dir: str | None = None, progress=print) -> dict:
+    results = {"machine": machine()}
+    for name in sections or SECTIONS:
+        start = time.perf_counter()
+        progress(f"bench: {name} ...")
+        results[name] = SECTIONS[name]()
+        progress(f"bench: {name} done in {time.perf_counter() - start:.0f} s")
+    if reproduce_dir:
+        path = Path(reproduce_dir) / "timing.json"
+        results["reproduce"] = json.loads(path.read_text()) if path.exists() else {"error": f"no {path}"}
+    return results
+
+
+def summary_lines(results: dict) -> list[str]:
+    lines = [f"machine: {results['machine']}"]
+    for row in results.get("strategies", []):
+        times = ", ".join(f"{s} {row[f'{s}_ms_per_step']:.2f}" for s in STEP_STRATEGIES)
+        lines.append(
+            f"strategy {row['model']} x{row['replicas']}: {times} ms/step; auto={row['auto']} ({row['auto_vs_fastest']:.2f}x the fastest)"
+        )
+    for row in results.get("sweep", []):
+        lines.append(
+            f"sweep {row['model']} {row['seeds']} seeds x {row['steps']} steps: jax {row['jax_s']:.1f} s ({row['strategy']}), "
+            f"torch {row['torch_s']:.1f} s, sweep_speedup_vs_torch {row['sweep_speedup_vs_torch']:.2f}x"
+        )
+    if "conv_speed" in results:
+        c = results["conv_speed"]
+        lines.append(
+            f"fashion_cnn: jax {c['jax_ms_per_step']:.1f} ms/step, torch {c['torch_ms_per_step']:.1f}; "
+            f"images/s vs torch {c['images_per_s_vs_torch']:.2f}x"
+        )
+    if "fraction_of_peak" in results:
+        f = results["fraction_of_peak"]
+        lines.append(
+            f"{f['model']} batch {f['batch']}: {f['step_flops_per_s'] / 1e9:.1f} GFLOP/s, "
+            f"{100 * f['fraction_of_peak']:.0f}% of matmul peak {f['peak_flops_per_s'] / 1e9:.1f} GFLOP/s"
+        )
+    for row in results.get("locally_connected", []):
+        lines.append(
+            f"{row['shape']} {row['family']}: {row['ms_per_step']:.2f} ms/step ({row['strategy']}), {row['vs_conv']:.2f}x conv, "
+            f"first call {row['first_call_s']:.2f} s"
+        )
+    if "compile" in results:
+        c = results["compile"]
+        lines.append(
+            f"repeated sweep: {c['new_cache_entries_on_repeat']} new compilation-cache entries "
+            f"({c['first_sweep_s']:.1f} s first, {c['repeat_sweep_s']:.1f} s repeat)"
+        )
+    if "reproduce" in results:
+        lines.append(f"reproduce: {results['reproduce']}")
+    return lines
