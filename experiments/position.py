@@ -48,7 +48,7 @@ def get_config(variant: str = "quick"):
         "kernel_sizes": "(5, 3)",
         "strides": "(2, 1)",
         "widths": "(32, 64)",
-        "pooling": "'max'",
+        "pooling": "max",
         "head_widths": "()",
     }.items():
         apply_override(c, f"model.{key}", value)

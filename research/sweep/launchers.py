@@ -1,8 +1,10 @@
 """Launchers: run sweep jobs and report each one's outcome as it ends.
 
-* ``local``: a pool of worker processes, each job a fresh ``python -m
-  research.sweep.worker`` (its own JAX process: a crash or a kill takes down one
-  job, never the sweep). Default one worker per device; on CPU one.
+* ``local``: a pool of long-lived worker processes (``python -m
+  research.sweep.worker --serve``), each running one job at a time in its own
+  JAX process: a run that raises is recorded, a worker that crashes or is
+  killed fails its one job and is replaced, never the sweep. Default one
+  worker per device; on CPU one.
 * ``ray``: each job a Ray task with its CPU/GPU resources, on a local Ray
   (``ray.init()``) or an existing cluster (``--ray-address``). Optional extra.
 
@@ -15,9 +17,9 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,47 +56,75 @@ def default_workers() -> int:
         return 1
 
 
+class _Worker:
+    """One long-lived ``research.sweep.worker --serve`` process and its current job."""
+
+    def __init__(self):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "research.sweep.worker", "--serve"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=os.environ.copy(),
+            text=True,
+            bufsize=1,
+        )
+        self.job: Job | None = None
+
+    def submit(self, job: Job) -> None:
+        job.log.parent.mkdir(parents=True, exist_ok=True)
+        self.job = job
+        request = {
+            "config": job.spec,
+            "workdir": str(job.workdir),
+            "overrides": job.overrides,
+            "cache_dir": str(job.cache_dir),
+            "log": str(job.log),
+        }
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        self.proc.wait()
+
+
 def run_local(jobs: list[Job], workers: int, on_start: Callable, on_end: Callable) -> None:
+    """Run jobs on ``workers`` long-lived worker processes; a worker that dies
+    fails its job only, and a new one takes its place."""
     queue = list(jobs)
-    running: dict[str, tuple[Job, subprocess.Popen, object]] = {}
+    pool: list[_Worker] = []
     try:
-        while queue or running:
-            while queue and len(running) < workers:
+        while queue or any(w.job for w in pool):
+            for worker in pool:
+                if worker.job is None and queue:
+                    job = queue.pop(0)
+                    worker.submit(job)
+                    on_start(job)
+            while queue and len(pool) < workers:
+                worker = _Worker()
+                pool.append(worker)
                 job = queue.pop(0)
-                job.log.parent.mkdir(parents=True, exist_ok=True)
-                log = open(job.log, "a")
-                cmd = [
-                    sys.executable,
-                    "-m",
-                    "research.sweep.worker",
-                    "--config",
-                    job.spec,
-                    "--workdir",
-                    str(job.workdir),
-                    "--overrides",
-                    json.dumps(job.overrides),
-                    "--cache-dir",
-                    str(job.cache_dir),
-                ]
-                running[job.run_id] = (
-                    job,
-                    subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy()),
-                    log,
-                )
+                worker.submit(job)
                 on_start(job)
-            for run_id, (job, proc, log) in list(running.items()):
-                if proc.poll() is None:
-                    continue
-                log.close()
-                del running[run_id]
-                ok = proc.returncode == 0
-                on_end(job, {"ok": ok, "error": None if ok else (_last_line(job.log) or f"exit status {proc.returncode}")})
-            time.sleep(0.1)
+            busy = {w.proc.stdout: w for w in pool if w.job is not None}
+            ready, _, _ = select.select(list(busy), [], [], 0.2)
+            for stream in ready:
+                worker = busy[stream]
+                line = stream.readline()
+                job, worker.job = worker.job, None
+                if line:
+                    on_end(job, json.loads(line))
+                else:  # the worker died mid-job (a crash or a kill): fail the job, replace the worker
+                    worker.stop()
+                    pool.remove(worker)
+                    on_end(
+                        job, {"ok": False, "error": _last_line(job.log) or f"worker died (exit status {worker.proc.returncode})"}
+                    )
     finally:
-        for _job, proc, log in running.values():  # interrupted: stop the workers, keep their checkpoints
-            proc.terminate()
-            proc.wait()
-            log.close()
+        for worker in pool:  # finished or interrupted: stop the workers (an interrupted run keeps its checkpoints)
+            worker.stop()
 
 
 def run_ray(jobs: list[Job], workers: int, on_start: Callable, on_end: Callable, address: str | None = None) -> None:
