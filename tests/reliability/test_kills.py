@@ -66,7 +66,7 @@ else:
         calls["n"] += 1
         if calls["n"] == n:
             import json
-            line = json.dumps({"step": int(step), **labels})
+            line = json.dumps({"step": int(step), "split": labels.get("split"), "replica": labels.get("replica")})
             self._file.write(line[: len(line) // 2])
             self._file.flush()
             os.fsync(self._file.fileno())
