@@ -86,6 +86,8 @@ def find_runs(directories) -> list[tuple[str, Path]]:
 def _per_replica(value, replica: int):
     if isinstance(value, list) and value and not isinstance(value[0], list):
         return value[replica] if replica < len(value) else np.nan
+    if isinstance(value, str):
+        return value
     return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 

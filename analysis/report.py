@@ -256,7 +256,7 @@ def claim_c5(results: Results) -> Claim:
     signs = []
     for dataset in sorted(runs["dataset"].unique()):
         sub = runs[runs["dataset"] == dataset]
-        none = sub[(sub["pooling"] == "none") & (sub["head"] == "flatten")][col]
+        none = sub[(sub["pooling"] == "none") & (sub["head"] == "flatten")]
         for name, group in [
             ("max", sub[(sub["pooling"] == "max") & (sub["head"] == "flatten")]),
             ("avg", sub[(sub["pooling"] == "avg") & (sub["head"] == "flatten")]),
@@ -265,7 +265,7 @@ def claim_c5(results: Results) -> Claim:
         ]:
             if group.empty or none.empty:
                 continue
-            d = diff_ci(group[col] / 100, none / 100)
+            d = diff_ci(group[col] / 100, none[col] / 100)
             c.effects.append(_effect(f"{dataset}: consistency, {name} - no pooling", d))
             signs.append(_sign(d, THRESHOLDS["consistency_points"]))
             da = diff_ci(group["test_accuracy"], none["test_accuracy"])

@@ -31,10 +31,15 @@ def make(results):
             fam = part[part["family"] == family]
             table = fam.pivot_table(index="step", columns="replica", values=metric, aggfunc="mean")
             scale = 100 if metric == "accuracy" else 1
-            mean = scale * table.mean(1)
+            mean = scale * table.mean(axis=1)
             ax.plot(table.index, mean, color=style.color(family), label=style.label(family))
             ax.fill_between(
-                table.index, scale * table.min(1), scale * table.max(1), color=style.color(family), alpha=0.15, linewidth=0
+                table.index,
+                scale * table.min(axis=1),
+                scale * table.max(axis=1),
+                color=style.color(family),
+                alpha=0.15,
+                linewidth=0,
             )
         ax.set_xlabel("optimizer step")
         ax.set_ylabel(ylabel)

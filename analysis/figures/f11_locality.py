@@ -20,8 +20,8 @@ def make(results):
     for ax, dataset in zip(axes, datasets):
         part = tracked[tracked["dataset"] == dataset]
         table = part.pivot_table(index="step", columns=["run_key", "replica"], values="locality_index")
-        ax.plot(table.index, table.mean(1), color=style.color("dense"), marker="o", markersize=3, label="dense first layer")
-        ax.fill_between(table.index, table.min(1), table.max(1), color=style.color("dense"), alpha=0.15, linewidth=0)
+        ax.plot(table.index, table.mean(axis=1), color=style.color("dense"), marker="o", markersize=3, label="dense first layer")
+        ax.fill_between(table.index, table.min(axis=1), table.max(axis=1), color=style.color("dense"), alpha=0.15, linewidth=0)
         if "locality_uniform" in part and part["locality_uniform"].notna().any():
             ax.axhline(part["locality_uniform"].mean(), color="grey", linestyle="--", label="uniform weights")
         ax.set_xlabel("optimizer step")

@@ -1,0 +1,284 @@
+"""Analysis: every figure from a small synthetic results tree, verdicts that follow
+the numbers, tolerance of unfinished runs, and one-line errors on empty input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from analysis import analyze, load_results, tidy
+from analysis.figures import FIGURES
+from analysis.report import evaluate_claims
+from analysis.stats import diff_ci, mean_ci
+from research.errors import UserError
+
+SEEDS = 3
+RNG = np.random.default_rng(0)
+
+
+def _config(family="conv", dataset="mnist1d", widths=(4, 4, 4), kernel=(5, 3, 3), **extra) -> dict:
+    config = {
+        "seed": 0,
+        "seeds": SEEDS,
+        "tag": extra.pop("tag", ""),
+        "model": {
+            "name": "lattice",
+            "family": family,
+            "widths": list(widths),
+            "kernel_sizes": list(kernel),
+            "strides": 2,
+            "padding": extra.pop("padding", "SAME"),
+            "pooling": extra.pop("pooling", "none"),
+            "head": extra.pop("head", "flatten"),
+        },
+        "data": {
+            "name": dataset,
+            "n_per_class": extra.pop("n_per_class", 0),
+            "permute_pixels": extra.pop("permute", False),
+            "canvas_size": extra.pop("canvas", 0),
+        },
+        "train": {
+            "augment_shift": extra.pop("augment", 0),
+            "embed_at_epoch": extra.pop("embed_at", 0),
+            "epochs": 20,
+            "batch_size": 100,
+        },
+        "optimizer": {"learning_rate": 0.01},
+        "probes": {"track": list(extra.pop("track", []))},
+    }
+    assert not extra, extra
+    return config
+
+
+def _write_run(
+    sweep: Path,
+    rid: str,
+    config: dict,
+    accuracy: float,
+    params: int,
+    probes: dict | None = None,
+    curves: bool = True,
+    status: str = "done",
+) -> None:
+    run = sweep / "runs" / rid
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps(config))
+    accs = np.clip(accuracy + RNG.normal(0, 0.005, SEEDS), 0, 1)
+    if status == "done":
+        replicas = [
+            {"seed": s, "test_accuracy": float(a), "test_loss": 1 - float(a), "diverged": False} for s, a in enumerate(accs)
+        ]
+        (run / "summary.json").write_text(
+            json.dumps({"status": "done", "num_params": params, "wall_time_s": 1.0, "replicas": replicas})
+        )
+    if probes:
+        (run / "probes.json").write_text(json.dumps(probes))
+    if curves:
+        lines = []
+        for step in (10, 20, 30):
+            for r in range(SEEDS):
+                lines.append(
+                    {
+                        "step": step,
+                        "split": "train",
+                        "replica": r,
+                        "seed": r,
+                        "loss": 2.0 / step,
+                        "accuracy": accuracy * step / 30,
+                    }
+                )
+                lines.append(
+                    {"step": step, "split": "test", "replica": r, "seed": r, "loss": 2.0 / step, "accuracy": accuracy * step / 30}
+                )
+                if config["probes"]["track"]:
+                    lines.append(
+                        {
+                            "step": step,
+                            "split": "track",
+                            "replica": r,
+                            "seed": r,
+                            "locality_index": 0.2 + step / 100,
+                            "locality_uniform": 0.2,
+                        }
+                    )
+        (run / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+
+def _sweep(root: Path, study: str, runs: list[tuple]) -> None:
+    sweep = root / study
+    sweep.mkdir(parents=True)
+    index = {"study": f"/x/experiments/{study}.py:quick", "runs": {}}
+    for i, (config, accuracy, params, *rest) in enumerate(runs):
+        rid = f"run{i}"
+        index["runs"][rid] = {"status": "done"}
+        _write_run(sweep, rid, config, accuracy, params, *rest)
+    (sweep / "sweep.json").write_text(json.dumps(index))
+
+
+def _shift_probes(accuracy: float, invariant: bool, equivariant: bool) -> dict:
+    curve = [[accuracy] * 5 if invariant else [accuracy - 0.05 * m for m in range(5)] for _ in range(SEEDS)]
+    return {
+        "shift": {"magnitudes": list(range(5)), "accuracy_circular": curve, "accuracy_zero": curve},
+        "consistency": {"consistency_circular": [100.0 if invariant else 60.0] * SEEDS, "consistency_zero": [99.0] * SEEDS},
+        "one_pixel": {"p_top1_change_circular": [0.0 if invariant else 0.2] * SEEDS},
+        "equivariance": {"error": [[0.0, 0.0] if equivariant else [1.2, 1.3]] * SEEDS, "strides": [[2], [4]], "layers": [0, 1]},
+    }
+
+
+@pytest.fixture(scope="module")
+def results_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("results")
+    fams = ["conv", "locally_connected", "dense"]
+    _sweep(
+        root,
+        "weight_sharing",
+        [
+            (_config(f, widths=(w,) * 3), acc + 0.01 * w, p * w)
+            for f, acc, p in zip(fams, (0.85, 0.75, 0.65), (100, 1000, 10000))
+            for w in (4, 16)
+        ],
+    )
+    _sweep(
+        root,
+        "sample_efficiency",
+        [(_config(f, n_per_class=n), acc * (1 - 1 / n), 1000) for f, acc in zip(fams, (0.9, 0.8, 0.7)) for n in (4, 40, 400)],
+    )
+    _sweep(
+        root,
+        "locality",
+        [
+            (_config(f, kernel=(k, 3, 3)), acc - k / 200, 1000)
+            for f, acc in (("conv", 0.88), ("locally_connected", 0.78))
+            for k in (3, 9, 21)
+        ]
+        + [(_config("full_kernel_conv"), 0.7, 500), (_config("dense", track=["locality"]), 0.66, 9000)],
+    )
+    _sweep(
+        root,
+        "permuted_pixels",
+        [
+            (_config(f, permute=p), acc - (0.3 if p and f == "conv" else 0.0), 1000)
+            for f, acc in (("conv", 0.9), ("full_kernel_conv", 0.7), ("locally_connected", 0.75), ("dense", 0.66))
+            for p in (False, True)
+        ],
+    )
+    _sweep(
+        root,
+        "pooling",
+        [
+            (_config("conv", pooling=pool, head=head), 0.9, 1000, _shift_probes(0.9, pool != "none" or head != "flatten", True))
+            for pool, head in (("none", "flatten"), ("max", "flatten"), ("avg", "flatten"), ("none", "global_avg"))
+        ],
+    )
+    _sweep(
+        root,
+        "translation",
+        [
+            (
+                _config(f, head=head, padding=pad, augment=aug),
+                0.85,
+                1000,
+                _shift_probes(0.85, f == "conv" and head != "flatten", f == "conv" and pad == "CIRCULAR"),
+            )
+            for f in fams
+            for head, pad in (("flatten", "SAME"), ("global_avg", "CIRCULAR"))
+            for aug in (0, 4)
+        ],
+    )
+    position = {"axes": [[0, 4, 8], [0, 4, 8]], "region": 4, "corners": [], "accuracy_map": None}
+    _sweep(
+        root,
+        "position",
+        [
+            (
+                _config(f, head=head, canvas=56),
+                0.8,
+                1000,
+                {
+                    "position": {
+                        **position,
+                        "accuracy_map": [[[0.8, 0.8, inside], [0.8, 0.8, inside], [inside] * 3]] * SEEDS,
+                        "accuracy_in_region": [0.8] * SEEDS,
+                        "accuracy_off_region": [inside] * SEEDS,
+                    }
+                },
+            )
+            for f, head, inside in (("conv", "global_avg", 0.78), ("dense", "flatten", 0.1))
+        ],
+    )
+    cost = lambda frac, eps: {"cost": {"examples_per_s": [eps], "fraction_of_peak": [frac], "step_flops": [1e7], "device": "cpu"}}  # noqa: E731
+    _sweep(
+        root,
+        "compute",
+        [
+            (_config(f, tag=tag), 0.8, 1000, cost(frac, eps))
+            for f, frac, eps in (
+                ("conv", 0.05, 5e4),
+                ("full_kernel_conv", 0.02, 1e4),
+                ("locally_connected", 0.03, 2e4),
+                ("dense", 0.3, 8e4),
+            )
+            for tag in ("matched_shape", "matched_flops")
+        ],
+    )
+    _sweep(
+        root,
+        "embedding",
+        [(_config("conv"), 0.88, 1000), (_config("dense"), 0.66, 9000)]
+        + [(_config("conv", embed_at=t), 0.7 + t / 100, 9000) for t in (2, 5, 10)],
+    )
+    # An unfinished run: shown, not crashing.
+    _write_run(root / "weight_sharing", "unfinished", _config("dense", widths=(64,) * 3), 0.0, 0, status="running", curves=False)
+    index = json.loads((root / "weight_sharing" / "sweep.json").read_text())
+    index["runs"]["unfinished"] = {"status": "running"}
+    (root / "weight_sharing" / "sweep.json").write_text(json.dumps(index))
+    return root
+
+
+def test_every_figure_is_drawn_from_synthetic_results(results_dir, tmp_path):
+    result = analyze([results_dir], tmp_path, progress=False)
+    assert result.skipped == []
+    assert sorted(result.figures) == FIGURES.names() and len(FIGURES.names()) == 11
+    for name in FIGURES.names():
+        assert (tmp_path / f"{name}.png").stat().st_size > 10_000 and (tmp_path / f"{name}.pdf").exists()
+    html = (tmp_path / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 11  # self-contained
+
+
+def test_verdicts_follow_the_numbers(results_dir):
+    claims = {c.id: c for c in evaluate_claims(load_results([results_dir]))}
+    assert claims["C1"].verdict == "supported"  # conv beats locally connected everywhere
+    assert claims["C3"].verdict.startswith("depends on pooling")  # flatten 60% consistent, global pooling 100%
+    assert claims["C4"].verdict.startswith("not supported")  # dense reaches 6x conv's fraction of peak
+    assert claims["C5"].verdict == "supported"
+    assert claims["C6"].verdict == "supported"  # conv loses 30 points, dense nothing
+    assert claims["C7"].verdict == "supported"  # embedded beats dense from scratch at every t
+    assert all(c.effects for c in claims.values())
+
+
+def test_failed_or_running_runs_are_rows_not_crashes(results_dir):
+    runs = load_results([results_dir]).runs
+    unfinished = runs[runs["run"] == "unfinished"]
+    assert len(unfinished) == 1 and unfinished["status"].iloc[0] == "pending" and np.isnan(unfinished["test_accuracy"].iloc[0])
+    long = tidy(runs)
+    assert {"metric", "value"} <= set(long.columns) and (long["metric"] == "test_accuracy").sum() == runs[
+        "test_accuracy"
+    ].notna().sum()
+
+
+def test_confidence_intervals():
+    mean, low, high, n = mean_ci([1.0, 2.0, 3.0])
+    assert (mean, n) == (2.0, 3) and low == pytest.approx(2 - 4.303 * 1 / np.sqrt(3), rel=1e-3) and high == pytest.approx(4 - low)
+    assert mean_ci([5.0])[1:3] == (5.0, 5.0)
+    diff, low, high = diff_ci([1.0, 1.1, 0.9], [0.0, 0.1, -0.1])
+    assert diff == pytest.approx(1.0) and low > 0.7 and high < 1.3
+
+
+def test_analyze_on_empty_or_unrelated_directories_is_a_clear_error(tmp_path):
+    with pytest.raises(UserError, match="no runs found"):
+        analyze([tmp_path], progress=False)
+    with pytest.raises(UserError, match="is not a directory"):
+        analyze([tmp_path / "missing"], progress=False)
