@@ -103,7 +103,7 @@ def claim_c1(results: Results) -> Claim:
         signs.append(_sign(d, THRESHOLDS["accuracy_points"]))
     sample = results.study("sample_efficiency").dropna(subset=["test_accuracy"])
     if not sample.empty:
-        smallest = sample["n_per_class"].min()
+        smallest = sample.loc[sample["n_per_class"] > 0, "n_per_class"].min()  # 0 means the whole training set
         d = diff_ci(
             _acc(sample, family="conv", n_per_class=smallest), _acc(sample, family="locally_connected", n_per_class=smallest)
         )

@@ -78,9 +78,10 @@ def datasets(variant: str | None, width: int = 16, *, images: bool = True) -> li
     if images and variant == "quick" and fashion_mnist_available():
         bundles.append(
             {
-                **_image("fashion_mnist", 100, max(width // 2, 1), epochs=15, batch=50),
+                **_image("fashion_mnist", 100, max(width // 2, 1), epochs=10, batch=50),
                 "data.n_test": 2000,
                 "train.eval_every_epochs": 5,
+                "probes.examples": 300,
             }
         )
     elif images:

@@ -72,7 +72,15 @@ def _write_run(
             {"seed": s, "test_accuracy": float(a), "test_loss": 1 - float(a), "diverged": False} for s, a in enumerate(accs)
         ]
         (run / "summary.json").write_text(
-            json.dumps({"status": "done", "num_params": params, "wall_time_s": 1.0, "replicas": replicas})
+            json.dumps(
+                {
+                    "status": "done",
+                    "num_params": params,
+                    "wall_time_s": 1.0,
+                    "replicas": replicas,
+                    "dataset": {"splits": {"train": 10 * config["data"]["n_per_class"] or 4000}},
+                }
+            )
         )
     if probes:
         (run / "probes.json").write_text(json.dumps(probes))

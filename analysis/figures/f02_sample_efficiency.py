@@ -17,8 +17,7 @@ def make(results):
     datasets = sorted(runs["dataset"].unique())
     fig, axes = style.subplots(len(datasets))
     for ax, dataset in zip(axes, datasets):
-        sub = runs[runs["dataset"] == dataset].copy()
-        sub["train_examples"] = sub["n_per_class"].astype(float) * 10
+        sub = runs[runs["dataset"] == dataset]
         for family in style.families_in(sub["family"]):
             agg = aggregate(sub[sub["family"] == family], ["train_examples"], "test_accuracy")
             style.errorbars(

@@ -29,14 +29,11 @@ def make(results):
             )
             stats = np.array([mean_ci(col) for col in errors.T])
             layers = np.arange(errors.shape[1])
-            ax.bar(
-                layers + (i - (len(families) - 1) / 2) * width,
-                stats[:, 0],
-                width,
-                yerr=stats[:, 2] - stats[:, 0],
-                color=style.color(family),
-                label=style.label(family),
-            )
+            x = layers + (i - (len(families) - 1) / 2) * width
+            ax.bar(x, stats[:, 0], width, yerr=stats[:, 2] - stats[:, 0], color=style.color(family), label=style.label(family))
+            for xi, value in zip(x, stats[:, 0]):
+                if value < 1e-3:  # exactly equivariant: mark the invisible bar
+                    ax.text(xi, 0.01, f"{value:.0g}", ha="center", va="bottom", fontsize=8, color=style.color(family))
         ax.set_xticks(layers, [f"layer {i + 1}" for i in layers])
         ax.set_ylabel("relative equivariance error")
         ax.set_title(f"{str(padding).lower()} padding, {head} head")

@@ -32,6 +32,8 @@ def make(results):
             ax.axhline(100 * mean, color=style.color(family), linestyle="--", label=f"{family} from scratch")
             ax.axhspan(100 * low, 100 * high, color=style.color(family), alpha=0.12)
     ax.set_xscale("log")
+    ax.set_xticks(list(agg["embed_at_epoch"]), [str(int(t)) for t in agg["embed_at_epoch"]])
+    ax.minorticks_off()
     ax.set_xlabel(f"embedding epoch t (of {int(runs['epochs'].iloc[0])}; log scale)")
     ax.set_ylabel("final test accuracy (%)")
     ax.legend(fontsize=8)

@@ -16,7 +16,7 @@ from research.errors import UserError
 from research.probes.base import ProbeOptions, accuracy, register_probe
 from research.train.trained import TrainedRun
 
-MAX_POSITIONS_PER_AXIS = 8
+MAX_POSITIONS_PER_AXIS = 7
 
 
 def corner_grid(max_corner: int, region: int) -> list[int]:
