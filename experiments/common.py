@@ -39,7 +39,7 @@ def lattice_config(variant: str | None):
     c.data.name = "mnist1d"
     c.optimizer.learning_rate = 1e-2
     c.train.batch_size = 100
-    c.train.epochs = 20 if variant == "quick" else 150
+    c.train.epochs = 15 if variant == "quick" else 150
     c.train.checkpoint_every_steps = 2000
     return c
 
@@ -53,7 +53,7 @@ def _mnist1d(variant: str, width: int) -> dict:
         "model.kernel_sizes": (5, 3, 3),
         "optimizer.learning_rate": 1e-2,
         "train.batch_size": 100,
-        "train.epochs": 20 if variant == "quick" else 150,
+        "train.epochs": 15 if variant == "quick" else 150,
     }
 
 

@@ -5,7 +5,7 @@
 A conv net trained for t epochs, embedded exactly into the dense family
 (same function at the switch), then trained on as dense for the remaining
 epochs; against dense and conv trained from scratch for all epochs. quick:
-MNIST-1D, 20 epochs, t in {2, 5, 10}, 3 seeds, 5 runs. full: t in {1, 2, 5,
+MNIST-1D, 15 epochs, t in {2, 5, 10}, 3 seeds, 5 runs. full: t in {1, 2, 5,
 10, 25, 50, 100} of 150 epochs, 5 seeds. Expected: embedded nets keep most of
 the conv's advantage and beat dense from scratch.
 """

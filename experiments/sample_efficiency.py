@@ -5,7 +5,7 @@
 Training-set size from about 1% to 100% (examples per class), for conv,
 locally connected and dense, with the same number of optimizer steps at every
 size (the epochs scale inversely). quick: MNIST-1D (4/20/100 per class and
-all 4000), 800 steps, 3 seeds, 12 runs. full: also Fashion-MNIST, 6000
+all 4000), 600 steps, 3 seeds, 12 runs. full: also Fashion-MNIST, 6000
 steps, 5 seeds.
 """
 
@@ -43,7 +43,7 @@ def _size_points(bundle: dict, steps: int, batch: int) -> list[dict]:
 
 def get_sweep(variant: str = "quick"):
     quick = check_variant(variant) == "quick"
-    steps = 800 if quick else 6000
+    steps = 600 if quick else 6000
     bundles = (
         datasets(variant, images=False)
         if quick
