@@ -74,8 +74,14 @@ def _vote(signs: list[int], yes: str = SUPPORTED, no: str = NOT_SUPPORTED) -> st
     return DEPENDS
 
 
-def _matched_points(runs: pd.DataFrame) -> list[tuple[str, str]]:
-    return sorted({(d, w) for d, w in zip(runs["dataset"], runs["widths"])})
+def _matched_differences(runs: pd.DataFrame, family_a: str, family_b: str):
+    """``(label, runs, accuracy difference a - b with CI)`` at every (data set,
+    widths) point where both families ran at the same shapes."""
+    for dataset, widths in sorted({(d, w) for d, w in zip(runs["dataset"], runs["widths"])}):
+        sub = runs[(runs["dataset"] == dataset) & (runs["widths"] == widths)]
+        a, b = _acc(sub, family=family_a), _acc(sub, family=family_b)
+        if len(a) and len(b):
+            yield f"{dataset}, widths {widths}", sub, diff_ci(a, b)
 
 
 def claim_c1(results: Results) -> Claim:
@@ -87,19 +93,11 @@ def claim_c1(results: Results) -> Claim:
     )
     runs = results.study("weight_sharing").dropna(subset=["test_accuracy"])
     signs = []
-    for dataset, widths in _matched_points(runs):
-        sub = runs[(runs["dataset"] == dataset) & (runs["widths"] == widths)]
-        conv, lc = _acc(sub, family="conv"), _acc(sub, family="locally_connected")
-        if conv.empty or lc.empty:
-            continue
-        d = diff_ci(conv, lc)
+    for where, sub, d in _matched_differences(runs, "conv", "locally_connected"):
         ratio = (
             sub[sub["family"] == "locally_connected"]["num_params"].iloc[0] / sub[sub["family"] == "conv"]["num_params"].iloc[0]
         )
-        c.effects.append(
-            _effect(f"{dataset}, widths {widths}: conv - locally connected accuracy", d)
-            + f"; parameters x{ratio:.1f} without sharing"
-        )
+        c.effects.append(_effect(f"{where}: conv - locally connected accuracy", d) + f"; parameters x{ratio:.1f} without sharing")
         signs.append(_sign(d, THRESHOLDS["accuracy_points"]))
     sample = results.study("sample_efficiency").dropna(subset=["test_accuracy"])
     if not sample.empty:
@@ -123,13 +121,8 @@ def claim_c2(results: Results) -> Claim:
     )
     runs = results.study("weight_sharing").dropna(subset=["test_accuracy"])
     signs = []
-    for dataset, widths in _matched_points(runs):
-        sub = runs[(runs["dataset"] == dataset) & (runs["widths"] == widths)]
-        lc, dense = _acc(sub, family="locally_connected"), _acc(sub, family="dense")
-        if lc.empty or dense.empty:
-            continue
-        d = diff_ci(lc, dense)
-        c.effects.append(_effect(f"{dataset}, widths {widths}: locally connected - dense", d))
+    for where, _, d in _matched_differences(runs, "locally_connected", "dense"):
+        c.effects.append(_effect(f"{where}: locally connected - dense", d))
         signs.append(_sign(d, THRESHOLDS["accuracy_points"]))
     loc = results.study("locality").dropna(subset=["test_accuracy"])
     if not loc.empty:

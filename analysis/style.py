@@ -70,6 +70,24 @@ def errorbars(ax, x, agg, family: str | None = None, **kwargs):
     ax.fill_between(x, agg["low"], agg["high"], color=c, alpha=0.2, linewidth=0)
 
 
+def accuracy_by_family(ax, runs, x_column: str) -> None:
+    """One line per family: test accuracy (%) against ``x_column``, mean and 95% CI over seeds."""
+    from analysis.stats import aggregate
+
+    for family in families_in(runs["family"]):
+        agg = aggregate(runs[runs["family"] == family], [x_column], "test_accuracy")
+        percent = agg.assign(**{k: 100 * agg[k] for k in ("mean", "low", "high")})
+        errorbars(ax, agg[x_column], percent, family, label=label(family))
+    ax.set_ylabel("test accuracy (%)")
+
+
+def per_dataset(runs):
+    """``(figure, [(axis, dataset, runs of that data set)])``, one panel per data set."""
+    datasets = sorted(runs["dataset"].unique())
+    fig, axes = subplots(len(datasets))
+    return fig, [(ax, d, runs[runs["dataset"] == d]) for ax, d in zip(axes, datasets)]
+
+
 def save(fig, out: Path, name: str) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{name}.png", out / f"{name}.pdf"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from analysis import style
 from analysis.figures import FIGURES
-from analysis.stats import aggregate
 
 STUDY = "weight_sharing"
 
@@ -14,23 +13,12 @@ def make(results):
     runs = results.study(STUDY).dropna(subset=["test_accuracy"])
     if runs.empty:
         return None
-    datasets = sorted(runs["dataset"].unique())
-    fig, axes = style.subplots(len(datasets))
-    for ax, dataset in zip(axes, datasets):
-        sub = runs[runs["dataset"] == dataset]
-        for family in style.families_in(sub["family"]):
-            agg = aggregate(sub[sub["family"] == family], ["num_params"], "test_accuracy")
-            style.errorbars(
-                ax,
-                agg["num_params"],
-                agg.assign(**{k: 100 * agg[k] for k in ("mean", "low", "high")}),
-                family,
-                label=style.label(family),
-            )
+    fig, panels = style.per_dataset(runs)
+    for ax, dataset, sub in panels:
+        style.accuracy_by_family(ax, sub, "num_params")
         ax.set_xscale("log")
         ax.set_xlabel("parameters (log scale)")
-        ax.set_ylabel("test accuracy (%)")
         ax.set_title(f"{dataset}: accuracy vs parameters")
-    axes[0].legend()
+    panels[0][0].legend()
     fig.suptitle("F1  Weight sharing: accuracy against parameters (mean, 95% CI over seeds)")
     return fig

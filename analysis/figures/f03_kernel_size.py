@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from analysis import style
 from analysis.figures import FIGURES
-from analysis.stats import aggregate, mean_ci
+from analysis.stats import mean_ci
 
 STUDY = "locality"
 
@@ -15,21 +15,11 @@ def make(results):
     runs = results.study(STUDY).dropna(subset=["test_accuracy"])
     if runs.empty:
         return None
-    datasets = sorted(runs["dataset"].unique())
-    fig, axes = style.subplots(len(datasets))
-    for ax, dataset in zip(axes, datasets):
-        sub = runs[runs["dataset"] == dataset].copy()
+    fig, panels = style.per_dataset(runs)
+    for ax, dataset, sub in panels:
         sweeping = sub[sub["family"].isin(["conv", "locally_connected"])].copy()
         sweeping["kernel"] = sweeping["kernel_sizes"].map(lambda k: int(str(k).split("x")[0]))
-        for family in style.families_in(sweeping["family"]):
-            agg = aggregate(sweeping[sweeping["family"] == family], ["kernel"], "test_accuracy")
-            style.errorbars(
-                ax,
-                agg["kernel"],
-                agg.assign(**{k: 100 * agg[k] for k in ("mean", "low", "high")}),
-                family,
-                label=style.label(family),
-            )
+        style.accuracy_by_family(ax, sweeping, "kernel")
         for family in ("full_kernel_conv", "dense"):
             values = sub[sub["family"] == family]["test_accuracy"]
             if len(values):
@@ -37,8 +27,7 @@ def make(results):
                 ax.axhline(100 * mean, color=style.color(family), linestyle="--", label=style.label(family))
                 ax.axhspan(100 * low, 100 * high, color=style.color(family), alpha=0.12)
         ax.set_xlabel("kernel size of the first layer (positions)")
-        ax.set_ylabel("test accuracy (%)")
         ax.set_title(dataset)
-    axes[0].legend()
+    panels[0][0].legend()
     fig.suptitle("F3  Locality: accuracy against kernel size (dashed: no locality)")
     return fig
