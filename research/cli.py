@@ -164,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)
 
-    lister = sub.add_parser("list", help="list registered models, datasets or layer families")
+    lister = sub.add_parser("list", help="list registered models, datasets, layer families or probes")
     lister.add_argument("kind", choices=("models", "datasets", "families", "probes"))
     lister.set_defaults(func=cmd_list)
 
