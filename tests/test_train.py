@@ -125,7 +125,7 @@ def test_replicas_sharded_over_four_devices_give_the_same_numbers(tmp_path):
         import jax
         from tests.helpers import tiny_config
         from research.train import train_and_evaluate, strip_timing
-        cfg = tiny_config(); cfg.seeds = 4
+        cfg = tiny_config(strategy="dispatch"); cfg.seeds = 4  # vmapped on 1 device and sharded on 4
         s = train_and_evaluate(cfg, sys.argv[1], progress=False)
         print(json.dumps({{"devices": jax.device_count(), "summary": strip_timing(s)}}))
         """
