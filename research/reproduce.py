@@ -90,7 +90,8 @@ def run_reference(profile: str, workdir: Path, progress: bool) -> list[dict]:
 
 
 def reproduce(profile: str, workdir: Path, *, workers: int | None = None, progress: bool = True) -> dict:
-    """Run every stage of ``profile``; returns the timing of each stage (seconds)."""
+    """Run every stage of ``profile``; returns ``{"timing": seconds per stage,
+    "failed": unfinished runs per study, "analysis": the analysis result}``."""
     from analysis import analyze
     from research.sweep import run_sweep
 

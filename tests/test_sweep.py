@@ -10,6 +10,7 @@ import pytest
 
 from research.errors import UserError
 from research.sweep import invalid_runs, run_sweep, study_runs, sweep_lock
+from research.sweep.jobs import build_config
 from research.train import strip_timing
 from tests.helpers import TINY_STUDY
 
@@ -81,11 +82,6 @@ def test_every_study_lists_its_quick_and_full_runs(study_name, tmp_path):
         assert all(entry["status"] == "pending" for entry in index["runs"].values())
     assert not any(tmp_path.iterdir()), "a dry run writes nothing"
     # Every quick run's data set and model build (the quick data needs no download).
-    assert (
-        invalid_runs(
-            str(ROOT / "experiments" / f"{study_name}.py") + ":quick",
-            study_runs(str(ROOT / "experiments" / f"{study_name}.py") + ":quick"),
-        )
-        == {}
-    )
+    quick = str(ROOT / "experiments" / f"{study_name}.py") + ":quick"
+    assert invalid_runs({rid: build_config(quick, overrides) for rid, overrides in study_runs(quick)}) == {}
     assert len(STUDIES) == 9

@@ -47,8 +47,8 @@ def study_runs(spec: str) -> list[tuple[str, Overrides]]:
     return runs
 
 
-def invalid_runs(spec: str, runs: list[tuple[str, Overrides]]) -> dict[str, str]:
-    """``{run id: error}`` of the runs whose data set or model cannot be built.
+def invalid_runs(configs: dict[str, object]) -> dict[str, str]:
+    """``{run id: error}`` of the runs (``{run id: config}``) whose data set or model cannot be built.
 
     Every model is built abstractly (no compute) on its data set's shapes, so
     a field that fits one data set but not another is found before anything
@@ -58,22 +58,23 @@ def invalid_runs(spec: str, runs: list[tuple[str, Overrides]]) -> dict[str, str]
     from research.data import load_dataset
     from research.train.loop import build_model
 
-    datasets: dict[str, object] = {}
+    datasets: dict[str, object] = {}  # data config -> Dataset, or the UserError loading it raised
     errors: dict[str, str] = {}
-    for rid, overrides in runs:
-        config = build_config(spec, overrides)
+    for rid, config in configs.items():
         key = json.dumps(config.data.to_dict(), sort_keys=True, default=str)
-        try:
-            if key not in datasets:
+        if key not in datasets:
+            try:
                 datasets[key] = load_dataset(config.data)
-            if not isinstance(datasets[key], UserError):
-                dataset = datasets[key]
-                nnx.eval_shape(lambda config=config, dataset=dataset: build_model(config, dataset, config.seed))
+            except UserError as e:
+                datasets[key] = e
+        dataset = datasets[key]
+        if isinstance(dataset, UserError):
+            errors[rid] = str(dataset)
+            continue
+        try:
+            nnx.eval_shape(lambda config=config, dataset=dataset: build_model(config, dataset, config.seed))
         except UserError as e:
-            datasets.setdefault(key, e)
             errors[rid] = str(e)
-        if isinstance(datasets.get(key), UserError):
-            errors[rid] = str(datasets[key])
     return errors
 
 
@@ -142,14 +143,15 @@ def run_sweep(
             "study": spec,
             "runs": {rid: {"overrides": o, "status": run_status(directory / "runs" / rid)[0]} for rid, o in runs},
         }
-    invalid = invalid_runs(spec, runs)
+    configs = {rid: build_config(spec, overrides) for rid, overrides in runs}  # built once, read below
+    invalid = invalid_runs(configs)
     spec = str(Path(split_spec(spec)[0]).resolve()) + (f":{split_spec(spec)[1]}" if split_spec(spec)[1] else "")
     with sweep_lock(directory):
         index_path = directory / "sweep.json"
         previous = json.loads(index_path.read_text()).get("runs", {}) if index_path.exists() else {}
         index = {"study": spec, "launcher": launcher, "runs": {}}
         for rid, overrides in runs:
-            status, error = run_status(directory / "runs" / rid, build_config(spec, overrides))
+            status, error = run_status(directory / "runs" / rid, configs[rid])
             if rid in invalid:
                 status, error = "invalid", invalid[rid]
             index["runs"][rid] = {
@@ -184,7 +186,7 @@ def run_sweep(
 
         def on_end(job: Job, outcome: dict) -> None:
             entry = index["runs"][job.run_id]
-            status, error = run_status(job.workdir, build_config(spec, job.overrides))
+            status, error = run_status(job.workdir, configs[job.run_id])
             if status == "unprobed":
                 error = "trained, but its final probes are missing (see the run's log)"
             if not outcome["ok"] or status not in FINISHED:

@@ -1,7 +1,7 @@
 """One sweep job: a study config plus overrides, trained (and probed) into its run directory.
 
 ``execute_job`` is what every launcher runs, in-process (Ray tasks) or in a
-fresh worker process (``python -m research.sweep.worker``, the local launcher),
+long-lived worker process (``python -m research.sweep.worker``, the local launcher),
 so both produce the same files. It turns on JAX's persistent compilation
 cache in the sweep directory, so a repeated sweep reuses compiled programs.
 """

@@ -1,7 +1,7 @@
 """Launchers: run sweep jobs and report each one's outcome as it ends.
 
 * ``local``: a pool of long-lived worker processes (``python -m
-  research.sweep.worker --serve``), each running one job at a time in its own
+  research.sweep.worker``), each running one job at a time in its own
   JAX process: a run that raises is recorded, a worker that crashes or is
   killed fails its one job and is replaced, never the sweep. Default one
   worker per device; on CPU one.
@@ -57,11 +57,11 @@ def default_workers() -> int:
 
 
 class _Worker:
-    """One long-lived ``research.sweep.worker --serve`` process and its current job."""
+    """One long-lived ``research.sweep.worker`` process and its current job."""
 
     def __init__(self):
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "research.sweep.worker", "--serve"],
+            [sys.executable, "-m", "research.sweep.worker"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

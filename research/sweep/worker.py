@@ -1,4 +1,4 @@
-"""The local launcher's worker process: ``python -m research.sweep.worker --serve``.
+"""The local launcher's worker process: ``python -m research.sweep.worker``.
 
 A long-lived JAX process that runs jobs (:func:`research.sweep.jobs.execute_job`)
 one at a time: it reads one JSON job per line on stdin, sends the job's
@@ -7,12 +7,11 @@ on stdout. Reusing the process saves the interpreter and JAX start-up (about
 2 s a run here) and keeps compiled helpers warm; a job that raises is
 recorded and the worker goes on, and a worker that dies (a crash, a kill) is
 replaced by the launcher. It asks Linux to kill it when the launcher dies, so
-no orphan keeps writing. Without ``--serve`` it runs the one job its flags give.
+no orphan keeps writing.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
@@ -79,22 +78,9 @@ def serve() -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def main() -> int:
     die_with_parent()
-    if argv is None and sys.argv[1:] == ["--serve"] or argv == ["--serve"]:
-        return serve()
-    parser = argparse.ArgumentParser(description="Run one sweep job (used by the local launcher).")
-    parser.add_argument("--config", required=True)
-    parser.add_argument("--workdir", required=True)
-    parser.add_argument("--overrides", required=True, help="JSON object of config overrides")
-    parser.add_argument("--cache-dir", default=None)
-    args = parser.parse_args(argv)
-    try:
-        summary = execute_job(args.config, json.loads(args.overrides), args.workdir, args.cache_dir)
-    except UserError as e:
-        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
-        return 2
-    return 0 if summary.get("status") in ("done", "diverged") else 1
+    return serve()
 
 
 if __name__ == "__main__":
