@@ -48,18 +48,18 @@ def _data(shape, n, seed=0):
     return rng.normal(size=(n, *shape)).astype(np.float32), rng.integers(0, 10, size=n).astype(np.int32)
 
 
-def _engine(model_name: str, shape, replicas: int, batch: int, steps: int, chunk: int, lr: float = 1e-2):
+def _engine(model_name: str, shape, replicas: int, batch: int, steps: int, chunk: int, lr: float = 1e-2, **fields):
     from research.config import default_config
 
     optimizer = default_config().optimizer
     optimizer.learning_rate = lr
     optimizer.weight_decay = 0.0
-    model = nnx.eval_shape(lambda: get_model(model_name, shape, 10, nnx.Rngs(0)))
+    model = nnx.eval_shape(lambda: get_model(model_name, shape, 10, nnx.Rngs(0), **fields))
     tx = build_optimizer(optimizer, steps)
     engine = Engine(nnx.graphdef(model), tx, batch, chunk=chunk)
 
     def init_one(seed):
-        params = nnx.state(get_model(model_name, shape, 10, nnx.Rngs(jax.random.key(seed))), nnx.Param)
+        params = nnx.state(get_model(model_name, shape, 10, nnx.Rngs(jax.random.key(seed)), **fields), nnx.Param)
         return engine.init_replica(params, seed, lr)
 
     init = jax.jit(jax.vmap(init_one))
@@ -90,20 +90,26 @@ def _train(model_name, shape, replicas, steps, strategy, batch=100, n=4000):
     return time.perf_counter() - start
 
 
-def _steady_ms_per_step(model_name, shape, replicas, strategy, batch=100, n=4000, steps=20) -> float:
-    """ms per step of ``replicas`` replicas after compiling: best of 3 timed segments of ``steps``."""
+def _step_timing(model_name, shape, replicas, strategy, batch=100, steps=20, **fields) -> tuple[float, float]:
+    """``(ms per step, first-call seconds)`` of ``replicas`` replicas: the first call
+    (compile + one step when dispatched, one chunk of ``steps`` when scanned), then
+    the best of 3 timed segments of ``steps``."""
+    n = 2 * batch * steps
     x, y = _data(shape, n)
-    _, engine, init = _engine(model_name, shape, replicas, batch, 10 * steps, chunk=steps)
+    _, engine, init = _engine(model_name, shape, replicas, batch, 10 * steps, chunk=steps, **fields)
     state = init()
     xs, ys = jax.device_put((x, y))
     perms = engine.permutations(state, 0, n)
-    state = jax.block_until_ready(engine.run_steps(state, xs, ys, perms, 0, steps, strategy))  # compile
+    start = time.perf_counter()
+    first_steps = 1 if strategy.endswith("dispatch") else steps
+    state = jax.block_until_ready(engine.run_steps(state, xs, ys, perms, 0, first_steps, strategy))
+    first_call = time.perf_counter() - start
     best = math.inf
     for _ in range(3):
         start = time.perf_counter()
         state = jax.block_until_ready(engine.run_steps(state, xs, ys, perms, steps, 2 * steps, strategy))
         best = min(best, time.perf_counter() - start)
-    return 1e3 * best / steps
+    return 1e3 * best / steps, first_call
 
 
 def strategies(replicas: int = 32) -> list[dict]:
@@ -114,7 +120,7 @@ def strategies(replicas: int = 32) -> list[dict]:
         auto = choose_strategy("auto", model, jax.default_backend(), replicas=replicas)
         row = {"model": name, "replicas": replicas, "auto": auto}
         for strategy in STEP_STRATEGIES:
-            row[f"{strategy}_ms_per_step"] = _steady_ms_per_step(name, MNIST1D_SHAPE, replicas, strategy)
+            row[f"{strategy}_ms_per_step"] = _step_timing(name, MNIST1D_SHAPE, replicas, strategy)[0]
         best = min(STEP_STRATEGIES, key=lambda s: row[f"{s}_ms_per_step"])
         row["fastest"] = best
         row["auto_vs_fastest"] = row[f"{auto}_ms_per_step"] / row[f"{best}_ms_per_step"]
@@ -146,28 +152,13 @@ def sweep_vs_torch(seeds: int = 32, steps: int = 500) -> list[dict]:
     return rows
 
 
-def _step_ms(model_name, shape, batch, strategy, steps=20):
-    x, y = _data(shape, batch * steps)
-    _, engine, init = _engine(model_name, shape, 1, batch, steps, chunk=steps, lr=1e-3)
-    state = init()
-    xs, ys = jax.device_put((x, y))
-    perms = engine.permutations(state, 0, len(y))
-    state = jax.block_until_ready(engine.run_steps(state, xs, ys, perms, 0, steps, strategy))  # compile
-    best = math.inf
-    for _ in range(3):
-        start = time.perf_counter()
-        state = jax.block_until_ready(engine.run_steps(state, xs, ys, perms, 0, steps, strategy))
-        best = min(best, (time.perf_counter() - start) / steps)
-    return 1e3 * best
-
-
 def conv_speed(batch: int = 128) -> dict:
     from benchmarks import torch_reference
 
     shape = (28, 28, 1)
     model = nnx.eval_shape(lambda: get_model("fashion_cnn", shape, 10, nnx.Rngs(0)))
     strategy = choose_strategy("auto", model, jax.default_backend())
-    jax_ms = _step_ms("fashion_cnn", shape, batch, strategy)
+    jax_ms, _ = _step_timing("fashion_cnn", shape, 1, strategy, batch=batch)
     x, y = _data(shape, batch)
     torch_ms = 1e3 * torch_reference.step_seconds("fashion_cnn", x, y, batch=batch)
     return {
@@ -202,34 +193,18 @@ def locally_connected_and_compile() -> list[dict]:
     rows = []
     for shape_name, spec in SHAPES.items():
         for family in ("conv", "locally_connected", "dense"):
-            model = get_model("lattice", spec["input_shape"], 10, nnx.Rngs(0), family=family, **spec["fields"])
-            graphdef, params = nnx.split(model, nnx.Param)
-            from research.config import default_config
-
-            tx = build_optimizer(default_config().optimizer, 10)
+            fields = {"family": family, **spec["fields"]}
+            shape = spec["input_shape"]
+            model = nnx.eval_shape(lambda shape=shape, fields=fields: get_model("lattice", shape, 10, nnx.Rngs(0), **fields))
             strategy = choose_strategy("auto", model, jax.default_backend())
-            engine = Engine(graphdef, tx, spec["batch"], chunk=10)
-            x, y = _data(spec["input_shape"], spec["batch"] * 10)
-            state = jax.tree.map(lambda a: a[None], engine.init_replica(params, 0, 1e-3))
-            xs, ys = jax.device_put((x, y))
-            perms = engine.permutations(state, 0, len(y))
-            start = time.perf_counter()
-            state = jax.block_until_ready(
-                engine.run_steps(state, xs, ys, perms, 0, 1 if strategy == "dispatch" else 10, strategy)
-            )
-            first = time.perf_counter() - start
-            best = math.inf
-            for _ in range(3):
-                start = time.perf_counter()
-                state = jax.block_until_ready(engine.run_steps(state, xs, ys, perms, 0, 10, strategy))
-                best = min(best, (time.perf_counter() - start) / 10)
+            ms, first = _step_timing("lattice", spec["input_shape"], 1, strategy, batch=spec["batch"], steps=10, **fields)
             rows.append(
                 {
                     "shape": shape_name,
                     "family": family,
                     "params": count_params(model),
                     "strategy": strategy,
-                    "ms_per_step": 1e3 * best,
+                    "ms_per_step": ms,
                     "first_call_s": first,
                 }
             )
