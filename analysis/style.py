@@ -81,10 +81,11 @@ def accuracy_by_family(ax, runs, x_column: str) -> None:
     ax.set_ylabel("test accuracy (%)")
 
 
-def per_dataset(runs):
-    """``(figure, [(axis, dataset, runs of that data set)])``, one panel per data set."""
+def per_dataset(runs, **subplot_options):
+    """``(figure, [(axis, dataset, rows of that data set)])``, one panel per data set
+    (``runs`` is any frame with a ``dataset`` column; options go to :func:`subplots`)."""
     datasets = sorted(runs["dataset"].unique())
-    fig, axes = subplots(len(datasets))
+    fig, axes = subplots(len(datasets), **subplot_options)
     return fig, [(ax, d, runs[runs["dataset"] == d]) for ax, d in zip(axes, datasets)]
 
 

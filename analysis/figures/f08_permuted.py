@@ -15,10 +15,8 @@ def make(results):
     runs = results.study("permuted_pixels").dropna(subset=["test_accuracy"])
     if runs.empty:
         return None
-    datasets = sorted(runs["dataset"].unique())
-    fig, axes = style.subplots(len(datasets), width=4.8)
-    for ax, dataset in zip(axes, datasets):
-        sub = runs[runs["dataset"] == dataset]
+    fig, panels = style.per_dataset(runs, width=4.8)
+    for ax, dataset, sub in panels:
         families = style.families_in(sub["family"])
         agg = aggregate(sub, ["family", "permute_pixels"], "test_accuracy")
         for j, permuted in enumerate((False, True)):
@@ -37,6 +35,6 @@ def make(results):
         ax.set_xticks(np.arange(len(families)), families, rotation=20, fontsize=8)
         ax.set_ylabel("test accuracy (%)")
         ax.set_title(dataset)
-    axes[0].legend()
+    panels[0][0].legend()
     fig.suptitle("F8  A fixed pixel permutation (solid: original, hatched: permuted; 95% CI)")
     return fig

@@ -15,10 +15,8 @@ def make(results):
     tracked = curves[(curves["split"] == "track") & curves["locality_index"].notna()]
     if tracked.empty:
         return None
-    datasets = sorted(tracked["dataset"].unique())
-    fig, axes = style.subplots(len(datasets), width=5.0)
-    for ax, dataset in zip(axes, datasets):
-        part = tracked[tracked["dataset"] == dataset]
+    fig, panels = style.per_dataset(tracked, width=5.0)
+    for ax, dataset, part in panels:
         table = part.pivot_table(index="step", columns=["run_key", "replica"], values="locality_index")
         ax.plot(table.index, table.mean(axis=1), color=style.color("dense"), marker="o", markersize=3, label="dense first layer")
         ax.fill_between(table.index, table.min(axis=1), table.max(axis=1), color=style.color("dense"), alpha=0.15, linewidth=0)
