@@ -13,24 +13,24 @@ from pathlib import Path
 from research.errors import UserError
 
 
-def probe_config(config) -> tuple[list[str], list[str]]:
-    """``(final probe names, tracked probe names)``, checked."""
+def probe_config(config) -> tuple[list[str], dict]:
+    """``(final probe names, {tracked probe name: tracker})``, checked."""
     from research.probes import expand, tracking_functions
 
     section = config.get("probes", {})
     final, tracked = list(section.get("final", ())), list(section.get("track", ()))
     if isinstance(section.get("final", ()), str) or isinstance(section.get("track", ()), str):
         raise UserError("probes.final and probes.track are lists of probe names, e.g. ('translation',)")
-    return expand(final), list(tracking_functions(tracked))
+    return expand(final), tracking_functions(tracked)
 
 
 def train_and_probe(config, workdir: str | Path, *, overwrite: bool = False, progress: bool = True) -> dict:
     """Train (or reuse a finished run), then run the final probes it still lacks."""
-    from research.probes import missing_probes, run_probes, tracking_functions
+    from research.probes import missing_probes, run_probes
     from research.train import train_and_evaluate
 
-    final, tracked = probe_config(config)
-    summary = train_and_evaluate(config, workdir, overwrite=overwrite, progress=progress, track=tracking_functions(tracked))
+    final, trackers = probe_config(config)
+    summary = train_and_evaluate(config, workdir, overwrite=overwrite, progress=progress, track=trackers)
     if summary.get("status") == "done" and final:
         todo = missing_probes(Path(workdir), final)
         if todo:
