@@ -13,7 +13,7 @@ from research.data.transforms import shift
 from research.errors import UserError
 from research.models import count_params, get_model
 from research.models.embed import conv_to_dense, conv_to_locally_connected, locally_connected_layer_to_dense
-from research.models.layers import Conv, DenseMap, FullKernelConv, LocallyConnected
+from research.models.layers import MATMUL_MAX_PATCH_FEATURES, Conv, DenseMap, FullKernelConv, LocallyConnected
 
 # (input shape, kernel, stride, padding): 1D and 2D, strided, every padding mode.
 GEOMETRIES = [
@@ -41,6 +41,58 @@ def test_conv_equals_locally_connected_with_tied_weights(in_shape, kernel, strid
     local.kernel[...], local.bias[...] = jnp.asarray(k), jnp.asarray(b)
     x = _x(in_shape)
     np.testing.assert_allclose(local(x), conv(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("in_shape,kernel,stride,padding", GEOMETRIES)
+def test_conv_as_matmul_is_the_same_function_as_lax_conv(in_shape, kernel, stride, padding):
+    """The im2col form (CPU's default) against ``lax.conv``: outputs, input and kernel
+    gradients, and vmapped over replicas (where ``lax.conv`` becomes a grouped conv)."""
+    layers = {impl: Conv(in_shape, 4, kernel, stride, padding, conv_impl=impl, rngs=nnx.Rngs(0)) for impl in ("lax", "matmul")}
+    assert layers["lax"].impl() == "lax" and layers["matmul"].impl() == "matmul"
+    x = _x(in_shape)
+    kernels = jax.random.normal(jax.random.PRNGKey(3), (2, *layers["lax"].kernel.shape))
+
+    def apply(impl, kernel, x):
+        graphdef, state = nnx.split(layers[impl])
+        pure = nnx.to_pure_dict(state)
+        pure["kernel"] = kernel
+        nnx.replace_by_pure_dict(state, pure)
+        return nnx.merge(graphdef, state)(x)
+
+    def loss(impl, kernel, x):
+        return jnp.sum(jnp.sin(apply(impl, kernel, x)))
+
+    grads = {impl: jax.grad(lambda k, v, impl=impl: loss(impl, k, v), argnums=(0, 1))(kernels[0], x) for impl in layers}
+    batched = {impl: jax.vmap(lambda k, impl=impl: apply(impl, k, x))(kernels) for impl in layers}
+    np.testing.assert_allclose(apply("matmul", kernels[0], x), apply("lax", kernels[0], x), rtol=1e-5, atol=1e-5)
+    for got, want in zip(grads["matmul"], grads["lax"]):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(batched["matmul"], batched["lax"], rtol=1e-5, atol=1e-5)
+
+
+def test_auto_conv_impl_is_matmul_on_cpu_for_small_patches_only():
+    small = nnx.eval_shape(lambda: Conv((40, 25), 25, 3, 2, 1, rngs=nnx.Rngs(0)))
+    assert small.impl("cpu") == "matmul" and small.impl("gpu") == "lax" and small.impl("tpu") == "lax"
+    one_d_full = nnx.eval_shape(lambda: FullKernelConv((40, 25), 25, rngs=nnx.Rngs(0)))  # 40 taps x 25 channels
+    assert one_d_full.impl("cpu") == "matmul"
+    two_d_full = nnx.eval_shape(lambda: FullKernelConv((28, 28, 32), 8, rngs=nnx.Rngs(0)))  # 784 taps x 32 channels
+    assert 28 * 28 * 32 > MATMUL_MAX_PATCH_FEATURES and two_d_full.impl("cpu") == "lax"
+    forced = nnx.eval_shape(lambda: get_model("mnist1d_cnn", (40, 1), 10, nnx.Rngs(0), conv_impl="lax"))
+    assert all(layer.impl("cpu") == "lax" for layer in forced.layers)
+
+
+def test_auto_strategy_follows_how_convs_compute():
+    from research.train.engine import choose_strategy
+
+    def model(**fields):
+        return nnx.eval_shape(lambda: get_model("mnist1d_cnn", (40, 1), 10, nnx.Rngs(0), **fields))
+
+    assert choose_strategy("auto", model(), "cpu", replicas=32) == "scan"  # matmul convs vmap and scan well
+    assert choose_strategy("auto", model(conv_impl="lax"), "cpu", replicas=32) == "sequential_dispatch"
+    assert choose_strategy("auto", model(conv_impl="lax"), "cpu", replicas=1) == "dispatch"
+    assert choose_strategy("auto", model(conv_impl="lax"), "cpu", replicas=4, sharded=True) == "dispatch"
+    assert choose_strategy("auto", model(conv_impl="lax"), "gpu", replicas=32) == "scan"
+    assert choose_strategy("dispatch", model(), "gpu") == "dispatch"
 
 
 @pytest.mark.parametrize("in_shape,kernel,stride,padding", GEOMETRIES)
@@ -141,6 +193,7 @@ def test_reference_parameter_counts():
         ({"head": "global_mean"}, "head"),
         ({"family": "full_kernel_conv", "padding": "VALID"}, "full_kernel_conv"),
         ({"widthz": (3,)}, "Did you mean 'widths'"),
+        ({"conv_impl": "matmull"}, "Did you mean 'matmul'"),
     ],
 )
 def test_bad_model_fields_raise_user_errors(fields, match):

@@ -87,6 +87,8 @@ class LatticeNet(nnx.Module):
       pool_window, pool_stride: the pooling window and step.
       head: ``flatten`` | ``global_avg`` | ``global_max``, then ``head_widths``
         hidden dense layers and the classifier.
+      conv_impl: how conv layers compute: ``auto`` | ``lax`` | ``matmul``
+        (the same function; see ``research.models.layers``).
     """
 
     def __init__(
@@ -104,6 +106,7 @@ class LatticeNet(nnx.Module):
         pool_stride: int = 2,
         head: str = "flatten",
         head_widths: Sequence[int] = (),
+        conv_impl: str = "auto",
         rngs: nnx.Rngs,
     ):
         if family not in FAMILIES:
@@ -120,7 +123,7 @@ class LatticeNet(nnx.Module):
         shape = tuple(input_shape)
         layers: list[SpatialLayer] = []
         for width, kernel, stride in zip(widths, kernels, strides_):
-            layer = make_layer(family, shape, width, kernel, stride, padding, rngs=rngs)
+            layer = make_layer(family, shape, width, kernel, stride, padding, conv_impl=conv_impl, rngs=rngs)
             layers.append(layer)
             shape = (*pooled_spatial(layer.out_spatial, pooling, pool_window, pool_stride), width)
         self.layers = nnx.List(layers)

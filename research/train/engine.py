@@ -20,9 +20,11 @@ function of (seed, step), which is what makes resume exact.
 
 Two ways to run steps give bit-identical results (tested): ``dispatch`` calls
 a jitted step once per step; ``scan`` runs a jitted ``lax.scan`` over a chunk
-of ``chunk`` steps. On XLA CPU convolutions inside ``scan``/``while`` run
-several times slower than dispatched, while MLPs, dense and locally connected
-layers gain from ``scan``; ``choose_strategy`` encodes that.
+of ``chunk`` steps. On XLA CPU, ``lax.conv`` inside ``scan``/``while`` runs
+several times slower than dispatched and a vmapped one becomes a slow grouped
+conv, while matmuls (MLPs, dense and locally connected layers, and convs in
+their matmul form) gain from ``scan`` and ``vmap``; ``choose_strategy``
+encodes that.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from research.errors import UserError
+from research.models.layers import Conv
 
 TrainState = dict[str, Any]
 STEP_STRATEGIES = ("scan", "dispatch", "sequential_scan", "sequential_dispatch")
@@ -47,27 +50,23 @@ STRATEGIES = ("auto", *STEP_STRATEGIES)
 WINDOW_KEYS = ("loss", "correct", "count", "grad_norm")
 
 
-# Families whose step ran slower inside ``lax.scan`` than dispatched, on XLA CPU
-# (benchmarks/README.md: conv 4.4 vs 1.1 ms/step in 1D, 383 vs 15 in 2D;
-# locally connected and dense were faster in scan: 3.3 vs 6.6, 1.4 vs 2.1).
-DISPATCH_FAMILIES_ON_CPU = ("conv", "full_kernel_conv")
-
-
 def choose_strategy(requested: str, model: nnx.Module, backend: str, replicas: int = 1, sharded: bool = False) -> str:
-    """One of :data:`STEP_STRATEGIES`; ``auto`` follows the measurements above.
+    """One of :data:`STEP_STRATEGIES`; ``auto`` follows the measurements of ``cvd bench``.
 
-    On CPU, models with conv layers are dispatched step by step, and several
-    replicas run one after another (a vmapped conv becomes a grouped conv,
-    slow on XLA CPU; ``cvd bench``'s strategy table); everything else, and
-    every model on GPU/TPU or with replicas sharded over devices, runs
-    vmapped in ``lax.scan`` chunks.
+    On CPU, a model with a conv layer that computes with ``lax.conv`` (a large
+    full-kernel conv, or ``model.conv_impl=lax``) is dispatched step by step,
+    and several replicas run one after another: ``lax.conv`` ran 4-20x slower
+    inside ``lax.scan`` than dispatched, and vmapped it becomes a grouped conv
+    (benchmarks/README.md). Everything else, including convs in their matmul
+    form (CPU's default), and every model on GPU/TPU or with replicas sharded
+    over devices, runs vmapped in ``lax.scan`` chunks.
     """
     if requested not in STRATEGIES:
         raise UserError(f"unknown train.strategy {requested!r}; valid: {', '.join(STRATEGIES)}")
     if requested != "auto":
         return requested
-    families = {getattr(layer, "family", "") for layer in getattr(model, "layers", ())}
-    if backend == "cpu" and families & set(DISPATCH_FAMILIES_ON_CPU):
+    lax_convs = [layer for layer in getattr(model, "layers", ()) if isinstance(layer, Conv) and layer.impl(backend) == "lax"]
+    if backend == "cpu" and lax_convs:
         return "sequential_dispatch" if replicas > 1 and not sharded else "dispatch"
     return "scan"
 
