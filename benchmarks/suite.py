@@ -36,7 +36,7 @@ import numpy as np
 from flax import nnx
 
 from research.models import count_params, get_model
-from research.train.engine import STEP_STRATEGIES, Engine, choose_strategy
+from research.train.engine import STEP_STRATEGIES, Engine, choose_strategy, run_once
 from research.train.optim import build_optimizer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,8 +62,7 @@ def _engine(model_name: str, shape, replicas: int, batch: int, steps: int, chunk
         params = nnx.state(get_model(model_name, shape, 10, nnx.Rngs(jax.random.key(seed)), **fields), nnx.Param)
         return engine.init_replica(params, seed, lr)
 
-    init = jax.jit(jax.vmap(init_one))
-    return model, engine, lambda: init(jnp.arange(replicas, dtype=jnp.uint32))
+    return model, engine, lambda: run_once(jax.vmap(init_one), jnp.arange(replicas, dtype=jnp.uint32))
 
 
 def _train(model_name, shape, replicas, steps, strategy, batch=100, n=4000):

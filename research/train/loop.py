@@ -35,7 +35,7 @@ from research.errors import UserError
 from research.models import count_params, get_model
 from research.models.embed import EMBEDDABLE, embed_network_params
 from research.train.checkpoint import Checkpointer, abstract_like
-from research.train.engine import Engine, choose_strategy, replica_sharding
+from research.train.engine import Engine, choose_strategy, replica_sharding, run_once
 from research.train.metrics import MetricWriter, atomic_write_json, read_metrics, truncate_metrics
 from research.train.optim import build_optimizer
 
@@ -74,14 +74,14 @@ def build_model(config, dataset: Dataset, seed: int, **changes) -> nnx.Module:
 
 
 def replica_initializer(config, dataset: Dataset, engine: Engine, seeds: list[int], lrs: list[float], **model_changes):
-    """A function building the stacked train state of every replica in one compiled program."""
+    """``(init, args)``: ``init(*args)`` builds the stacked train state of every replica
+    (run it with :func:`run_once`, or ``jax.eval_shape`` it for the shapes)."""
 
     def init_one(seed, learning_rate):
         params = nnx.state(build_model(config, dataset, seed, **model_changes), nnx.Param)
         return engine.init_replica(params, seed, learning_rate)
 
-    init = jax.jit(jax.vmap(init_one))
-    return lambda: init(jnp.asarray(seeds, jnp.uint32), jnp.asarray(lrs, jnp.float32))
+    return jax.vmap(init_one), (jnp.asarray(seeds, jnp.uint32), jnp.asarray(lrs, jnp.float32))
 
 
 def validate_embedding(config, model) -> tuple[int, str]:
@@ -220,11 +220,13 @@ def train_and_evaluate(
 
     chunk = math.gcd(steps_per_epoch, log_every)
     engine = Engine(nnx.graphdef(abstract_model), tx, batch, chunk=chunk, augment_shift=augment_shift)
-    state = replica_initializer(config, dataset, engine, seeds, lrs)()
+    init, init_args = replica_initializer(config, dataset, engine, seeds, lrs)
+    state = run_once(init, *init_args)
     shardings = replica_sharding(len(seeds))
     if embed_at:
         embedded_engine = Engine(nnx.graphdef(embedded_model), tx, batch, chunk=chunk, augment_shift=augment_shift)
-        embedded_abstract = jax.eval_shape(replica_initializer(config, dataset, embedded_engine, seeds, lrs, family=embed_into))
+        init, init_args = replica_initializer(config, dataset, embedded_engine, seeds, lrs, family=embed_into)
+        embedded_abstract = jax.eval_shape(init, *init_args)
 
     def embed_state(state):
         """Phase switch: every replica's params embedded exactly; a fresh optimizer state."""
@@ -310,7 +312,9 @@ def train_and_evaluate(
                         )
                 postfix = {"loss": f"{np.mean(train['loss'][alive]):.3f}" if alive.any() else "nan"}
                 if index == steps_per_epoch and ((epoch + 1) % eval_every == 0 or step == total_steps):
-                    test = engine.evaluate(state["params"], x_test, y_test, test_mask, eval_batch)
+                    test = engine.evaluate(
+                        state["params"], x_test, y_test, test_mask, eval_batch, strategy.startswith("sequential_")
+                    )
                     for r in range(len(seeds)):
                         writer.write_scalars(
                             step,
@@ -333,7 +337,7 @@ def train_and_evaluate(
                     last_saved = step
         if last_saved != total_steps:
             save(total_steps)
-        test = engine.evaluate(state["params"], x_test, y_test, test_mask, eval_batch)
+        test = engine.evaluate(state["params"], x_test, y_test, test_mask, eval_batch, strategy.startswith("sequential_"))
         final = jax.device_get({"alive": state["alive"], "diverged_step": state["diverged_step"]})
         replicas = []
         for r, seed in enumerate(seeds):

@@ -114,7 +114,8 @@ def load_trained(workdir: str | Path) -> TrainedRun:
         changes = {"family": family} if family else {}
         model = nnx.eval_shape(lambda: build_model(config, dataset, seeds[0], **changes))
         engine = Engine(nnx.graphdef(model), tx, config.train.batch_size)
-        shapes = jax.eval_shape(replica_initializer(config, dataset, engine, seeds, lrs, **changes))
+        init, init_args = replica_initializer(config, dataset, engine, seeds, lrs, **changes)
+        shapes = jax.eval_shape(init, *init_args)
         return model, jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=device), shapes)
 
     models = {}
