@@ -12,7 +12,8 @@ Sections:
 * ``conv_speed``: the Fashion-MNIST CNN's training images/s against PyTorch's.
 * ``fraction_of_peak``: a wide dense net's training-step FLOP/s against a large
   matmul measured here.
-* ``locally_connected``: its step time over the conv's at the same shapes.
+* ``locally_connected``: each family's step time over the conv's at the same
+  shapes (the full-kernel conv in 1D only), and how its convs compute.
 * ``compile``: first-call latency per family, and the number of new entries a
   repeated sweep adds to the persistent compilation cache (0 = compiled nothing).
 * ``reproduce``: the stage timing of a ``cvd reproduce`` workdir, when given.
@@ -36,6 +37,7 @@ import numpy as np
 from flax import nnx
 
 from research.models import count_params, get_model
+from research.models.layers import Conv
 from research.train.engine import STEP_STRATEGIES, Engine, choose_strategy, run_once
 from research.train.optim import build_optimizer
 
@@ -191,16 +193,24 @@ def locally_connected_and_compile() -> list[dict]:
 
     rows = []
     for shape_name, spec in SHAPES.items():
-        for family in ("conv", "locally_connected", "dense"):
+        shape = spec["input_shape"]
+        # The 2D full-kernel conv (about 1 s a step) is left to ``python -m benchmarks.step_time``.
+        families = (
+            ("conv", "full_kernel_conv", "locally_connected", "dense")
+            if len(shape) == 2
+            else ("conv", "locally_connected", "dense")
+        )
+        for family in families:
             fields = {"family": family, **spec["fields"]}
-            shape = spec["input_shape"]
             model = nnx.eval_shape(lambda shape=shape, fields=fields: get_model("lattice", shape, 10, nnx.Rngs(0), **fields))
             strategy = choose_strategy("auto", model, jax.default_backend())
-            ms, first = _step_timing("lattice", spec["input_shape"], 1, strategy, batch=spec["batch"], steps=10, **fields)
+            ms, first = _step_timing("lattice", shape, 1, strategy, batch=spec["batch"], steps=10, **fields)
+            impls = {layer.impl() for layer in model.layers if isinstance(layer, Conv)}
             rows.append(
                 {
                     "shape": shape_name,
                     "family": family,
+                    "conv_impl": ",".join(sorted(impls)) or "-",
                     "params": count_params(model),
                     "strategy": strategy,
                     "ms_per_step": ms,
@@ -329,7 +339,8 @@ def summary_lines(results: dict) -> list[str]:
         )
     for row in results.get("locally_connected", []):
         lines.append(
-            f"{row['shape']} {row['family']}: {row['ms_per_step']:.2f} ms/step ({row['strategy']}), {row['vs_conv']:.2f}x conv, "
+            f"{row['shape']} {row['family']}: {row['ms_per_step']:.2f} ms/step ({row['strategy']}, conv_impl {row['conv_impl']}), "
+            f"{row['vs_conv']:.2f}x conv, "
             f"first call {row['first_call_s']:.2f} s"
         )
     if "compile" in results:
