@@ -24,6 +24,7 @@ from flax import nnx
 
 from research.config import default_config
 from research.models import FAMILIES, count_params, get_model
+from research.models.layers import Conv
 from research.train.engine import Engine
 from research.train.optim import build_optimizer
 
@@ -50,7 +51,8 @@ def measure(shape_name: str, family: str, steps: int) -> dict:
     y = jax.random.randint(jax.random.PRNGKey(1), (n,), 0, 10)
     state = jax.tree.map(lambda a: a[None], engine.init_replica(params, 0, 1e-3))
     perms = engine.permutations(state, 0, n)
-    result = {"shape": shape_name, "family": family, "params": count_params(model)}
+    impls = sorted({layer.impl() for layer in model.layers if isinstance(layer, Conv)})
+    result = {"shape": shape_name, "family": family, "conv_impl": ",".join(impls) or "-", "params": count_params(model)}
     for strategy in ("dispatch", "scan"):
         current = jax.tree.map(jnp.copy, state)  # run_steps donates its input
         start = time.perf_counter()
@@ -87,12 +89,12 @@ def main(argv=None) -> None:
         return
     print(f"# {machine}")
     print(
-        "| shape | family | params | dispatch ms/step | scan ms/step | best / conv best | compile+first call s (dispatch, scan) |"
+        "| shape | family | conv_impl | params | dispatch ms/step | scan ms/step | best / conv best | compile+first call s (dispatch, scan) |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
-            f"| {r['shape']} | {r['family']} | {r['params']} | {r['dispatch_ms_per_step']:.2f} | {r['scan_ms_per_step']:.2f} | "
+            f"| {r['shape']} | {r['family']} | {r['conv_impl']} | {r['params']} | {r['dispatch_ms_per_step']:.2f} | {r['scan_ms_per_step']:.2f} | "
             f"{r['best_vs_conv']:.2f} | {r['dispatch_first_call_s']:.2f}, {r['scan_first_call_s']:.2f} |"
         )
 

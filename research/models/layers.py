@@ -32,7 +32,7 @@ takes ``matmul`` on CPU when a patch has at most
 the matmul form trains the Fashion-MNIST CNN 1.4x faster, lets 32 vmapped
 replicas of the MNIST-1D CNN run as batched matmuls instead of grouped convs,
 and makes convs fast inside ``lax.scan`` (``benchmarks/README.md``); the two
-forms agree to float32 rounding (``tests/test_models.py``).
+forms agree to float32 rounding (``tests/test_layers.py``).
 """
 
 from __future__ import annotations
