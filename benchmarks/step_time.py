@@ -23,8 +23,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from research.config import default_config
-from research.models import FAMILIES, count_params, get_model
-from research.models.layers import Conv
+from research.models import FAMILIES, conv_impls, count_params, get_model
 from research.train.engine import Engine
 from research.train.optim import build_optimizer
 
@@ -51,8 +50,12 @@ def measure(shape_name: str, family: str, steps: int) -> dict:
     y = jax.random.randint(jax.random.PRNGKey(1), (n,), 0, 10)
     state = jax.tree.map(lambda a: a[None], engine.init_replica(params, 0, 1e-3))
     perms = engine.permutations(state, 0, n)
-    impls = sorted({layer.impl() for layer in model.layers if isinstance(layer, Conv)})
-    result = {"shape": shape_name, "family": family, "conv_impl": ",".join(impls) or "-", "params": count_params(model)}
+    result = {
+        "shape": shape_name,
+        "family": family,
+        "conv_impl": ",".join(sorted(conv_impls(model))) or "-",
+        "params": count_params(model),
+    }
     for strategy in ("dispatch", "scan"):
         current = jax.tree.map(jnp.copy, state)  # run_steps donates its input
         start = time.perf_counter()

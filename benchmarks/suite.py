@@ -36,8 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from research.models import count_params, get_model
-from research.models.layers import Conv
+from research.models import conv_impls, count_params, get_model
 from research.train.engine import STEP_STRATEGIES, Engine, choose_strategy, run_once
 from research.train.optim import build_optimizer
 
@@ -205,12 +204,11 @@ def locally_connected_and_compile() -> list[dict]:
             model = nnx.eval_shape(lambda shape=shape, fields=fields: get_model("lattice", shape, 10, nnx.Rngs(0), **fields))
             strategy = choose_strategy("auto", model, jax.default_backend())
             ms, first = _step_timing("lattice", shape, 1, strategy, batch=spec["batch"], steps=10, **fields)
-            impls = {layer.impl() for layer in model.layers if isinstance(layer, Conv)}
             rows.append(
                 {
                     "shape": shape_name,
                     "family": family,
-                    "conv_impl": ",".join(sorted(impls)) or "-",
+                    "conv_impl": ",".join(sorted(conv_impls(model))) or "-",
                     "params": count_params(model),
                     "strategy": strategy,
                     "ms_per_step": ms,

@@ -16,7 +16,7 @@ from functools import partial
 from flax import nnx
 
 from research.errors import UserError, did_you_mean
-from research.models.architectures import HEADS, MLP, LatticeNet, count_macs, count_params
+from research.models.architectures import HEADS, MLP, LatticeNet, conv_impls, count_macs, count_params
 from research.models.layers import FAMILIES, PADDINGS
 from research.models.pooling import POOLINGS
 from research.registry import Registry
@@ -73,6 +73,7 @@ __all__ = [
     "PADDINGS",
     "POOLINGS",
     "LatticeNet",
+    "conv_impls",
     "count_macs",
     "count_params",
     "get_model",

@@ -25,7 +25,7 @@ import jax
 from flax import nnx
 
 from research.errors import UserError, unknown
-from research.models.layers import FAMILIES, Padding, SpatialLayer, make_layer
+from research.models.layers import FAMILIES, Conv, Padding, SpatialLayer, make_layer
 from research.models.pooling import GLOBAL_POOLINGS, global_pool, pool, pooled_spatial
 
 HEADS = ("flatten", *(f"global_{kind}" for kind in GLOBAL_POOLINGS))
@@ -159,6 +159,12 @@ def count_macs(model: nnx.Module) -> int:
     total = sum(layer.macs for layer in getattr(model, "layers", ()))
     linears = [*getattr(model, "hidden", ()), *getattr(model, "head_hidden", ()), model.classifier]
     return total + sum(math.prod(layer.kernel.shape) for layer in linears)
+
+
+def conv_impls(model: nnx.Module, backend: str | None = None) -> set[str]:
+    """How the model's conv layers compute on ``backend`` (default: JAX's): a subset of
+    ``{"lax", "matmul"}``, empty for a model without conv layers."""
+    return {layer.impl(backend) for layer in getattr(model, "layers", ()) if isinstance(layer, Conv)}
 
 
 def count_params(model: nnx.Module) -> int:

@@ -121,12 +121,12 @@ def _dimension_numbers(ndim: int) -> lax.ConvDimensionNumbers:
     return lax.conv_dimension_numbers((1,) * (ndim + 2), (1,) * (ndim + 2), (f"N{spatial}C", f"{spatial}IO", f"N{spatial}C"))
 
 
-def _pad_input(x: jax.Array, resolved: ResolvedPadding) -> tuple[jax.Array, list[tuple[int, int]]]:
-    """Wrap-pad circular inputs (then the conv itself is VALID)."""
+def _pad_input(x: jax.Array, resolved: ResolvedPadding) -> tuple[jax.Array, tuple[tuple[int, int], ...]]:
+    """Wrap-pad circular inputs (then the conv itself is VALID); the zero pads left to apply."""
     if resolved.circular:
         x = jnp.pad(x, ((0, 0), *resolved.pads, (0, 0)), mode="wrap")
-        return x, [(0, 0)] * len(resolved.pads)
-    return x, [tuple(p) for p in resolved.pads]
+        return x, ((0, 0),) * len(resolved.pads)
+    return x, resolved.pads
 
 
 def patches(x: jax.Array, window: Sequence[int], strides: Sequence[int], pads: Sequence[tuple[int, int]]) -> jax.Array:
@@ -226,7 +226,7 @@ class Conv(SpatialLayer):
     def __call__(self, x: jax.Array) -> jax.Array:
         x, pads = _pad_input(x, self.resolved)
         if self.impl() == "matmul":
-            y = conv_as_matmul(x, self.kernel[...], self.strides, tuple(map(tuple, pads)))
+            y = conv_as_matmul(x, self.kernel[...], self.strides, pads)
         else:
             y = lax.conv_general_dilated(
                 x,
@@ -276,7 +276,7 @@ class LocallyConnected(SpatialLayer):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         x, pads = _pad_input(x, self.resolved)
-        y = locally_connected_as_matmul(x, self.kernel[...], self.kernel_size, self.strides, tuple(map(tuple, pads)))
+        y = locally_connected_as_matmul(x, self.kernel[...], self.kernel_size, self.strides, pads)
         return y + self.bias[...][None]
 
 

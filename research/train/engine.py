@@ -42,7 +42,7 @@ from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from research.errors import UserError
-from research.models.layers import Conv
+from research.models import conv_impls
 
 TrainState = dict[str, Any]
 STEP_STRATEGIES = ("scan", "dispatch", "sequential_scan", "sequential_dispatch")
@@ -65,8 +65,7 @@ def choose_strategy(requested: str, model: nnx.Module, backend: str, replicas: i
         raise UserError(f"unknown train.strategy {requested!r}; valid: {', '.join(STRATEGIES)}")
     if requested != "auto":
         return requested
-    lax_convs = [layer for layer in getattr(model, "layers", ()) if isinstance(layer, Conv) and layer.impl(backend) == "lax"]
-    if backend == "cpu" and lax_convs:
+    if backend == "cpu" and "lax" in conv_impls(model, backend):
         return "sequential_dispatch" if replicas > 1 and not sharded else "dispatch"
     return "scan"
 
@@ -78,6 +77,11 @@ def run_once(fn: Callable, *args):
     such a program takes milliseconds either way."""
     compiled = jax.jit(fn).lower(*args).compile(compiler_options={"xla_backend_optimization_level": 0})
     return compiled(*args)
+
+
+def _replica(tree, r: int):
+    """Replica ``r`` of a stacked pytree, keeping the replica axis (length 1)."""
+    return jax.tree.map(lambda a: a[r : r + 1], tree)
 
 
 def replica_sharding(num_replicas: int) -> tuple[NamedSharding, NamedSharding] | None:
@@ -217,10 +221,7 @@ class Engine:
             replicas = perms.shape[0]
             if replicas == 1:
                 return self.run_steps(state, x, y, perms, start, stop, inner)
-            parts = [
-                self.run_steps(jax.tree.map(lambda a, r=r: a[r : r + 1], state), x, y, perms[r : r + 1], start, stop, inner)
-                for r in range(replicas)
-            ]
+            parts = [self.run_steps(_replica(state, r), x, y, perms[r : r + 1], start, stop, inner) for r in range(replicas)]
             return jax.tree.map(lambda *a: jnp.concatenate(a), *parts)
         if strategy == "scan":
             if (stop - start) % self.chunk:
@@ -245,19 +246,17 @@ class Engine:
         }
         return self._zero_window(state), means
 
-    def evaluate(self, params, x_eval, y_eval, mask, eval_batch: int, one_at_a_time: bool = False) -> dict[str, np.ndarray]:
+    def evaluate(self, params, x_eval, y_eval, mask, eval_batch: int, strategy: str = "scan") -> dict[str, np.ndarray]:
         """Per-replica loss and accuracy on a padded eval split (``mask`` marks real examples).
 
-        ``one_at_a_time`` evaluates each replica as a 1-replica program, as the
-        sequential strategies train them, so that a replica's numbers do not depend
+        Under the ``sequential_*`` strategies each replica is evaluated as a
+        1-replica program, as it was trained, so that its numbers do not depend
         on which others share its run (XLA CPU rounds a batched matmul over 3
         replicas differently from a plain one).
         """
-        if one_at_a_time and jax.tree.leaves(params)[0].shape[0] > 1:
-            parts = [
-                self.evaluate(jax.tree.map(lambda a, r=r: a[r : r + 1], params), x_eval, y_eval, mask, eval_batch)
-                for r in range(jax.tree.leaves(params)[0].shape[0])
-            ]
+        replicas = jax.tree.leaves(params)[0].shape[0]
+        if strategy.startswith("sequential_") and replicas > 1:
+            parts = [self.evaluate(_replica(params, r), x_eval, y_eval, mask, eval_batch) for r in range(replicas)]
             return {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}
         total_loss = total_correct = 0.0
         for begin in range(0, x_eval.shape[0], eval_batch):

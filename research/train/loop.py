@@ -312,9 +312,7 @@ def train_and_evaluate(
                         )
                 postfix = {"loss": f"{np.mean(train['loss'][alive]):.3f}" if alive.any() else "nan"}
                 if index == steps_per_epoch and ((epoch + 1) % eval_every == 0 or step == total_steps):
-                    test = engine.evaluate(
-                        state["params"], x_test, y_test, test_mask, eval_batch, strategy.startswith("sequential_")
-                    )
+                    test = engine.evaluate(state["params"], x_test, y_test, test_mask, eval_batch, strategy)
                     for r in range(len(seeds)):
                         writer.write_scalars(
                             step,
@@ -337,7 +335,7 @@ def train_and_evaluate(
                     last_saved = step
         if last_saved != total_steps:
             save(total_steps)
-        test = engine.evaluate(state["params"], x_test, y_test, test_mask, eval_batch, strategy.startswith("sequential_"))
+        test = engine.evaluate(state["params"], x_test, y_test, test_mask, eval_batch, strategy)
         final = jax.device_get({"alive": state["alive"], "diverged_step": state["diverged_step"]})
         replicas = []
         for r, seed in enumerate(seeds):
