@@ -148,6 +148,15 @@ def test_full_kernel_conv_shares_weights_without_locality():
     assert np.all(np.abs(np.asarray(grad)) > 0), "output 0 must see every input position"
     # Sharing: circular shifts commute with it, as with any circular conv.
     np.testing.assert_allclose(layer(shift(x, (4,))), shift(layer(x), (4,)), rtol=1e-5, atol=1e-5)
+    # With zero padding its kernel is 2L-1 wide, centred like the conv's: every output
+    # still sees every input, and it is the conv's function when the extra taps are zero.
+    zero = FullKernelConv((9, 2), 3, kernel_size=3, strides=2, padding="SAME", rngs=nnx.Rngs(0))
+    assert zero.kernel.shape == (17, 2, 3) and zero.out_spatial == (5,)
+    grads = jax.jacrev(lambda v: zero(v)[0])(x)
+    assert np.all(np.abs(np.asarray(grads)).sum(axis=(0, 1)) > 0)
+    conv = Conv((9, 2), 3, 3, strides=2, padding="SAME", rngs=nnx.Rngs(2))
+    zero.kernel[...] = jnp.zeros_like(zero.kernel[...]).at[7:10].set(conv.kernel[...])
+    np.testing.assert_allclose(zero(x), conv(x), rtol=1e-5, atol=1e-6)
     # And it embeds exactly into dense.
     dense = DenseMap((9, 2), 3, 9, 1, "CIRCULAR", rngs=nnx.Rngs(1))
     w, b = conv_to_dense(layer)
@@ -155,13 +164,11 @@ def test_full_kernel_conv_shares_weights_without_locality():
     np.testing.assert_allclose(dense(x), layer(x), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("padding", ["SAME", "CIRCULAR", 1])
+@pytest.mark.parametrize("padding", ["SAME", "CIRCULAR", "VALID", 1])
 @pytest.mark.parametrize("input_shape", [(40, 1), (12, 12, 1)])
 def test_swapping_family_keeps_every_activation_shape(padding, input_shape):
     shapes = {}
     for family in ("conv", "full_kernel_conv", "locally_connected", "dense"):
-        if family == "full_kernel_conv" and padding == 1:
-            continue
         net = get_model(
             "lattice", input_shape, 10, nnx.Rngs(0), family=family, widths=(4, 6), kernel_sizes=3, strides=(2, 1), padding=padding
         )
@@ -191,7 +198,6 @@ def test_reference_parameter_counts():
         ({"kernel_sizes": (3, 3)}, "entries"),
         ({"padding": "REFLECT"}, "padding"),
         ({"head": "global_mean"}, "head"),
-        ({"family": "full_kernel_conv", "padding": "VALID"}, "full_kernel_conv"),
         ({"widthz": (3,)}, "Did you mean 'widths'"),
         ({"conv_impl": "matmull"}, "Did you mean 'matmul'"),
     ],
@@ -224,7 +230,7 @@ def test_whole_networks_embed_exactly_down_the_lattice(source, target, input_sha
         widths=(3, 4),
         kernel_sizes=3,
         strides=(2, 1),
-        padding="CIRCULAR" if source == "full_kernel_conv" else "SAME",
+        padding="SAME",  # full_kernel_conv too: its zero-padded form embeds exactly as well
         head_widths=(5,),
     )
     net = get_model("lattice", input_shape, 4, nnx.Rngs(0), family=source, **fields)

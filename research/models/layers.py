@@ -14,8 +14,11 @@ family                          weight sharing   locality
 ``dense``                       no               no
 ==============================  ===============  ============
 
-``full_kernel_conv`` is a circular conv whose kernel covers the whole input
-(sharing without locality). ``dense`` flattens its input and applies one dense
+``full_kernel_conv`` is a conv whose every output sees the whole input (sharing
+without locality), padded as the conv it replaces: with ``'CIRCULAR'`` its
+kernel is the input's size and wraps around; with zero padding (``'SAME'``,
+``'VALID'``, an int) its kernel is ``2 * size - 1`` per axis, centred where the
+conv's window is centred, so the two differ only in locality. ``dense`` flattens its input and applies one dense
 matrix, then reshapes to the matched output shape (Neyshabur 2020, "Towards
 learning convolutions from scratch", https://arxiv.org/abs/2007.13657).
 
@@ -60,7 +63,23 @@ CONV_IMPLS = ("auto", "lax", "matmul")
 # gigabytes and which runs no faster as a matmul.
 MATMUL_MAX_PATCH_FEATURES = 2048
 
-_default_kernel_init = nnx.initializers.lecun_normal()
+# jax's truncated normal on [-2, 2] has this standard deviation; dividing by it
+# gives the kernel exactly the variance asked for (as ``lecun_normal`` does).
+_TRUNCATED_NORMAL_STD = 0.87962566103423978
+
+
+def lecun_kernel(key: jax.Array, shape: Sequence[int], fan_in: int) -> jax.Array:
+    """LeCun normal init with the layer's true fan-in (inputs into one output unit).
+
+    ``nnx.initializers.lecun_normal`` infers the fan-in from the kernel's shape,
+    which is right for dense and conv kernels but counts a locally connected
+    kernel's positions ``(P, fan_in, out)`` into it (std too small by
+    ``sqrt(P)``) and a zero-padded full-kernel conv's ``2L - 1`` taps where
+    only ``L`` ever meet the input. Every family passes its ``fan_in`` here;
+    for conv and dense kernels the draw is bit-identical to ``lecun_normal``.
+    """
+    std = math.sqrt(1.0 / fan_in) / _TRUNCATED_NORMAL_STD
+    return jax.random.truncated_normal(key, -2.0, 2.0, tuple(shape), jnp.float32) * std
 
 
 @dataclass(frozen=True)
@@ -80,8 +99,12 @@ def _tuple(value: int | Sequence[int], ndim: int, what: str) -> tuple[int, ...]:
     return values
 
 
-def resolve_padding(padding: Padding, spatial: Sequence[int], kernel: Sequence[int], strides: Sequence[int]) -> ResolvedPadding:
+def resolve_padding(
+    padding: Padding | ResolvedPadding, spatial: Sequence[int], kernel: Sequence[int], strides: Sequence[int]
+) -> ResolvedPadding:
     """Turn a padding spec into explicit (before, after) pads per spatial axis."""
+    if isinstance(padding, ResolvedPadding):
+        return padding
     if isinstance(padding, bool) or not isinstance(padding, (str, int)):
         raise UserError(f"padding must be one of {PADDINGS} or an int, got {padding!r}")
     if isinstance(padding, int):
@@ -192,6 +215,11 @@ class SpatialLayer(nnx.Module):
         return (*self.out_spatial, self.out_channels)
 
     @property
+    def fan_in(self) -> int:
+        """Inputs into one output unit (an interior one for zero-padded convs): what init uses."""
+        return math.prod(self.kernel_size) * self.in_shape[-1]
+
+    @property
     def macs(self) -> int:
         """Multiply-accumulates per example in the forward pass (as computed, not as sparse)."""
         if self.family == "dense":
@@ -212,7 +240,7 @@ class Conv(SpatialLayer):
             raise unknown("conv_impl", conv_impl, CONV_IMPLS)
         self.conv_impl = conv_impl
         in_channels = self.in_shape[-1]
-        self.kernel = nnx.Param(_default_kernel_init(rngs.params(), (*self.kernel_size, in_channels, out_channels)))
+        self.kernel = nnx.Param(lecun_kernel(rngs.params(), (*self.kernel_size, in_channels, out_channels), self.fan_in))
         self.bias = nnx.Param(jnp.zeros((out_channels,)))
 
     def impl(self, backend: str | None = None) -> str:
@@ -239,18 +267,45 @@ class Conv(SpatialLayer):
 
 
 class FullKernelConv(Conv):
-    """Weight sharing without locality: a circular conv whose kernel spans the input."""
+    """Weight sharing without locality: a conv whose every output sees the whole input.
+
+    Its output has the shape of the conv it replaces (``kernel_size``,
+    ``strides``, ``padding``). With ``'CIRCULAR'`` padding its kernel is the
+    input's size, wrapped around. With zero padding (``'SAME'``, ``'VALID'``, an
+    int) its kernel is ``2 * size - 1`` per axis, centred on the conv window's
+    centre and zero-padded so that every output position sees every input
+    position: the conv with locality removed and nothing else changed.
+    Its fan-in is the whole input (``prod(in_shape)``) either way.
+    """
 
     family = "full_kernel_conv"
 
     def __init__(
-        self, in_shape, out_channels, kernel_size=None, strides=1, padding="CIRCULAR", *, conv_impl: str = "auto", rngs: nnx.Rngs
+        self, in_shape, out_channels, kernel_size=1, strides=1, padding="CIRCULAR", *, conv_impl: str = "auto", rngs: nnx.Rngs
     ):
-        if isinstance(padding, str) and padding.upper() == "VALID":
-            raise UserError("full_kernel_conv needs padding 'SAME' or 'CIRCULAR' to match the conv's output shape")
-        # The kernel size argument is ignored on purpose: the family's kernel
-        # is the whole input, wrapped around, with the stride of the conv it replaces.
-        super().__init__(in_shape, out_channels, tuple(in_shape[:-1]), strides, "CIRCULAR", conv_impl=conv_impl, rngs=rngs)
+        spatial = tuple(in_shape[:-1])
+        ndim = len(spatial)
+        conv_kernel, conv_strides = _tuple(kernel_size, ndim, "kernel_size"), _tuple(strides, ndim, "strides")
+        conv_pads = resolve_padding(padding, spatial, conv_kernel, conv_strides)
+        conv_out = conv_output_spatial(spatial, conv_kernel, conv_strides, padding)
+        if conv_pads.circular:
+            full, resolved = spatial, ResolvedPadding(tuple(((n - 1) // 2, n // 2) for n in spatial), circular=True)
+        else:
+            full = tuple(2 * n - 1 for n in spatial)
+            pads = []
+            for n, k, s, o, (lo, _) in zip(spatial, conv_kernel, conv_strides, conv_out, conv_pads.pads):
+                before = lo - (k - 1) // 2 + n - 1  # window centre where the conv's is
+                after = (o - 1) * s + 2 * n - 1 - n - before
+                if before < 0 or after < 0:
+                    raise UserError(f"full_kernel_conv cannot centre a full kernel on the conv's windows (padding {padding!r})")
+                pads.append((before, after))
+            resolved = ResolvedPadding(tuple(pads), circular=False)
+        super().__init__(in_shape, out_channels, full, conv_strides, resolved, conv_impl=conv_impl, rngs=rngs)
+        self.padding = padding
+
+    @property
+    def fan_in(self) -> int:
+        return math.prod(self.in_shape)
 
 
 class LocallyConnected(SpatialLayer):
@@ -269,9 +324,8 @@ class LocallyConnected(SpatialLayer):
 
     def __init__(self, in_shape, out_channels, kernel_size, strides=1, padding="SAME", *, rngs: nnx.Rngs):
         super().__init__(in_shape, out_channels, kernel_size, strides, padding)
-        fan_in = self.in_shape[-1] * math.prod(self.kernel_size)
-        kernel = _default_kernel_init(rngs.params(), (math.prod(self.out_spatial), fan_in, out_channels))
-        self.kernel = nnx.Param(kernel.reshape(*self.out_spatial, fan_in, out_channels))
+        shape = (*self.out_spatial, self.fan_in, out_channels)
+        self.kernel = nnx.Param(lecun_kernel(rngs.params(), shape, self.fan_in))
         self.bias = nnx.Param(jnp.zeros((*self.out_spatial, out_channels)))
 
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -286,10 +340,14 @@ class DenseMap(SpatialLayer):
 
     family = "dense"
 
+    @property
+    def fan_in(self) -> int:
+        return math.prod(self.in_shape)
+
     def __init__(self, in_shape, out_channels, kernel_size, strides=1, padding="SAME", *, rngs: nnx.Rngs):
         super().__init__(in_shape, out_channels, kernel_size, strides, padding)
         n_in, n_out = math.prod(self.in_shape), math.prod(self.out_shape)
-        self.kernel = nnx.Param(_default_kernel_init(rngs.params(), (n_in, n_out)))
+        self.kernel = nnx.Param(lecun_kernel(rngs.params(), (n_in, n_out), self.fan_in))
         self.bias = nnx.Param(jnp.zeros((n_out,)))
 
     def __call__(self, x: jax.Array) -> jax.Array:
