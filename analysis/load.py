@@ -6,7 +6,11 @@
   Failed and unfinished runs keep a row (status shown, numbers NaN).
 * :func:`tidy`: the same, long: one row per run x replica x metric.
 * :func:`load_curves`: ``metrics.jsonl`` records, one row per record.
-* :class:`Results` bundles these with each run's full probe results.
+* :func:`choose_learning_rates`: per run, the learning rate of its grid with the
+  best mean validation accuracy (never the test split).
+* :class:`Results` bundles these with each run's full probe results;
+  ``Results.runs`` holds only the replicas at each run's chosen rate (every
+  claim and figure reads those), ``Results.grid`` every replica.
 """
 
 from __future__ import annotations
@@ -40,6 +44,18 @@ AXES = {
     "batch_size": ("train", "batch_size"),
     "learning_rate": ("optimizer", "learning_rate"),
 }
+
+
+# Per-replica numbers of summary.json (older runs lack the train / val ones: NaN).
+REPLICA_NUMBERS = (
+    "test_accuracy",
+    "test_loss",
+    "val_accuracy",
+    "val_loss",
+    "train_accuracy",
+    "train_loss",
+    "val_accuracy_gain_last_fifth",
+)
 
 
 def _read_json(path: Path) -> dict | None:
@@ -91,11 +107,37 @@ def _per_replica(value, replica: int):
     return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
+def choose_learning_rates(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with ``lr_chosen``: per run, True for the replicas of the rate with the
+    best mean validation accuracy over its live seeds (ties: the smaller rate).
+
+    Also ``lr_grid`` (the run's rates, as text) and ``lr_at_edge`` (the chosen rate is
+    the grid's smallest or largest of several). A run without validation numbers
+    (one rate, or written before validation splits) keeps all its replicas.
+    """
+    frame = frame.copy()
+    frame["lr_chosen"] = True
+    frame["lr_grid"] = ""
+    frame["lr_at_edge"] = False
+    for key, run in frame.groupby("run_key", sort=False):
+        rates = sorted(run["learning_rate"].dropna().unique())
+        frame.loc[run.index, "lr_grid"] = ", ".join(f"{r:g}" for r in rates)
+        live = run[~run["diverged"].astype(bool)]
+        val = live.groupby("learning_rate")["val_accuracy"].mean().dropna()
+        if len(rates) < 2 or val.empty:
+            continue
+        best = val.index[int(np.argmax(val.to_numpy()))]  # first maximum: the smaller rate on ties
+        frame.loc[run.index, "lr_chosen"] = (run["learning_rate"] == best).to_numpy()
+        frame.loc[run.index, "lr_at_edge"] = best in (rates[0], rates[-1])
+    return frame
+
+
 @dataclass
 class Results:
-    runs: pd.DataFrame
-    curves: pd.DataFrame
+    runs: pd.DataFrame  # replicas at each run's chosen learning rate
+    curves: pd.DataFrame  # their metrics.jsonl records
     probes: dict[str, dict] = field(default_factory=dict)  # run key -> probes.json contents
+    grid: pd.DataFrame | None = None  # every replica of every rate
 
     def study(self, name: str) -> pd.DataFrame:
         return self.runs[self.runs["study"] == name]
@@ -135,8 +177,8 @@ def load_results(directories, *, curves: bool = True) -> Results:
                 **base,
                 "replica": r,
                 "seed": replica.get("seed"),
-                "test_accuracy": replica.get("test_accuracy", np.nan),
-                "test_loss": replica.get("test_loss", np.nan),
+                "learning_rate": replica.get("learning_rate", base["learning_rate"]),
+                **{key: replica.get(key, np.nan) for key in REPLICA_NUMBERS},
                 "diverged": replica.get("diverged", False),
             }
             for probe, result in run_probes.items():
@@ -155,15 +197,21 @@ def load_results(directories, *, curves: bool = True) -> Results:
                 curve_rows.append(
                     {"study": study, "run_key": key, "family": base["family"], "dataset": base["dataset"], **record}
                 )
-    runs = pd.DataFrame(rows)
+    grid = choose_learning_rates(pd.DataFrame(rows))
+    grid["val_accuracy_gain_last_fifth"] = pd.to_numeric(grid["val_accuracy_gain_last_fifth"], errors="coerce")
+    runs = grid[grid["lr_chosen"]].reset_index(drop=True)
     curve_frame = pd.DataFrame(curve_rows)
-    return Results(runs=runs, curves=curve_frame, probes=probes)
+    if not curve_frame.empty and "replica" in curve_frame:
+        chosen = set(zip(runs["run_key"], runs["replica"]))
+        keep = [(k, r) in chosen for k, r in zip(curve_frame["run_key"], curve_frame["replica"])]
+        curve_frame = curve_frame[np.asarray(keep, bool)].reset_index(drop=True)
+    return Results(runs=runs, curves=curve_frame, probes=probes, grid=grid)
 
 
 def tidy(runs: pd.DataFrame) -> pd.DataFrame:
     """Long form: one row per run x replica x metric (``metric``, ``value``)."""
     metrics = [
-        c for c in runs.columns if c in ("test_accuracy", "test_loss", "num_params", "wall_time_s") or c.startswith("probe.")
+        c for c in runs.columns if c in (*REPLICA_NUMBERS, "num_params", "wall_time_s") or c.startswith("probe.")
     ]
     ids = [c for c in runs.columns if c not in metrics]
     return runs.melt(id_vars=ids, value_vars=metrics, var_name="metric", value_name="value").dropna(subset=["value"])
@@ -176,8 +224,18 @@ def probe_value(results: Results, run_key: str, probe: str, key: str):
     if isinstance(value, dict) and "npz" in value:
         path = Path(results.runs.loc[results.runs["run_key"] == run_key, "path"].iloc[0]) / "probes.npz"
         with np.load(path) as arrays:
-            return arrays[value["npz"]]
-    return None if value is None else np.asarray(value)
+            value = arrays[value["npz"]]
+    return None if value is None else _chosen_replicas(results, run_key, np.asarray(value))
+
+
+def _chosen_replicas(results: Results, run_key: str, value: np.ndarray) -> np.ndarray:
+    """The rows of a per-replica probe array that belong to the run's chosen learning rate."""
+    if results.grid is None or value.ndim == 0:
+        return value
+    run = results.grid[results.grid["run_key"] == run_key]
+    if len(run) < 2 or value.shape[0] != len(run) or run["lr_chosen"].all():
+        return value
+    return value[run["lr_chosen"].to_numpy(bool)]
 
 
 def runs_with_probe(results: Results, study: str, probe: str, key: str) -> pd.DataFrame:

@@ -25,7 +25,17 @@ THRESHOLDS = {
     "equivariance_exact": 1e-4,  # relative equivariance error below this is "exact"
     "throughput_ratio": 1.25,  # a family parallelises better when its fraction of peak is 1.25x the other's
     "permutation_indifferent_points": 2.0,  # dense counts as unaffected by a permutation within +-2 points
+    "unconverged_val_gain_points": 0.5,  # flagged: mean val accuracy still rose by more than this over the last fifth
 }
+
+VARIANCE_SOURCES = (
+    "Each 95% CI is a Student-t interval over the seeds trained at the run's chosen learning rate. "
+    "A seed changes the initialisation and the order of the training batches; it does not change "
+    "the training subset (`data.subset_seed`), the validation split (`data.val_seed`) or a pixel "
+    "permutation (`data.permutation_seed`), which stay fixed within a study, so the CIs do not cover "
+    "the variance of drawing them. Learning rates are chosen per run on the validation split "
+    "(carved from the training data); test numbers are only reported."
+)
 
 SUPPORTED, NOT_SUPPORTED, DEPENDS, NO_DATA = "supported", "not supported", "depends", "no data"
 
@@ -84,6 +94,25 @@ def _matched_differences(runs: pd.DataFrame, family_a: str, family_b: str):
             yield f"{dataset}, widths {widths}", sub, diff_ci(a, b)
 
 
+def _matched_parameter_differences(shapes: pd.DataFrame, matched: pd.DataFrame):
+    """``(label, conv - locally connected accuracy with CI)`` for each matched-parameter
+    run: paired with the other family's matched-shape run whose parameter count is closest."""
+    for key, run in matched.groupby("run_key", sort=True):
+        first = run.iloc[0]
+        other = "locally_connected" if first["family"] == "conv" else "conv"
+        pool = shapes[(shapes["dataset"] == first["dataset"]) & (shapes["family"] == other)]
+        if pool.empty:
+            continue
+        partner_key = pool.iloc[int(np.argmin(np.abs(pool["num_params"].to_numpy() - first["num_params"])))]["run_key"]
+        partner = pool[pool["run_key"] == partner_key]
+        conv, lc = (run, partner) if first["family"] == "conv" else (partner, run)
+        label = (
+            f"{first['dataset']}, matched parameters: conv (widths {conv['widths'].iloc[0]}, {int(conv['num_params'].iloc[0])} params) - "
+            f"locally connected (widths {lc['widths'].iloc[0]}, {int(lc['num_params'].iloc[0])} params)"
+        )
+        yield label, diff_ci(conv["test_accuracy"], lc["test_accuracy"])
+
+
 def claim_c1(results: Results) -> Claim:
     c = Claim(
         "C1",
@@ -92,7 +121,12 @@ def claim_c1(results: Results) -> Claim:
         "weight_sharing",
     )
     runs = results.study("weight_sharing").dropna(subset=["test_accuracy"])
+    matched_params = runs[runs["tag"] == "matched_params"]
+    runs = runs[runs["tag"] != "matched_params"]
     signs = []
+    for label, d in _matched_parameter_differences(runs, matched_params):
+        c.effects.append(_effect(label, d))
+        signs.append(_sign(d, THRESHOLDS["accuracy_points"]))
     for where, sub, d in _matched_differences(runs, "conv", "locally_connected"):
         ratio = (
             sub[sub["family"] == "locally_connected"]["num_params"].iloc[0] / sub[sub["family"] == "conv"]["num_params"].iloc[0]
@@ -108,7 +142,10 @@ def claim_c1(results: Results) -> Claim:
         c.effects.append(_effect(f"{smallest} examples per class: conv - locally connected", d))
         signs.append(_sign(d, THRESHOLDS["accuracy_points"]))
     c.verdict = _vote(signs)
-    c.rule = "supported when conv beats locally connected (same shapes) beyond the accuracy margin at every point; not supported when it loses at every point; depends otherwise"
+    c.rule = (
+        "supported when conv beats locally connected beyond the accuracy margin at every point (matched shapes, matched "
+        "parameters, the smallest training set); not supported when it loses at every point; depends otherwise"
+    )
     return c
 
 
@@ -316,6 +353,84 @@ def claim_c7(results: Results) -> Claim:
     return c
 
 
+@dataclass
+class Table:
+    """A table rendered both as markdown and as HTML."""
+
+    header: list[str]
+    rows: list[list[str]]
+
+    def markdown(self) -> list[str]:
+        lines = ["| " + " | ".join(self.header) + " |", "|" + "---|" * len(self.header)]
+        return lines + ["| " + " | ".join(row) + " |" for row in self.rows]
+
+    def html(self) -> str:
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in self.header)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in self.rows)
+        return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _mean_pct(values: pd.Series) -> str:
+    values = values.dropna()
+    return f"{100 * values.mean():.1f}" if len(values) else "n/a"
+
+
+def unconverged(runs: pd.DataFrame) -> pd.Series:
+    """Per run key: True when the mean validation accuracy of its chosen replicas still
+    rose by more than the margin over the last fifth of training."""
+    gain = runs.groupby("run_key")["val_accuracy_gain_last_fifth"].mean()
+    return gain > THRESHOLDS["unconverged_val_gain_points"] / 100
+
+
+def learning_rate_table(results: Results) -> Table:
+    """Per run: its grid, the rate chosen on validation (edge of the grid flagged), and
+    the chosen replicas' mean val / test / final train accuracy and convergence."""
+    table = Table(
+        ["study", "data set", "family", "run", "grid", "chosen rate", "val %", "test %", "train %", "val gain last fifth", "converged"],
+        [],
+    )
+    flags = unconverged(results.runs)
+    for key, run in results.runs.groupby("run_key", sort=True):
+        first = run.iloc[0]
+        gain = run["val_accuracy_gain_last_fifth"].mean()
+        rate = f"{first['learning_rate']:g}" + (" (edge of grid)" if first["lr_at_edge"] else "")
+        table.rows.append(
+            [
+                str(first["study"]),
+                str(first["dataset"]),
+                str(first["family"]),
+                str(first["run"]),
+                str(first["lr_grid"]),
+                rate,
+                _mean_pct(run["val_accuracy"]),
+                _mean_pct(run["test_accuracy"]),
+                _mean_pct(run["train_accuracy"]),
+                f"{100 * gain:+.1f}" if np.isfinite(gain) else "n/a",
+                "n/a" if not np.isfinite(gain) else ("**no**" if flags.get(key, False) else "yes"),
+            ]
+        )
+    return table
+
+
+def training_summary(results: Results) -> list[str]:
+    """Sentences above the learning-rate table: how many runs were tuned, at the edge, unconverged."""
+    runs = results.runs
+    if runs.empty:
+        return []
+    keys = runs["run_key"].unique()
+    tuned = runs.groupby("run_key")["lr_grid"].first().str.contains(",").sum()
+    edge = runs.groupby("run_key")["lr_at_edge"].first().sum()
+    flags = unconverged(runs)
+    diverged = int(results.grid["diverged"].astype(bool).sum()) if results.grid is not None else 0
+    return [
+        f"{len(keys)} runs; {tuned} chose their learning rate from a grid on validation accuracy, "
+        f"{edge} of them at an edge of the grid (the best rate may lie outside it). "
+        f"{int(flags.sum())} runs are flagged as not converged (validation accuracy still rose by more than "
+        f"{THRESHOLDS['unconverged_val_gain_points']} points over the last fifth of training). "
+        f"{diverged} replicas diverged (excluded from every mean)."
+    ]
+
+
 CLAIMS = [claim_c1, claim_c2, claim_c3, claim_c4, claim_c5, claim_c6, claim_c7]
 
 
@@ -323,12 +438,14 @@ def evaluate_claims(results: Results) -> list[Claim]:
     return [fn(results) for fn in CLAIMS]
 
 
-def _md(claims: list[Claim], figures: dict[str, Path], source: str) -> str:
+def _md(claims: list[Claim], figures: dict[str, Path], source: str, results: Results) -> str:
     lines = ["# Conv vs dense: the claims, measured", "", f"Results: `{source}`.", "", "| claim | verdict |", "|---|---|"]
     lines += [f"| {c.id}: {c.statement} | **{c.verdict}** |" for c in claims]
     lines += [
         "",
         "Decision thresholds (in `analysis/report.py`): " + ", ".join(f"`{k}` = {v}" for k, v in THRESHOLDS.items()),
+        "",
+        VARIANCE_SOURCES,
         "",
     ]
     for c in claims:
@@ -342,13 +459,17 @@ def _md(claims: list[Claim], figures: dict[str, Path], source: str) -> str:
         for name in c.figures:
             if name in figures:
                 lines += [f"![{name}]({figures[name].name})", ""]
+    lines += ["## Learning rates chosen on validation", "", *training_summary(results), ""]
+    lines += [*learning_rate_table(results).markdown(), ""]
+    if "F13_learning_rates" in figures:
+        lines += [f"![F13_learning_rates]({figures['F13_learning_rates'].name})", ""]
     missing = [n for c in claims for n in c.figures if n not in figures]
     if missing:
         lines += ["Figures without data: " + ", ".join(sorted(set(missing))), ""]
     return "\n".join(lines)
 
 
-def _html(claims: list[Claim], figures: dict[str, Path], source: str) -> str:
+def _html(claims: list[Claim], figures: dict[str, Path], source: str, results: Results) -> str:
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>Conv vs dense: the claims, measured</title>",
         "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;line-height:1.45}"
@@ -362,6 +483,7 @@ def _html(claims: list[Claim], figures: dict[str, Path], source: str) -> str:
     parts += [
         "</table>",
         "<p>Decision thresholds: " + ", ".join(f"<code>{k}</code> = {v}" for k, v in THRESHOLDS.items()) + "</p>",
+        f"<p>{html.escape(VARIANCE_SOURCES)}</p>",
     ]
     for c in claims:
         parts += [
@@ -375,6 +497,11 @@ def _html(claims: list[Claim], figures: dict[str, Path], source: str) -> str:
             if name in figures:
                 data = base64.b64encode(figures[name].read_bytes()).decode()
                 parts.append(f"<img alt='{name}' src='data:image/png;base64,{data}'>")
+    parts += ["<h2>Learning rates chosen on validation</h2>", *(f"<p>{html.escape(t)}</p>" for t in training_summary(results))]
+    parts.append(learning_rate_table(results).html())
+    if "F13_learning_rates" in figures:
+        data = base64.b64encode(figures["F13_learning_rates"].read_bytes()).decode()
+        parts.append(f"<img alt='F13_learning_rates' src='data:image/png;base64,{data}'>")
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -385,6 +512,6 @@ def write_report(results: Results, figures: dict[str, Path], out: Path, source: 
 
     claims = evaluate_claims(results)
     md, page = out / "report.md", out / "report.html"
-    atomic_write_text(md, _md(claims, figures, source))
-    atomic_write_text(page, _html(claims, figures, source))
+    atomic_write_text(md, _md(claims, figures, source, results))
+    atomic_write_text(page, _html(claims, figures, source, results))
     return md, page, claims

@@ -3,17 +3,51 @@
 A study's ``get_config(variant)`` starts from :func:`lattice_config`, and its
 ``get_sweep(variant)`` builds override dicts with ``research.sweep`` helpers
 over :func:`datasets` bundles (a data set together with its geometry and
-training length). ``variant`` is ``quick`` (2 CPU cores, minutes, no
-download: MNIST-1D and a Fashion-MNIST subset) or ``full`` (GPU hours: full
-Fashion-MNIST plus MNIST and CIFAR-10 through TFDS).
+training length). ``variant`` is a profile:
+
+* ``quick``: 2 CPU cores, minutes, no download (MNIST-1D and a Fashion-MNIST
+  subset), 2 seeds x a 2-rate learning-rate grid: a smoke test of the pipeline;
+* ``paper``: the same studies and data on CPU at the budgets whose verdicts
+  the README publishes: 5 seeds x a 4-rate grid, MNIST-1D trained to
+  convergence, a larger Fashion-MNIST subset (hours on 2 cores, resumable);
+* ``full``: GPU hours: full Fashion-MNIST plus MNIST and CIFAR-10 through TFDS.
+
+Every run trains its learning-rate grid as replicas of one program
+(``optimizer.learning_rates`` x ``seeds``); the analysis picks each run's rate on
+the validation split.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from flax import nnx
+
 from research.config import default_config
 from research.data.sources import fashion_mnist_available
+from research.models import get_model
 
-VARIANTS = ("quick", "full")
+
+@dataclass(frozen=True)
+class Budget:
+    """What a profile spends: seeds, learning-rate grids and training lengths."""
+
+    seeds: int
+    mnist1d_epochs: int
+    mnist1d_rates: tuple[float, ...]
+    image_rates: tuple[float, ...]
+    fashion_subset_per_class: int  # CPU profiles train on a Fashion-MNIST subset
+    fashion_subset_epochs: int
+    sample_efficiency_steps: int
+
+
+BUDGETS = {
+    "quick": Budget(2, 15, (3e-3, 1e-2), (1e-3, 3e-3), 100, 10, 600),
+    "paper": Budget(5, 60, (1e-3, 3e-3, 1e-2, 3e-2), (3e-4, 1e-3, 3e-3, 1e-2), 300, 20, 2400),
+    "full": Budget(5, 150, (1e-3, 3e-3, 1e-2, 3e-2), (3e-4, 1e-3, 3e-3, 1e-2), 0, 0, 6000),
+}
+VARIANTS = tuple(BUDGETS)
 
 
 def check_variant(variant: str | None) -> str:
@@ -23,11 +57,16 @@ def check_variant(variant: str | None) -> str:
     return variant
 
 
+def on_cpu(variant: str | None) -> bool:
+    """The CPU profiles (quick, paper) share their studies' points and data sets."""
+    return check_variant(variant) != "full"
+
+
 def lattice_config(variant: str | None):
-    """A conv lattice net on MNIST-1D, 3 seeds (quick) or 5 (full)."""
-    variant = check_variant(variant)
+    """A conv lattice net on MNIST-1D with the profile's seeds and learning-rate grid."""
+    budget = BUDGETS[check_variant(variant)]
     c = default_config()
-    c.seeds = 3 if variant == "quick" else 5
+    c.seeds = budget.seeds
     c.model.name = "lattice"
     c.model.family = "conv"
     c.model.widths = (16, 16, 16)
@@ -38,8 +77,9 @@ def lattice_config(variant: str | None):
     c.model.head = "flatten"
     c.data.name = "mnist1d"
     c.optimizer.learning_rate = 1e-2
+    c.optimizer.learning_rates = budget.mnist1d_rates
     c.train.batch_size = 100
-    c.train.epochs = 15 if variant == "quick" else 150
+    c.train.epochs = budget.mnist1d_epochs
     c.train.checkpoint_every_steps = 2000
     return c
 
@@ -51,20 +91,20 @@ def _mnist1d(variant: str, width: int) -> dict:
         "data.standardize": False,
         "model.widths": (width,) * 3,
         "model.kernel_sizes": (5, 3, 3),
-        "optimizer.learning_rate": 1e-2,
+        "optimizer.learning_rates": BUDGETS[variant].mnist1d_rates,
         "train.batch_size": 100,
-        "train.epochs": 15 if variant == "quick" else 150,
+        "train.epochs": BUDGETS[variant].mnist1d_epochs,
     }
 
 
-def _image(name: str, n_per_class: int, width: int, epochs: int, batch: int = 128) -> dict:
+def _image(name: str, n_per_class: int, width: int, epochs: int, rates: tuple[float, ...], batch: int = 128) -> dict:
     return {
         "data.name": name,
         "data.n_per_class": n_per_class,
         "data.standardize": True,
         "model.widths": (width, 2 * width),
         "model.kernel_sizes": 3,
-        "optimizer.learning_rate": 2e-3,
+        "optimizer.learning_rates": rates,
         "train.batch_size": batch,
         "train.epochs": epochs,
     }
@@ -72,25 +112,52 @@ def _image(name: str, n_per_class: int, width: int, epochs: int, batch: int = 12
 
 def datasets(variant: str | None, width: int = 16, *, images: bool = True) -> list[dict]:
     """One override bundle per data set of the variant (``images=False``: MNIST-1D
-    only). The quick variant adds Fashion-MNIST only when its files are present."""
+    only). The CPU profiles add a Fashion-MNIST subset only when its files are present."""
     variant = check_variant(variant)
+    budget = BUDGETS[variant]
     bundles = [_mnist1d(variant, width)]
-    if images and variant == "quick" and fashion_mnist_available():
+    if images and on_cpu(variant) and fashion_mnist_available():
+        epochs = budget.fashion_subset_epochs
         bundles.append(
             {
-                **_image("fashion_mnist", 100, max(width // 2, 1), epochs=10, batch=50),
+                **_image("fashion_mnist", budget.fashion_subset_per_class, max(width // 2, 1), epochs, budget.image_rates, 50),
                 "data.n_test": 2000,
-                "train.eval_every_epochs": 5,
+                "train.eval_every_epochs": max(1, epochs // 5),
                 "probes.examples": 300,
             }
         )
-    elif images:
+    elif images and not on_cpu(variant):
         bundles += [
-            _image("fashion_mnist", 0, width, epochs=15),
-            _image("tfds:mnist", 0, width, epochs=10),
-            _image("tfds:cifar10", 0, 2 * width, epochs=30),
+            _image("fashion_mnist", 0, width, 15, budget.image_rates),
+            _image("tfds:mnist", 0, width, 10, budget.image_rates),
+            _image("tfds:cifar10", 0, 2 * width, 30, budget.image_rates),
         ]
     return bundles
 
 
 FAMILIES = ("conv", "full_kernel_conv", "locally_connected", "dense")
+
+
+def bundle_widths(bundle: dict, width: int) -> tuple[int, ...]:
+    """The layer widths a data-set bundle uses at ``width`` (MNIST-1D: 3 equal layers; images: w, 2w)."""
+    return (width,) * 3 if bundle["data.name"] == "mnist1d" else (width, 2 * width)
+
+
+def lattice_size(bundle: dict, family: str, width: int, measure: Callable[[nnx.Module], int]) -> int:
+    """``measure`` (``count_params``, ``count_macs``) of the bundle's lattice net at ``width``, from abstract shapes."""
+    one_d = bundle["data.name"] == "mnist1d"
+    shape = (40, 1) if one_d else ((32, 32, 3) if "cifar" in bundle["data.name"] else (28, 28, 1))
+    fields = dict(widths=bundle_widths(bundle, width), kernel_sizes=bundle["model.kernel_sizes"], strides=2, padding="SAME")
+    return measure(nnx.eval_shape(lambda: get_model("lattice", shape, 10, nnx.Rngs(0), family=family, **fields)))
+
+
+def matched_width(bundle: dict, family: str, target: int, measure: Callable[[nnx.Module], int]) -> int:
+    """The width at which ``family``'s ``measure`` comes closest to ``target`` (it grows with width: bisect)."""
+    low, high = 1, 512
+    while low < high:
+        mid = (low + high) // 2
+        if lattice_size(bundle, family, mid, measure) < target:
+            low = mid + 1
+        else:
+            high = mid
+    return min({max(1, low - 1), low}, key=lambda w: abs(lattice_size(bundle, family, w, measure) - target))

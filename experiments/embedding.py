@@ -18,8 +18,7 @@ def get_config(variant: str = "quick"):
 
 
 def get_sweep(variant: str = "quick"):
-    quick = check_variant(variant) == "quick"
-    times = (2, 5, 10) if quick else (1, 2, 5, 10, 25, 50, 100)
+    times = {"quick": (2, 5, 10), "paper": (5, 15, 30, 45), "full": (1, 2, 5, 10, 25, 50, 100)}[check_variant(variant)]
     runs = []
     for bundle in datasets(variant, images=False):
         runs.append({**bundle, "model.family": "conv", "train.embed_at_epoch": 0})

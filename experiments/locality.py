@@ -9,7 +9,7 @@ MNIST-1D and 3-27 on the image sets, 5 seeds. Expected: accuracy falls as
 the kernel grows toward the input size, most for locally connected.
 """
 
-from experiments.common import check_variant, datasets, lattice_config
+from experiments.common import datasets, lattice_config, on_cpu
 from research.sweep import axis, product
 
 
@@ -18,7 +18,7 @@ def get_config(variant: str = "quick"):
 
 
 def get_sweep(variant: str = "quick"):
-    quick = check_variant(variant) == "quick"
+    quick = on_cpu(variant)
     runs = []
     for bundle in datasets(variant, images=not quick):
         one_d = bundle["data.name"] == "mnist1d"

@@ -8,7 +8,7 @@ seeds. Expected (Greydanus & Kobak): dense nets are unaffected, conv nets lose
 their edge (MNIST-1D CNN 94% -> 56%, MLP 68% either way).
 """
 
-from experiments.common import FAMILIES, check_variant, datasets, lattice_config
+from experiments.common import FAMILIES, datasets, lattice_config, on_cpu
 from research.sweep import axis, product
 
 
@@ -18,7 +18,7 @@ def get_config(variant: str = "quick"):
 
 def get_sweep(variant: str = "quick"):
     return product(
-        datasets(variant, images=check_variant(variant) == "full"),
+        datasets(variant, images=not on_cpu(variant)),
         axis("model.family", FAMILIES),
         axis("data.permute_pixels", [False, True]),
     )

@@ -18,7 +18,7 @@ region; conv with global pooling stays within a few points of its in-region
 accuracy.
 """
 
-from experiments.common import check_variant, fashion_mnist_available, lattice_config
+from experiments.common import BUDGETS, check_variant, fashion_mnist_available, lattice_config, on_cpu
 from research.config import apply_override
 from research.sweep import axis, product
 
@@ -37,18 +37,18 @@ MODELS = [
 
 
 def get_config(variant: str = "quick"):
-    quick = check_variant(variant) == "quick"
+    quick, cpu = check_variant(variant) == "quick", on_cpu(variant)
     c = lattice_config(variant)
-    if fashion_mnist_available() or not quick:
+    if fashion_mnist_available() or not cpu:
         c.data.name, c.data.standardize, c.data.canvas_size = "fashion_mnist", True, 56
-        c.data.n_per_class = 300 if quick else 0
-        c.data.n_test = 2000 if quick else 0
+        c.data.n_per_class = (200 if quick else 300) if cpu else 0
+        c.data.n_test = 2000 if cpu else 0
+        c.optimizer.learning_rates = BUDGETS[variant].image_rates
     else:  # no download in quick: MNIST-1D on an 80-long canvas
         c.data.name, c.data.standardize, c.data.canvas_size = "mnist1d", False, 80
     # Corners 0..8 on each axis: one small region, yet every phase of the conv's
     # total stride (2 x 2 x 2 = 8), so that off-region errors are not aliasing.
     c.data.canvas_region = 8
-    c.seeds = 2 if quick else 5
     for key, value in {
         "kernel_sizes": "(5, 3)",
         "strides": "(2, 1)",
@@ -57,12 +57,11 @@ def get_config(variant: str = "quick"):
         "head_widths": "()",
     }.items():
         apply_override(c, f"model.{key}", value)
-    c.optimizer.learning_rate = 2e-3
     c.optimizer.schedule = "cosine"
     c.train.batch_size = 100
-    c.train.epochs = 6 if quick else 30
+    c.train.epochs = 6 if quick else (12 if cpu else 30)
     c.probes.final = ("position",)
-    c.probes.examples = 300 if quick else 1000
+    c.probes.examples = 300 if cpu else 1000
     return c
 
 

@@ -9,7 +9,7 @@ all 4000), 600 steps, 3 seeds, 12 runs. full: also Fashion-MNIST, 6000
 steps, 5 seeds.
 """
 
-from experiments.common import check_variant, datasets, lattice_config
+from experiments.common import BUDGETS, check_variant, datasets, lattice_config, on_cpu
 from research.sweep import axis, product
 
 MNIST1D_TRAIN = 4000
@@ -42,8 +42,8 @@ def _size_points(bundle: dict, steps: int, batch: int) -> list[dict]:
 
 
 def get_sweep(variant: str = "quick"):
-    quick = check_variant(variant) == "quick"
-    steps = 600 if quick else 6000
+    quick = on_cpu(variant)
+    steps = BUDGETS[check_variant(variant)].sample_efficiency_steps
     bundles = (
         datasets(variant, images=False)
         if quick

@@ -11,7 +11,7 @@ all data sets, 5 seeds. Expected: conv is equivariant, not invariant; only
 with global pooling and circular padding does invariance approach exact.
 """
 
-from experiments.common import check_variant, datasets, lattice_config
+from experiments.common import datasets, lattice_config, on_cpu
 from research.sweep import axis, product
 
 
@@ -22,7 +22,7 @@ def get_config(variant: str = "quick"):
 
 
 def get_sweep(variant: str = "quick"):
-    if check_variant(variant) == "quick":
+    if on_cpu(variant):
         heads = [
             {"model.head": "flatten", "model.padding": "SAME"},
             {"model.head": "global_avg", "model.padding": "CIRCULAR"},
@@ -32,7 +32,7 @@ def get_sweep(variant: str = "quick"):
         heads = product(axis("model.head", ["flatten", "global_avg"]), axis("model.padding", ["SAME", "CIRCULAR", "VALID"]))
         families = ["conv", "locally_connected", "dense"]
     return product(
-        datasets(variant, images=check_variant(variant) == "full"),
+        datasets(variant, images=not on_cpu(variant)),
         axis("model.family", families),
         heads,
         axis("train.augment_shift", [0, 4]),

@@ -29,8 +29,8 @@ OPEN_SECTIONS = ("model",)  # sections whose keys the model, not the file, defin
 def default_config() -> ml_collections.ConfigDict:
     """Every key the trainer reads, with its default. Study files start from this."""
     c = ml_collections.ConfigDict()
-    c.seed = 0  # replica r uses seed + r
-    c.seeds = 1  # number of replicas trained together in one program
+    c.seed = 0  # the replicas use seeds seed, seed + 1, ..., seed + seeds - 1
+    c.seeds = 1  # seeds per learning rate; replicas = seeds x len(optimizer.learning_rates), one program
     c.tag = ""  # a free label for the analysis (e.g. "matched_flops"); training ignores it
     c.model = ml_collections.ConfigDict({"name": "mnist1d_cnn"})
     c.data = ml_collections.ConfigDict(
@@ -43,6 +43,10 @@ def default_config() -> ml_collections.ConfigDict:
             "subset_seed": 0,
             "standardize": False,
             "n_test": 0,  # evaluate on the first n_test test examples only (0: all)
+            # Validation split held out of the training split (stratified, drawn by val_seed);
+            # -1: 10% of it, at most 5000; 0: none. Choices are made on it, never on test.
+            "n_val": -1,
+            "val_seed": 0,
             # Position generalisation: paste every example onto a zero canvas of this
             # side length (0: off), its corner drawn per example from 0..canvas_region
             # on each axis (0: always the top-left corner), train and test alike.
@@ -54,7 +58,7 @@ def default_config() -> ml_collections.ConfigDict:
         {
             "name": "adam",
             "learning_rate": 1e-3,
-            "learning_rates": (),
+            "learning_rates": (),  # a grid: every rate x every seed is one replica (empty: learning_rate)
             "schedule": "constant",
             "warmup_steps": 0,
             "grad_clip_norm": 0.0,

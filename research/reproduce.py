@@ -47,6 +47,7 @@ REFERENCE: dict[str, dict[str, tuple[str, str, list[str], str]]] = {
         "mnist1d_cnn": ("mnist1d.py", "cnn", [], "94 (Greydanus & Kobak)"),
     },
 }
+REFERENCE["paper"] = REFERENCE["quick"]
 REFERENCE["full"] = {
     **REFERENCE["quick"],
     "mnist1d_mlp_permuted": ("mnist1d.py", "mlp", ["data.permute_pixels=True"], "68"),
@@ -96,7 +97,7 @@ def reproduce(profile: str, workdir: Path, *, workers: int | None = None, progre
     from research.sweep import run_sweep
 
     workdir = Path(workdir)
-    if profile == "quick" and not fashion_mnist_available():
+    if profile != "full" and not fashion_mnist_available():
         print(
             f"Fashion-MNIST not found in {FASHION_MNIST_DIR}: the quick studies run on MNIST-1D only "
             "(apt-get install dataset-fashion-mnist to add it)"

@@ -62,15 +62,30 @@ def _write_run(
     probes: dict | None = None,
     curves: bool = True,
     status: str = "done",
+    rates: tuple[float, ...] = (0.01, 0.003),
 ) -> None:
+    """A run whose learning-rate grid is ``rates``: the first rate reaches ``accuracy``
+    (val and test), each later one 5 points less."""
     run = sweep / "runs" / rid
     run.mkdir(parents=True)
+    config["optimizer"]["learning_rates"] = list(rates)
     (run / "config.json").write_text(json.dumps(config))
-    accs = np.clip(accuracy + RNG.normal(0, 0.005, SEEDS), 0, 1)
     if status == "done":
-        replicas = [
-            {"seed": s, "test_accuracy": float(a), "test_loss": 1 - float(a), "diverged": False} for s, a in enumerate(accs)
-        ]
+        replicas = []
+        for i, rate in enumerate(rates):
+            for s, a in enumerate(np.clip(accuracy - 0.05 * i + RNG.normal(0, 0.005, SEEDS), 0, 1)):
+                replicas.append(
+                    {
+                        "seed": s,
+                        "learning_rate": rate,
+                        "test_accuracy": float(a),
+                        "test_loss": 1 - float(a),
+                        "val_accuracy": float(a) + 0.01,
+                        "train_accuracy": 1.0,
+                        "val_accuracy_gain_last_fifth": 0.0,
+                        "diverged": False,
+                    }
+                )
         (run / "summary.json").write_text(
             json.dumps(
                 {
@@ -249,11 +264,14 @@ def results_dir(tmp_path_factory) -> Path:
 def test_every_figure_is_drawn_from_synthetic_results(results_dir, tmp_path):
     result = analyze([results_dir], tmp_path, progress=False)
     assert result.skipped == []
-    assert sorted(result.figures) == FIGURES.names() and len(FIGURES.names()) == 11
+    assert sorted(result.figures) == FIGURES.names() and len(FIGURES.names()) == 12
     for name in FIGURES.names():
         assert (tmp_path / f"{name}.png").stat().st_size > 10_000 and (tmp_path / f"{name}.pdf").exists()
     html = (tmp_path / "report.html").read_text()
-    assert html.count("data:image/png;base64,") >= 11  # self-contained
+    assert html.count("data:image/png;base64,") >= 12  # self-contained
+    md = (tmp_path / "report.md").read_text()
+    assert "## Learning rates chosen on validation" in md and "| 0.003, 0.01 | 0.01 (edge of grid) |" in md
+    assert "the training subset (`data.subset_seed`)" in md  # which variance the CIs cover
 
 
 def test_verdicts_follow_the_numbers(results_dir):
@@ -265,6 +283,27 @@ def test_verdicts_follow_the_numbers(results_dir):
     assert claims["C6"].verdict == "supported"  # conv loses 30 points, dense nothing
     assert claims["C7"].verdict == "supported"  # embedded beats dense from scratch at every t
     assert all(c.effects for c in claims.values())
+
+
+def test_learning_rate_is_chosen_on_validation_never_on_test(tmp_path):
+    from analysis.report import unconverged
+
+    config = _config("conv")
+    _write_run(tmp_path / "s", "run", config, 0.8, 100, curves=False, rates=(0.001, 0.01, 0.1))
+    (tmp_path / "s" / "sweep.json").write_text(json.dumps({"study": "s.py:quick", "runs": {"run": {}}}))
+    summary_path = tmp_path / "s" / "runs" / "run" / "summary.json"
+    summary = json.loads(summary_path.read_text())
+    for replica in summary["replicas"]:  # validation prefers 0.01, test would prefer 0.1
+        replica["val_accuracy"] = {0.001: 0.5, 0.01: 0.9, 0.1: 0.7}[replica["learning_rate"]]
+        replica["test_accuracy"] = {0.001: 0.5, 0.01: 0.6, 0.1: 0.95}[replica["learning_rate"]]
+        replica["val_accuracy_gain_last_fifth"] = 0.02  # still climbing: 2 points
+    summary["replicas"][-1]["diverged"] = True
+    summary_path.write_text(json.dumps(summary))
+    results = load_results([tmp_path])
+    assert set(results.runs["learning_rate"]) == {0.01} and len(results.runs) == SEEDS
+    assert not results.runs["lr_at_edge"].any() and len(results.grid) == 3 * SEEDS
+    assert results.runs["test_accuracy"].mean() == pytest.approx(0.6)
+    assert unconverged(results.runs).all()
 
 
 def test_failed_or_running_runs_are_rows_not_crashes(results_dir):

@@ -134,3 +134,30 @@ def test_load_dataset_applies_permutation_to_both_splits():
     perm = pixel_permutation((40,), 4)
     np.testing.assert_array_equal(ds.x_test, permute_pixels(plain.x_test, perm))
     assert ds.splits["train"] == 100 and ds.info["pixel_permutation_seed"] == 4
+
+
+def test_validation_split_is_stratified_seeded_and_disjoint_from_training():
+    from research.config import default_config
+    from research.data import load_dataset, stratified_split
+
+    y = np.repeat(np.arange(4), [40, 30, 20, 10])
+    held, rest = stratified_split(y, 10, seed=3)
+    assert np.bincount(y[held]).tolist() == [4, 3, 2, 1]  # every class in its proportion
+    assert len(np.intersect1d(held, rest)) == 0 and len(held) + len(rest) == len(y)
+    np.testing.assert_array_equal(held, stratified_split(y, 10, seed=3)[0])
+    assert not np.array_equal(held, stratified_split(y, 10, seed=4)[0])
+
+    data = default_config().data  # n_val = -1: 10% of MNIST-1D's 4000 training examples
+    ds = load_dataset(data)
+    assert ds.splits == {"train": 3600, "val": 400, "test": 1000}
+    train_rows = {x.tobytes() for x in ds.x_train}
+    assert not any(x.tobytes() in train_rows for x in ds.x_val), "validation examples never train"
+    data.n_per_class = 5  # the subset is drawn from what is left, the val split is the same
+    small = load_dataset(data)
+    assert small.splits["train"] == 50
+    np.testing.assert_array_equal(small.x_val, ds.x_val)
+    data.n_val = 0  # only by explicit choice
+    assert "val" not in load_dataset(data).splits
+    data.n_val = -2
+    with pytest.raises(UserError, match="n_val"):
+        load_dataset(data)

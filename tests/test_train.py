@@ -148,7 +148,8 @@ def test_replicas_sharded_over_four_devices_give_the_same_numbers(tmp_path):
     assert one == four
 
 
-def test_efcn_switches_family_and_resumes_across_the_switch(tmp_path, monkeypatch):
+@pytest.mark.parametrize("crash_at_call", [3, 5])  # 3: just after the switch, from the checkpoint at it
+def test_efcn_switches_family_and_resumes_across_the_switch(tmp_path, monkeypatch, crash_at_call):
     def cfg():
         c = tiny_config(epochs=3, log_every_steps=4, checkpoint_every_steps=4)
         c.train.embed_at_epoch = 1
@@ -170,7 +171,7 @@ def test_efcn_switches_family_and_resumes_across_the_switch(tmp_path, monkeypatc
 
     def crash_after_the_switch(self, *args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 5:  # segments of 4 steps, 8 per epoch: call 5 is in epoch 3
+        if calls["n"] == crash_at_call:  # segments of 4 steps, 8 per epoch, the switch at step 8
             raise RuntimeError("simulated crash")
         return original(self, *args, **kwargs)
 
@@ -179,6 +180,27 @@ def test_efcn_switches_family_and_resumes_across_the_switch(tmp_path, monkeypatc
         train_and_evaluate(cfg(), tmp_path / "run", progress=False)
     monkeypatch.setattr(engine_module.Engine, "run_steps", original)
     assert strip_timing(train_and_evaluate(cfg(), tmp_path / "run", progress=False)) == strip_timing(reference)
+    assert not (tmp_path / "run" / "checkpoints.unreadable").exists(), "the checkpoint at the switch restores"
+
+
+def test_learning_rate_grid_trains_every_rate_with_every_seed_and_reports_val_and_train(tmp_path):
+    config = tiny_config("mlp", epochs=5)
+    config.optimizer.learning_rates = (1e-3, 1e-2)
+    summary = train_and_evaluate(config, tmp_path, progress=False)
+    replicas = summary["replicas"]
+    assert [(r["learning_rate"], r["seed"]) for r in replicas] == [(1e-3, 0), (1e-3, 1), (1e-2, 0), (1e-2, 1)]
+    for r in replicas:
+        assert {"val_accuracy", "val_loss", "train_accuracy", "train_loss", "test_accuracy"} <= set(r)
+        assert 0 <= r["val_accuracy"] <= 1 and r["val_accuracy_gain_last_fifth"] is not None
+    assert summary["dataset"]["splits"] == {"train": 80, "val": 400, "test": 1000}
+    records = read_lines(tmp_path / "metrics.jsonl")
+    val = [r for r in records if r["split"] == "val" and r["replica"] == 3]
+    assert [r["step"] for r in val] == [8, 16, 24, 32, 40]
+    # The last fifth's gain is the end minus the last evaluation at or before 80% of training.
+    assert replicas[3]["val_accuracy_gain_last_fifth"] == pytest.approx(val[-1]["accuracy"] - val[-2]["accuracy"])
+    # Replicas with the same seed start from the same initialisation whatever their rate.
+    first_train = {(r["replica"]): r for r in records if r["split"] == "train" and r["step"] == 8}
+    assert first_train[0]["learning_rate"] == pytest.approx(1e-3) and first_train[2]["learning_rate"] == pytest.approx(1e-2)
 
 
 def test_shift_augmentation_changes_training_deterministically(tmp_path):

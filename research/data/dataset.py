@@ -12,7 +12,10 @@ class Dataset:
     """A classification data set held as host arrays, channels last.
 
     ``x_*`` have shape ``(n, *spatial, channels)`` and dtype uint8 (images) or
-    float32; ``y_*`` are int32 class indices.
+    float32; ``y_*`` are int32 class indices. ``x_val, y_val`` are the
+    validation split carved from the training data (empty until
+    ``research.data.load_dataset`` carves it); every choice is made on it,
+    the test split is only reported.
     """
 
     name: str
@@ -22,6 +25,8 @@ class Dataset:
     y_test: np.ndarray
     num_classes: int
     info: dict = field(default_factory=dict)
+    x_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -29,7 +34,18 @@ class Dataset:
 
     @property
     def splits(self) -> dict[str, int]:
-        return {"train": len(self.y_train), "test": len(self.y_test)}
+        """Examples per split (``val`` only when carved)."""
+        labels = {"train": self.y_train, "val": self.y_val, "test": self.y_test}
+        return {name: len(y) for name, y in labels.items() if y is not None}
+
+    def inputs(self) -> dict[str, np.ndarray]:
+        """Every split's inputs by name (``val`` only when carved)."""
+        splits = {"train": self.x_train, "val": self.x_val, "test": self.x_test}
+        return {name: x for name, x in splits.items() if x is not None}
+
+    def map_inputs(self, fn) -> Dataset:
+        """The same data set with ``fn`` applied to every split's inputs (labels kept)."""
+        return self.replace(**{f"x_{name}": fn(x) for name, x in self.inputs().items()})
 
     def replace(self, **changes) -> Dataset:
         return replace(self, **changes)

@@ -37,6 +37,24 @@ def per_class_subset(x: np.ndarray, y: np.ndarray, n_per_class: int, seed: int) 
     return x[order], y[order]
 
 
+def stratified_split(y: np.ndarray, n_held_out: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(held_out, rest)`` index arrays: ``n_held_out`` examples drawn by ``seed`` with
+    every class in the proportion it has in ``y`` (largest remainders round up).
+    Both keep the original order, so the rest of the data set is untouched."""
+    if not 0 <= n_held_out < len(y):
+        raise UserError(f"data.n_val={n_held_out} must be between 0 and the training split's size - 1 ({len(y) - 1})")
+    labels, counts = np.unique(y, return_counts=True)
+    quota = counts * n_held_out / len(y)
+    take = np.floor(quota).astype(int)
+    by_remainder = np.argsort(-(quota - take), kind="stable")
+    take[by_remainder[: n_held_out - take.sum()]] += 1
+    rng = np.random.default_rng(seed)
+    held = np.concatenate([rng.choice(np.flatnonzero(y == label), k, replace=False) for label, k in zip(labels, take)])
+    mask = np.zeros(len(y), bool)
+    mask[held] = True
+    return np.flatnonzero(mask), np.flatnonzero(~mask)
+
+
 def pixel_permutation(spatial_shape: Sequence[int], seed: int) -> np.ndarray:
     """A fixed random permutation of the flattened spatial positions."""
     return np.random.default_rng(seed).permutation(int(np.prod(spatial_shape)))

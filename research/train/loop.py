@@ -19,13 +19,16 @@ import json
 import math
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
 from flax import nnx
 from tqdm.auto import tqdm
 
@@ -35,7 +38,7 @@ from research.errors import UserError
 from research.models import count_params, get_model
 from research.models.embed import EMBEDDABLE, embed_network_params
 from research.train.checkpoint import Checkpointer, abstract_like
-from research.train.engine import Engine, choose_strategy, replica_sharding, run_once
+from research.train.engine import Engine, TrainState, choose_strategy, replica_sharding, run_once
 from research.train.metrics import MetricWriter, atomic_write_json, read_metrics, truncate_metrics
 from research.train.optim import build_optimizer
 
@@ -53,15 +56,23 @@ def validate(config: ml_collections.ConfigDict) -> None:
     """Range checks that types alone do not catch."""
     _positive(config, "seeds")
     _positive(config, "seed", 0)
-    for key in ("batch_size", "epochs", "eval_batch_size", "keep_checkpoints"):
+    for key in ("batch_size", "epochs", "eval_batch_size", "keep_checkpoints", "eval_every_epochs"):
         _positive(config.train, key)
-    for key in ("log_every_steps", "checkpoint_every_steps"):
+    for key in ("log_every_steps", "checkpoint_every_steps", "augment_shift"):
         _positive(config.train, key, 0)
     lrs = tuple(config.optimizer.learning_rates)
-    if lrs and len(lrs) != config.seeds:
-        raise UserError(f"optimizer.learning_rates has {len(lrs)} entries but seeds={config.seeds}")
-    if any(float(lr) <= 0 for lr in lrs):
+    if any(isinstance(lr, (str, bool)) or float(lr) <= 0 for lr in lrs):
         raise UserError(f"optimizer.learning_rates must be > 0, got {lrs}")
+
+
+def replica_grid(config) -> tuple[list[int], list[float]]:
+    """``(seeds, learning_rates)``, one entry per replica: every rate of
+    ``optimizer.learning_rates`` (or the one ``learning_rate``) with every seed,
+    rate-major. Replicas of one rate share their seeds with the other rates, so
+    rates are compared on the same initialisations and batch orders."""
+    rates = [float(v) for v in config.optimizer.learning_rates] or [float(config.optimizer.learning_rate)]
+    seeds = [config.seed + s for s in range(config.seeds)]
+    return [seed for _ in rates for seed in seeds], [rate for rate in rates for _ in seeds]
 
 
 def model_fields(config) -> dict:
@@ -153,17 +164,229 @@ def _make_workdir(workdir: Path) -> None:
         raise UserError(f"cannot write to workdir {workdir}: {e.strerror or e}") from None
 
 
-def _pad_for_eval(x: np.ndarray, y: np.ndarray, eval_batch: int):
-    n = len(y)
-    padded = math.ceil(n / eval_batch) * eval_batch
-    mask = np.zeros(padded, np.float32)
-    mask[:n] = 1.0
-    x = np.concatenate([x, np.zeros((padded - n, *x.shape[1:]), x.dtype)])
-    y = np.concatenate([y, np.zeros(padded - n, y.dtype)])
-    return x, y, mask
-
-
 Tracker = Callable[[nnx.Module, nnx.State], dict[str, np.ndarray]]
+
+
+# -- the plan: everything checked before anything is written ----------------------
+@dataclass
+class Phase:
+    """A stretch of training with one model: the initial one, or the eFCN's embedded one.
+
+    ``model`` is abstract (shapes only); ``engine`` holds its compiled step and
+    evaluation; ``abstract_state`` is what its checkpoints restore into."""
+
+    name: str
+    model: nnx.Module
+    engine: Engine | None = None
+    strategy: str = "scan"
+    abstract_state: Any = None
+
+
+@dataclass
+class RunPlan:
+    """One run's shape, derived from its config and data set (nothing trained)."""
+
+    config: ml_collections.ConfigDict
+    dataset: Dataset
+    seeds: list[int]
+    learning_rates: list[float]
+    steps_per_epoch: int
+    total_steps: int
+    log_every: int
+    switch_step: int  # eFCN: the step at which the embedded phase starts (total + 1: never)
+    embed_into: str
+    tx: optax.GradientTransformation
+    phases: dict[str, Phase]
+
+    @property
+    def replicas(self) -> int:
+        return len(self.seeds)
+
+    def evaluation_due(self, epoch: int, end_of_epoch: bool) -> bool:
+        """Evaluate after ``epoch`` (0-based) every ``eval_every_epochs`` and at the last one."""
+        every = self.config.train.eval_every_epochs
+        return end_of_epoch and ((epoch + 1) % every == 0 or epoch + 1 == self.config.train.epochs)
+
+
+def plan_run(config: ml_collections.ConfigDict, track: dict[str, Tracker]) -> RunPlan:
+    """Validate the config, data set, model and optimizer; raises UserError, writes nothing."""
+    validate(config)
+    dataset = load_dataset(config.data)
+    seeds, lrs = replica_grid(config)
+    batch, n_train = config.train.batch_size, dataset.splits["train"]
+    if batch > n_train:
+        raise UserError(f"train.batch_size={batch} is larger than the training set ({n_train} examples)")
+    steps_per_epoch = n_train // batch
+    total_steps = steps_per_epoch * config.train.epochs
+    # Abstract build: validates the model fields and gives the graph, at no compute.
+    model = nnx.eval_shape(lambda: build_model(config, dataset, seeds[0]))
+    phases = {"initial": Phase("initial", model)}
+    # eFCN (d'Ascoli et al. 2019): train as model.family, then embed exactly into
+    # another family at an epoch boundary and train on with a fresh optimizer.
+    embed_at, embed_into = validate_embedding(config, model)
+    if embed_at:
+        phases["embedded"] = Phase("embedded", nnx.eval_shape(lambda: build_model(config, dataset, seeds[0], family=embed_into)))
+    for fn in track.values():  # a tracker may refuse the model up front
+        getattr(fn, "check", lambda model: None)(model)
+    sharded = replica_sharding(len(seeds)) is not None
+    for phase in phases.values():
+        phase.strategy = choose_strategy(config.train.strategy, phase.model, jax.default_backend(), len(seeds), sharded)
+    return RunPlan(
+        config=config,
+        dataset=dataset,
+        seeds=seeds,
+        learning_rates=lrs,
+        steps_per_epoch=steps_per_epoch,
+        total_steps=total_steps,
+        log_every=config.train.log_every_steps or steps_per_epoch,
+        switch_step=embed_at * steps_per_epoch if embed_at else total_steps + 1,
+        embed_into=embed_into,
+        tx=build_optimizer(config.optimizer, total_steps),
+        phases=phases,
+    )
+
+
+def compile_phases(plan: RunPlan) -> None:
+    """Give every phase its engine (compiled on first use) and abstract train state."""
+    config = plan.config
+    chunk = math.gcd(plan.steps_per_epoch, plan.log_every)
+    for phase in plan.phases.values():
+        phase.engine = Engine(
+            nnx.graphdef(phase.model), plan.tx, config.train.batch_size, chunk=chunk, augment_shift=config.train.augment_shift
+        )
+        changes = {"family": plan.embed_into} if phase.name == "embedded" else {}
+        init, args = replica_initializer(config, plan.dataset, phase.engine, plan.seeds, plan.learning_rates, **changes)
+        phase.abstract_state = jax.eval_shape(init, *args)
+
+
+def segments(start: int, total: int, steps_per_epoch: int, log_every: int) -> Iterator[tuple[int, int, int]]:
+    """``(epoch, begin, end)``: the steps ``begin..end-1`` of ``epoch`` from global step
+    ``start`` to ``total``, each segment ending at the next log point or the epoch's end."""
+    step = start
+    while step < total:
+        epoch, begin = divmod(step, steps_per_epoch)
+        end = min(steps_per_epoch, (step // log_every + 1) * log_every - epoch * steps_per_epoch)
+        yield epoch, begin, end
+        step += end - begin
+
+
+# -- data on the device -------------------------------------------------------------
+@dataclass
+class EvalSplit:
+    """One evaluation split on the device, padded to whole batches (``mask`` marks real examples)."""
+
+    x: jax.Array
+    y: jax.Array
+    mask: jax.Array
+    batch: int
+
+
+def _eval_split(x: np.ndarray, y: np.ndarray, eval_batch: int, put: Callable) -> EvalSplit:
+    batch = min(eval_batch, len(y))
+    padded = math.ceil(len(y) / batch) * batch
+    mask = np.zeros(padded, np.float32)
+    mask[: len(y)] = 1.0
+    x = np.concatenate([x, np.zeros((padded - len(y), *x.shape[1:]), x.dtype)])
+    y = np.concatenate([y, np.zeros(padded - len(y), y.dtype)])
+    return EvalSplit(*put((x, y, mask)), batch)
+
+
+def device_data(plan: RunPlan) -> tuple[jax.Array, jax.Array, dict[str, EvalSplit]]:
+    """Training inputs and labels, and the evaluation splits (``val`` when carved,
+    ``test``; ``train`` is evaluated once, at the end), all on the device."""
+    shardings = replica_sharding(plan.replicas)
+    put = (lambda tree: jax.device_put(tree, shardings[1])) if shardings else jax.device_put
+    ds = plan.dataset
+    inputs = model_inputs(ds, plan.config.data.get("standardize", False))
+    labels = {"train": ds.y_train, "val": ds.y_val, "test": ds.y_test}
+    evals = {name: _eval_split(x, labels[name], plan.config.train.eval_batch_size, put) for name, x in inputs.items()}
+    x_train, y_train = put((inputs["train"], ds.y_train))
+    return x_train, y_train, evals
+
+
+def _on_replica_devices(state, replicas: int):
+    shardings = replica_sharding(replicas)
+    return jax.device_put(state, shardings[0]) if shardings else state
+
+
+def embed_state(plan: RunPlan, state: TrainState) -> TrainState:
+    """The eFCN switch: every replica's params embedded exactly; a fresh optimizer state."""
+    initial, embedded = plan.phases["initial"].model, plan.phases["embedded"].model
+    pure = jax.device_get(nnx.to_pure_dict(state["params"]))
+    per_replica = [
+        embed_network_params(initial, jax.tree.map(lambda a, r=r: a[r], pure), plan.embed_into) for r in range(plan.replicas)
+    ]
+    params = nnx.state(embedded, nnx.Param)
+    nnx.replace_by_pure_dict(params, jax.tree.map(lambda *xs: jnp.asarray(np.stack(xs)), *per_replica))
+    opt_state = jax.vmap(plan.tx.init)(params)
+    opt_state.hyperparams["learning_rate"] = state["opt_state"].hyperparams["learning_rate"]
+    return _on_replica_devices({**state, "params": params, "opt_state": opt_state}, plan.replicas)
+
+
+# -- the run --------------------------------------------------------------------------
+class RunLog:
+    """Where a run writes as it goes: metrics (one record per replica), checkpoints
+    labelled by phase, the progress bar. ``elapsed()`` counts earlier sessions too."""
+
+    def __init__(self, workdir: Path, plan: RunPlan, progress: bool, t_start: float):
+        self.workdir, self.plan, self.t_start = workdir, plan, t_start
+        self.checkpointer = Checkpointer(workdir / "checkpoints", keep=plan.config.train.keep_checkpoints)
+        self.elapsed_before = 0.0
+        self.labels = [{"replica": r, "seed": s} for r, s in enumerate(plan.seeds)]
+        self.writer: MetricWriter | None = None
+        self.bar = None
+        self.progress = progress
+
+    def restore(self) -> tuple[int, str, TrainState | None]:
+        """``(step, phase name, state)`` of the newest readable checkpoint, or ``(0, "initial", None)``."""
+        phases = self.plan.phases
+        restored = self.checkpointer.restore_latest(lambda meta: phases[meta.get("phase", "initial")].abstract_state)
+        start, phase, state = 0, "initial", None
+        if restored is not None:
+            start, state, meta = restored
+            phase, self.elapsed_before = meta.get("phase", "initial"), float(meta.get("wall_time_s", 0.0))
+            state = _on_replica_devices(state, self.plan.replicas)
+        truncate_metrics(self.workdir / "metrics.jsonl", start)  # records after the checkpoint are redone
+        self.writer = MetricWriter(self.workdir / "metrics.jsonl")
+        self.bar = tqdm(
+            total=self.plan.total_steps,
+            initial=start,
+            disable=not self.progress,
+            unit="step",
+            desc=self.workdir.name,
+            dynamic_ncols=True,
+        )
+        return start, phase, state
+
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.perf_counter() - self.t_start
+
+    def save(self, step: int, state: TrainState, phase: Phase) -> None:
+        self.checkpointer.save(step, state, {"step": step, "wall_time_s": self.elapsed(), "phase": phase.name})
+
+    def write(self, step: int, split: str, values: dict[str, np.ndarray], alive: np.ndarray | None = None, **labels) -> None:
+        """One record per replica (only live ones for ``train``)."""
+        for r in range(self.plan.replicas):
+            if split == "train" and not alive[r]:
+                continue
+            extra = {"alive": bool(alive[r])} if alive is not None and split != "train" else {}
+            self.writer.write_scalars(step, {k: v[r] for k, v in values.items()}, split=split, **self.labels[r], **labels, **extra)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        if self.writer is not None:
+            self.writer.close()
+        self.checkpointer.close()
+
+
+def evaluate_splits(phase: Phase, state: TrainState, evals: dict[str, EvalSplit], names) -> dict[str, dict[str, np.ndarray]]:
+    """Per-replica loss and accuracy on each named split that exists."""
+    return {
+        name: phase.engine.evaluate(state["params"], s.x, s.y, s.mask, s.batch, phase.strategy)
+        for name, s in evals.items()
+        if name in names
+    }
 
 
 def train_and_evaluate(
@@ -174,222 +397,148 @@ def train_and_evaluate(
     progress: bool = True,
     track: dict[str, Tracker] | None = None,
 ) -> dict:
-    """Train ``config.seeds`` replicas of one config in one program; returns the summary.
+    """Train ``seeds x len(learning_rates)`` replicas of one config in one program; returns the summary.
 
     ``track`` maps names to functions of ``(model, stacked params)`` returning
     per-replica arrays; they are recorded at step 0 and at every evaluation as
     ``split="track"`` records (e.g. the locality index of ``research.probes``).
     A tracker's optional ``check(model)`` attribute may refuse the model up front.
     """
-    t_start = time.perf_counter()
-    workdir = Path(workdir)
-    validate(config)
-    dataset = load_dataset(config.data)
-    seeds = [config.seed + r for r in range(config.seeds)]
-    lrs = [float(v) for v in config.optimizer.learning_rates] or [float(config.optimizer.learning_rate)] * len(seeds)
-    batch = config.train.batch_size
-    n_train = dataset.splits["train"]
-    if batch > n_train:
-        raise UserError(f"train.batch_size={batch} is larger than the training set ({n_train} examples)")
-    steps_per_epoch = n_train // batch
-    total_steps = steps_per_epoch * config.train.epochs
-    log_every = config.train.log_every_steps or steps_per_epoch
-    # Abstract build: validates the model fields and gives the graph, at no compute.
-    abstract_model = nnx.eval_shape(lambda: build_model(config, dataset, seeds[0]))
-    tx = build_optimizer(config.optimizer, total_steps)
-    sharded = replica_sharding(len(seeds)) is not None
-    strategy = choose_strategy(config.train.strategy, abstract_model, jax.default_backend(), len(seeds), sharded)
-    eval_every = _positive(config.train, "eval_every_epochs")
-    augment_shift = _positive(config.train, "augment_shift", 0)
-    # eFCN (d'Ascoli et al. 2019): train as model.family, then embed exactly into
-    # another family at an epoch boundary and train on with a fresh optimizer.
-    embed_at, embed_into = validate_embedding(config, abstract_model)
-    switch_step = embed_at * steps_per_epoch if embed_at else total_steps + 1
-    embedded_engine = embedded_strategy = embedded_abstract = None
-    if embed_at:
-        embedded_model = nnx.eval_shape(lambda: build_model(config, dataset, seeds[0], family=embed_into))
-        embedded_strategy = choose_strategy(config.train.strategy, embedded_model, jax.default_backend(), len(seeds), sharded)
-    for fn in (track or {}).values():  # a tracker may refuse the model (before anything is written)
-        getattr(fn, "check", lambda model: None)(abstract_model)
+    t_start, workdir, track = time.perf_counter(), Path(workdir), track or {}
+    plan = plan_run(config, track)
     config_json = config_to_json(config)
     finished = prepare_workdir(workdir, config_json, overwrite)
     if finished is not None:
         return finished
     _make_workdir(workdir)
     atomic_write_json(workdir / "config.json", config_json)
-
-    chunk = math.gcd(steps_per_epoch, log_every)
-    engine = Engine(nnx.graphdef(abstract_model), tx, batch, chunk=chunk, augment_shift=augment_shift)
-    init, init_args = replica_initializer(config, dataset, engine, seeds, lrs)
-    state = run_once(init, *init_args)
-    shardings = replica_sharding(len(seeds))
-    if embed_at:
-        embedded_engine = Engine(nnx.graphdef(embedded_model), tx, batch, chunk=chunk, augment_shift=augment_shift)
-        init, init_args = replica_initializer(config, dataset, embedded_engine, seeds, lrs, family=embed_into)
-        embedded_abstract = jax.eval_shape(init, *init_args)
-
-    def embed_state(state):
-        """Phase switch: every replica's params embedded exactly; a fresh optimizer state."""
-        pure = jax.device_get(nnx.to_pure_dict(state["params"]))
-        per_replica = [
-            embed_network_params(abstract_model, jax.tree.map(lambda a, r=r: a[r], pure), embed_into) for r in range(len(seeds))
-        ]
-        params = nnx.state(embedded_model, nnx.Param)
-        nnx.replace_by_pure_dict(params, jax.tree.map(lambda *xs: jnp.asarray(np.stack(xs)), *per_replica))
-        opt_state = jax.vmap(tx.init)(params)
-        opt_state.hyperparams["learning_rate"] = state["opt_state"].hyperparams["learning_rate"]
-        new = {**state, "params": params, "opt_state": opt_state}
-        return jax.device_put(new, shardings[0]) if shardings else new
-
-    x_train, x_test = model_inputs(dataset, config.data.get("standardize", False))
-    y_train = dataset.y_train
-    eval_batch = min(config.train.eval_batch_size, len(dataset.y_test))
-    x_test, y_test, test_mask = _pad_for_eval(x_test, dataset.y_test, eval_batch)
-    if shardings:
-        state = jax.device_put(state, shardings[0])
-        x_train, y_train, x_test, y_test, test_mask = jax.device_put((x_train, y_train, x_test, y_test, test_mask), shardings[1])
-    else:
-        x_train, y_train, x_test, y_test, test_mask = jax.device_put((x_train, y_train, x_test, y_test, test_mask))
-
-    checkpointer = Checkpointer(workdir / "checkpoints", keep=config.train.keep_checkpoints)
-    start_step, elapsed_before = 0, 0.0
-    initial_abstract = abstract_like(state)
-    restored = checkpointer.restore_latest(
-        lambda meta: embedded_abstract if meta.get("phase") == "embedded" else initial_abstract
-    )
-    if restored is not None:
-        start_step, state, meta = restored
-        elapsed_before = float(meta.get("wall_time_s", 0.0))
-        if shardings:
-            state = jax.device_put(state, shardings[0])
-    truncate_metrics(workdir / "metrics.jsonl", start_step)
-    writer = MetricWriter(workdir / "metrics.jsonl")
-    labels = [{"replica": r, "seed": s} for r, s in enumerate(seeds)]
-    track = track or {}
-
-    def record_tracked(step: int, model: nnx.Module, epoch: int) -> None:
-        for fn in track.values():
-            values = fn(model, state["params"])
-            for r in range(len(seeds)):
-                writer.write_scalars(step, {k: v[r] for k, v in values.items()}, split="track", epoch=epoch, **labels[r])
-
-    if start_step == 0:
-        record_tracked(0, abstract_model, 0)
-
-    def elapsed() -> float:
-        return elapsed_before + time.perf_counter() - t_start
-
-    def save(step: int) -> None:
-        phase = "embedded" if step >= switch_step else "initial"
-        checkpointer.save(step, state, {"step": step, "wall_time_s": elapsed(), "phase": phase})
-
-    bar = tqdm(total=total_steps, initial=start_step, disable=not progress, unit="step", desc=workdir.name, dynamic_ncols=True)
-    status = "failed"
+    compile_phases(plan)
+    log = RunLog(workdir, plan, progress, t_start)
     try:
-        last_saved = start_step if restored is not None else -1
-        step = start_step
-        if step >= switch_step:  # resumed after the eFCN switch
-            engine, strategy = embedded_engine, embedded_strategy
-        while step < total_steps:
-            epoch, index = divmod(step, steps_per_epoch)
-            if step == switch_step and engine is not embedded_engine:
-                state = embed_state(state)
-                engine, strategy = embedded_engine, embedded_strategy
-            perms = engine.permutations(state, epoch, n_train)
-            while index < steps_per_epoch:
-                stop = min(steps_per_epoch, (step // log_every + 1) * log_every - epoch * steps_per_epoch)
-                state = engine.run_steps(state, x_train, y_train, perms, index, stop, strategy)
-                bar.update(stop - index)
-                step += stop - index
-                index = stop
-                state, train = engine.read_window(state)
-                alive = np.asarray(jax.device_get(state["alive"]))
-                learning_rates = np.asarray(jax.device_get(state["opt_state"].hyperparams["learning_rate"]))
-                for r in range(len(seeds)):
-                    if alive[r]:
-                        writer.write_scalars(
-                            step, {k: v[r] for k, v in train.items()}, split="train", **labels[r], learning_rate=learning_rates[r]
-                        )
-                postfix = {"loss": f"{np.mean(train['loss'][alive]):.3f}" if alive.any() else "nan"}
-                if index == steps_per_epoch and ((epoch + 1) % eval_every == 0 or step == total_steps):
-                    test = engine.evaluate(state["params"], x_test, y_test, test_mask, eval_batch, strategy)
-                    for r in range(len(seeds)):
-                        writer.write_scalars(
-                            step,
-                            {k: v[r] for k, v in test.items()},
-                            split="test",
-                            epoch=epoch + 1,
-                            alive=bool(alive[r]),
-                            **labels[r],
-                        )
-                    postfix["test_acc"] = f"{np.mean(test['accuracy']):.4f}"
-                    record_tracked(step, embedded_model if step > switch_step else abstract_model, epoch + 1)
-                writer.flush()
-                bar.set_postfix(postfix, refresh=False)
-                if (
-                    config.train.checkpoint_every_steps
-                    and step - last_saved >= config.train.checkpoint_every_steps
-                    and step < total_steps
-                ):
-                    save(step)
-                    last_saved = step
-        if last_saved != total_steps:
-            save(total_steps)
-        test = engine.evaluate(state["params"], x_test, y_test, test_mask, eval_batch, strategy)
-        final = jax.device_get({"alive": state["alive"], "diverged_step": state["diverged_step"]})
-        replicas = []
-        for r, seed in enumerate(seeds):
-            replicas.append(
-                {
-                    "seed": seed,
-                    "learning_rate": lrs[r],
-                    "test_accuracy": float(test["accuracy"][r]),
-                    "test_loss": float(test["loss"][r]),
-                    "diverged": not bool(final["alive"][r]),
-                    "diverged_step": int(final["diverged_step"][r]) if not final["alive"][r] else None,
-                }
-            )
-        status = "diverged" if all(r["diverged"] for r in replicas) else "done"
-        summary = {
-            "status": status,
-            "num_params": count_params(embedded_model if embed_at else abstract_model),
-            "wall_time_s": elapsed(),
-            "timing": {"this_session_s": time.perf_counter() - t_start, "compiles": dict(engine.traces)},
-            "steps": total_steps,
-            "epochs": config.train.epochs,
-            "strategy": strategy,
-            "replica_devices": len(shardings[0].mesh.devices.flat) if shardings else 1,
-            "model": config.model.name,
-            "dataset": dataset.metadata(),
-            "replicas": replicas,
-            "test_accuracy_mean": float(np.mean([r["test_accuracy"] for r in replicas])),
-        }
-        if embed_at:
-            summary["embedding"] = {
-                "from": abstract_model.family,
-                "into": embed_into,
-                "at_epoch": embed_at,
-                "num_params_before": count_params(abstract_model),
-            }
-        atomic_write_json(workdir / "summary.json", summary)
-        return summary
+        return _train(plan, log, track)
     except BaseException as e:
-        if status == "failed" and not isinstance(e, KeyboardInterrupt):
-            atomic_write_json(
-                workdir / "summary.json",
-                {
-                    "status": "failed",
-                    "error": f"{type(e).__name__}: {e}",
-                    "wall_time_s": elapsed(),
-                    "num_params": count_params(abstract_model),
-                    "replicas": [],
-                },
-            )
+        if not isinstance(e, KeyboardInterrupt):
+            failed = {"status": "failed", "error": f"{type(e).__name__}: {e}", "wall_time_s": log.elapsed(), "replicas": []}
+            atomic_write_json(workdir / "summary.json", {**failed, "num_params": count_params(plan.phases["initial"].model)})
         raise
     finally:
-        bar.close()
-        writer.close()
-        checkpointer.close()
+        log.close()
+
+
+def record_tracked(log: RunLog, track: dict[str, Tracker], phase: Phase, state: TrainState, step: int, epoch: int) -> None:
+    """Tracked probes' per-replica values as ``split="track"`` records."""
+    for fn in track.values():
+        log.write(step, "track", fn(phase.model, state["params"]), epoch=epoch)
+
+
+def _train(plan: RunPlan, log: RunLog, track: dict[str, Tracker]) -> dict:
+    """The loop: segments of steps, then train metrics, evaluation, checkpoint (in that order)."""
+    config, spe = plan.config, plan.steps_per_epoch
+    x_train, y_train, evals = device_data(plan)
+    start, phase_name, state = log.restore()
+    phase = plan.phases[phase_name]
+    if state is None:
+        init, args = replica_initializer(config, plan.dataset, phase.engine, plan.seeds, plan.learning_rates)
+        state = _on_replica_devices(run_once(init, *args), plan.replicas)
+
+    if start == 0:
+        record_tracked(log, track, phase, state, 0, 0)
+    last_saved, perms_epoch = (start if start else -1), None
+    for epoch, begin, end in segments(start, plan.total_steps, spe, plan.log_every):
+        if epoch * spe + begin == plan.switch_step and phase.name == "initial":
+            state, phase = embed_state(plan, state), plan.phases["embedded"]
+        if perms_epoch != epoch:
+            perms, perms_epoch = phase.engine.permutations(state, epoch, plan.dataset.splits["train"]), epoch
+        state = phase.engine.run_steps(state, x_train, y_train, perms, begin, end, phase.strategy)
+        step = epoch * spe + end
+        log.bar.update(end - begin)
+        state, train = phase.engine.read_window(state)
+        alive = np.asarray(jax.device_get(state["alive"]))
+        rates = np.asarray(jax.device_get(state["opt_state"].hyperparams["learning_rate"]))
+        log.write(step, "train", {**train, "learning_rate": rates}, alive)
+        postfix = {"loss": f"{np.mean(train['loss'][alive]):.3f}" if alive.any() else "nan"}
+        if plan.evaluation_due(epoch, end == spe):
+            for split, values in evaluate_splits(phase, state, evals, ("val", "test")).items():
+                log.write(step, split, values, alive, epoch=epoch + 1)
+                postfix[f"{split}_acc"] = f"{np.mean(values['accuracy']):.4f}"
+            record_tracked(log, track, phase, state, step, epoch + 1)
+        log.writer.flush()
+        log.bar.set_postfix(postfix, refresh=False)
+        every = config.train.checkpoint_every_steps
+        if every and step - last_saved >= every and step < plan.total_steps:
+            log.save(step, state, phase)
+            last_saved = step
+    if last_saved != plan.total_steps:
+        log.save(plan.total_steps, state, phase)
+    final = evaluate_splits(phase, state, evals, ("train", "val", "test"))
+    summary = run_summary(plan, log, phase, state, final)
+    atomic_write_json(log.workdir / "summary.json", summary)
+    return summary
+
+
+def _val_gain_last_fifth(metrics_path: Path, replicas: int, total_steps: int) -> list[float | None]:
+    """Per replica: validation accuracy at the end minus at the last evaluation at or
+    before 80% of training (None without such an evaluation or a val split)."""
+    curves: dict[int, dict[int, float]] = {}
+    for record in read_metrics(metrics_path):
+        if record.get("split") == "val":
+            curves.setdefault(record["replica"], {})[record["step"]] = float(record["accuracy"])
+    gains = []
+    for r in range(replicas):
+        curve = curves.get(r, {})
+        early = [step for step in curve if step <= 0.8 * total_steps]
+        gains.append(curve[total_steps] - curve[max(early)] if early and total_steps in curve else None)
+    return gains
+
+
+def run_summary(plan: RunPlan, log: RunLog, phase: Phase, state: TrainState, final: dict) -> dict:
+    """``summary.json``: status, sizes, timing, and per replica its seed, learning rate,
+    final train / val / test numbers, how much val accuracy still rose in the last fifth."""
+    status = jax.device_get({"alive": state["alive"], "diverged_step": state["diverged_step"]})
+    gains = _val_gain_last_fifth(log.workdir / "metrics.jsonl", plan.replicas, plan.total_steps)
+    replicas = []
+    for r, (seed, rate) in enumerate(zip(plan.seeds, plan.learning_rates)):
+        measured = {f"{split}_{k}": float(values[k][r]) for split, values in final.items() for k in ("accuracy", "loss")}
+        alive = bool(status["alive"][r])
+        replicas.append(
+            {
+                "seed": seed,
+                "learning_rate": rate,
+                **measured,
+                "val_accuracy_gain_last_fifth": gains[r],
+                "diverged": not alive,
+                "diverged_step": None if alive else int(status["diverged_step"][r]),
+            }
+        )
+    initial = plan.phases["initial"].model
+    summary = {
+        "status": "diverged" if all(r["diverged"] for r in replicas) else "done",
+        "num_params": count_params(phase.model),
+        "wall_time_s": log.elapsed(),
+        "timing": {"this_session_s": time.perf_counter() - log.t_start, "compiles": dict(phase.engine.traces)},
+        "steps": plan.total_steps,
+        "epochs": plan.config.train.epochs,
+        "strategy": phase.strategy,
+        "replica_devices": _replica_device_count(plan.replicas),
+        "model": plan.config.model.name,
+        "dataset": plan.dataset.metadata(),
+        "learning_rates": sorted(set(plan.learning_rates)),
+        "replicas": replicas,
+        "test_accuracy_mean": float(np.mean([r["test_accuracy"] for r in replicas])),
+    }
+    if "embedded" in plan.phases:
+        summary["embedding"] = {
+            "from": initial.family,
+            "into": plan.embed_into,
+            "at_epoch": plan.switch_step // plan.steps_per_epoch,
+            "num_params_before": count_params(initial),
+        }
+    return summary
+
+
+def _replica_device_count(replicas: int) -> int:
+    shardings = replica_sharding(replicas)
+    return len(shardings[0].mesh.devices.flat) if shardings else 1
 
 
 def strip_timing(summary: dict) -> dict:

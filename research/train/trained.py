@@ -23,7 +23,7 @@ from research.data import Dataset, as_float, input_normalizer, load_dataset
 from research.errors import UserError
 from research.train.checkpoint import Checkpointer
 from research.train.engine import Engine
-from research.train.loop import build_model, replica_initializer
+from research.train.loop import build_model, replica_grid, replica_initializer
 from research.train.optim import build_optimizer
 
 
@@ -103,8 +103,7 @@ def load_trained(workdir: str | Path) -> TrainedRun:
     if not (workdir / "checkpoints").is_dir():
         raise UserError(f"{workdir} has no checkpoints/ yet; train it first (cvd train or cvd sweep)")
     dataset = load_dataset(config.data)
-    seeds = [config.seed + r for r in range(config.seeds)]
-    lrs = [float(v) for v in config.optimizer.learning_rates] or [float(config.optimizer.learning_rate)] * len(seeds)
+    seeds, lrs = replica_grid(config)
     steps = (dataset.splits["train"] // config.train.batch_size) * config.train.epochs
     tx = build_optimizer(config.optimizer, steps)
     embedded_into = config.train.get("embed_into", "dense") if config.train.get("embed_at_epoch", 0) else None

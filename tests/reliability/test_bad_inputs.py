@@ -37,7 +37,7 @@ CATALOG = [
     ([*CNN, "--config.train.batch_size=-5"], "batch_size must be"),
     ([*CNN, "--config.seeds=0"], "seeds must be"),
     ([*CNN, "--config.train.batch_size=100000"], "larger than the training set"),
-    ([*CNN, "--config.optimizer.learning_rates=(0.1,)"], "learning_rates has 1 entries"),
+    ([*CNN, "--config.optimizer.learning_rates=(0.1, -1.0)"], "learning_rates must be > 0"),
     ([*CNN, "--config.optimizer.name=adamm"], "unknown optimizer.name"),
     ([*CNN, "--config.train.strategy=fastest"], "unknown train.strategy"),
     # models and shapes

@@ -95,6 +95,7 @@ def test_nan_or_inf_in_one_replica_marks_it_and_spares_the_others(bad_lr, tmp_pa
     def run(lrs, name):
         config = tiny_config("mlp")
         config.optimizer.name = "sgd"
+        config.seeds = 1  # one replica per rate
         config.optimizer.learning_rates = lrs
         return train_and_evaluate(config, tmp_path / name, progress=False)
 
