@@ -3,7 +3,8 @@
     cvd sweep --config experiments/pooling.py:quick --workdir runs/pooling
 
 Conv nets with stride-1 layers and, after every layer, no pooling / max /
-average / strided downsampling (window 2), or no pooling and a global average
+average / strided downsampling / anti-aliased (blur then subsample, Zhang
+2019) downsampling (window 2), or no pooling and a global average
 or global max head (widths 8 per layer, so the stride-1 nets stay cheap). quick: MNIST-1D and a Fashion-MNIST subset, 3 seeds, 12
 runs. full: all data sets, 5 seeds. The translation probes read these runs.
 """
@@ -16,6 +17,7 @@ POOLING = [
     {"model.pooling": "max", "model.head": "flatten"},
     {"model.pooling": "avg", "model.head": "flatten"},
     {"model.pooling": "stride", "model.head": "flatten"},
+    {"model.pooling": "blur", "model.head": "flatten"},  # anti-aliased: blur, then subsample (Zhang 2019)
     {"model.pooling": "none", "model.head": "global_avg"},
     {"model.pooling": "none", "model.head": "global_max"},
 ]

@@ -11,7 +11,7 @@ import pytest
 
 from analysis import analyze, load_results, tidy
 from analysis.figures import FIGURES
-from analysis.report import evaluate_claims
+from analysis.claims import evaluate_claims
 from analysis.stats import diff_ci, mean_ci
 from research.errors import UserError
 
@@ -275,14 +275,13 @@ def test_every_figure_is_drawn_from_synthetic_results(results_dir, tmp_path):
 
 
 def test_verdicts_follow_the_numbers(results_dir):
+    """Claims on the synthetic tree (tests/test_verdicts.py constructs each outcome)."""
     claims = {c.id: c for c in evaluate_claims(load_results([results_dir]))}
     assert claims["C1"].verdict == "supported"  # conv beats locally connected everywhere
-    assert claims["C3"].verdict.startswith("depends on pooling")  # flatten 60% consistent, global pooling 100%
-    assert claims["C4"].verdict.startswith("not supported")  # dense reaches 6x conv's fraction of peak
-    assert claims["C5"].verdict == "supported"
+    assert claims["C4"].verdict == "not supported"  # dense at conv's FLOPs trains more examples/s
     assert claims["C6"].verdict == "supported"  # conv loses 30 points, dense nothing
-    assert claims["C7"].verdict == "supported"  # embedded beats dense from scratch at every t
-    assert all(c.effects for c in claims.values())
+    vocabulary = {"supported", "not supported", "depends", "inconclusive"}
+    assert all(c.verdict in vocabulary and (c.deciding or c.notes) for c in claims.values())
 
 
 def test_learning_rate_is_chosen_on_validation_never_on_test(tmp_path):

@@ -241,3 +241,16 @@ def test_whole_networks_embed_exactly_down_the_lattice(source, target, input_sha
     nnx.update(embedded, state)
     x = _x(input_shape)
     np.testing.assert_allclose(embedded(x), net(x), rtol=1e-4, atol=1e-5)
+
+
+def test_blur_pooling_low_passes_then_subsamples():
+    from research.models.pooling import blur, pool, pooled_spatial
+
+    x = jnp.zeros((1, 8, 1)).at[0, 3, 0].set(1.0)
+    np.testing.assert_allclose(np.asarray(blur(x, 2))[0, 2:5, 0], [0.25, 0.5, 0.25])
+    assert pool(x, "blur", 2, 2).shape == (1, 4, 1) == (1, *pooled_spatial((8,), "blur", 2, 2), 1)
+    # A constant signal stays constant away from the zero-padded edges; an alternating one is removed.
+    alternating = jnp.asarray([1.0, -1.0] * 4)[None, :, None]
+    np.testing.assert_allclose(np.asarray(blur(alternating, 2))[0, 1:-1, 0], 0.0, atol=1e-7)
+    two_d = pool(jnp.ones((2, 6, 6, 3)), "blur", 2, 2)
+    assert two_d.shape == (2, 3, 3, 3) and float(two_d[0, 1, 1, 0]) == pytest.approx(1.0)

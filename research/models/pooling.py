@@ -1,13 +1,17 @@
 """Pooling and downsampling over the spatial axes of channels-last arrays.
 
 ``pool(x, kind, window, stride)`` with kind one of ``none``, ``max``, ``avg``
-(VALID windows) or ``stride`` (keep every ``stride``-th position: downsampling
-without pooling). ``global_pool(x, kind)`` reduces every spatial axis
+(VALID windows), ``stride`` (keep every ``stride``-th position: downsampling
+without pooling) or ``blur`` (anti-aliased downsampling, Zhang 2019, "Making
+convolutional networks shift-invariant again", https://arxiv.org/abs/1904.11486:
+a binomial low-pass filter of length ``window + 1`` per axis, zero-padded, then
+every ``stride``-th position). ``global_pool(x, kind)`` reduces every spatial axis
 (``avg`` or ``max``) and is exactly invariant to circular shifts of its input.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import jax
@@ -16,7 +20,7 @@ from jax import lax
 
 from research.errors import UserError
 
-POOLINGS = ("none", "max", "avg", "stride")
+POOLINGS = ("none", "max", "avg", "stride", "blur")
 GLOBAL_POOLINGS = ("avg", "max")
 
 
@@ -28,7 +32,7 @@ def pooled_spatial(spatial: Sequence[int], kind: str, window: int, stride: int) 
         return tuple(spatial)
     if window < 1 or stride < 1:
         raise UserError(f"pool window and stride must be >= 1, got window={window}, stride={stride}")
-    if kind == "stride":
+    if kind in ("stride", "blur"):
         return tuple(-(-n // stride) for n in spatial)
     if any(n < window for n in spatial):
         raise UserError(f"pool window {window} is larger than the feature map {tuple(spatial)}")
@@ -41,11 +45,26 @@ def pool(x: jax.Array, kind: str, window: int = 2, stride: int = 2) -> jax.Array
     pooled_spatial(x.shape[1:-1], kind, window, stride)
     if kind == "none":
         return x
-    if kind == "stride":
+    if kind == "blur":
+        x = blur(x, window)
+    if kind in ("stride", "blur"):
         return x[(slice(None),) + (slice(None, None, stride),) * ndim]
     if window == stride:
         return _pool_tiles(x, kind, window)
     return _pool_reduce_window(x, kind, window, stride)
+
+
+def blur(x: jax.Array, window: int) -> jax.Array:
+    """Binomial low-pass filter of length ``window + 1`` along every spatial axis
+    (``[1, 2, 1] / 4`` for window 2), zero-padded so the shape is kept."""
+    taps = jnp.asarray([math.comb(window, k) for k in range(window + 1)], x.dtype) / 2**window
+    for axis in range(1, x.ndim - 1):
+        pads = [(0, 0)] * x.ndim
+        pads[axis] = (window // 2, window - window // 2)
+        padded = jnp.pad(x, pads)
+        n = x.shape[axis]
+        x = sum(taps[k] * lax.slice_in_dim(padded, k, k + n, axis=axis) for k in range(window + 1))
+    return x
 
 
 def _pool_tiles(x: jax.Array, kind: str, window: int) -> jax.Array:

@@ -1,0 +1,457 @@
+"""The claims C1-C7: for each, the effects that decide it (one factor at a time,
+against the right control), the effects shown beside them, and its verdict by
+the four-outcome rule of :mod:`analysis.verdicts`, overall and per data set.
+
+Every function takes the loaded :class:`~analysis.load.Results` (replicas at
+each run's chosen learning rate; diverged replicas are left out of every mean
+and counted in the report) and returns a :class:`Claim`. Margins are in
+:data:`THRESHOLDS`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from analysis.load import Results, probe_value
+from analysis.verdicts import (
+    ABOVE,
+    BELOW,
+    DEPENDS,
+    INCONCLUSIVE,
+    NO_DATA,
+    NOT_SUPPORTED,
+    SUPPORTED,
+    WITHIN,
+    Effect,
+    Pooled,
+    difference,
+    four_outcomes,
+    pooled,
+)
+
+THRESHOLDS = {
+    "accuracy_points": 1.0,  # an accuracy difference counts when its whole 95% CI is beyond +-1 point
+    "consistency_points": 5.0,  # a consistency difference counts beyond +-5 points
+    "equivariance_exact": 1e-4,  # relative equivariance error below this is "exact"
+    "throughput_ratio": 1.25,  # conv parallelises better when it trains 1.25x the examples/s at matched FLOPs
+    "permutation_indifferent_points": 2.0,  # dense is unaffected by a permutation when its CI lies within +-2 points
+    "unconverged_val_gain_points": 0.5,  # flagged: mean val accuracy still rose by more than this over the last fifth
+}
+ACC = THRESHOLDS["accuracy_points"] / 100
+
+
+@dataclass
+class Claim:
+    id: str
+    statement: str
+    figures: list[str]
+    study: str
+    verdict: str = NO_DATA
+    deciding: list[Effect] = field(default_factory=list)  # the effects the verdict is computed from
+    shown: list[Effect] = field(default_factory=list)  # effects reported beside them
+    notes: list[str] = field(default_factory=list)
+    rule: str = ""
+    pool: Pooled | None = None
+    per_dataset: dict[str, str] = field(default_factory=dict)
+
+    def decide(self, outcome_rule=four_outcomes) -> Claim:
+        """Verdict overall and per data set from the deciding effects."""
+        self.pool = pooled(self.deciding)
+        self.verdict = outcome_rule(self.deciding)
+        datasets = sorted({e.dataset for e in self.deciding if e.dataset})
+        if len(datasets) > 1:
+            self.per_dataset = {d: outcome_rule([e for e in self.deciding if e.dataset == d]) for d in datasets}
+        return self
+
+
+def live(frame: pd.DataFrame) -> pd.DataFrame:
+    """Finished replicas that did not diverge (a diverged replica's numbers mean nothing)."""
+    frame = frame.dropna(subset=["test_accuracy"])
+    return frame[~frame["diverged"].astype(bool)]
+
+
+def select(frame: pd.DataFrame, column: str = "test_accuracy", **where) -> pd.Series:
+    mask = np.ones(len(frame), bool)
+    for key, value in where.items():
+        mask &= (frame[key] == value).to_numpy()
+    return frame[mask][column]
+
+
+# -- C1 ----------------------------------------------------------------------------
+def _matched_shapes(runs: pd.DataFrame, family_a: str, family_b: str, label: str):
+    """``a - b`` test accuracy at every (data set, widths) point where both ran at the same shapes."""
+    for dataset, widths in sorted({(d, w) for d, w in zip(runs["dataset"], runs["widths"])}):
+        sub = runs[(runs["dataset"] == dataset) & (runs["widths"] == widths)]
+        a, b = select(sub, family=family_a), select(sub, family=family_b)
+        if len(a) and len(b):
+            yield difference(f"{dataset}, widths {widths}: {label}", a, b, ACC, dataset=dataset), sub
+
+
+def _matched_parameters(shapes: pd.DataFrame, matched: pd.DataFrame):
+    """conv - locally connected for each matched-parameter run, paired with the other
+    family's matched-shape run whose parameter count is closest."""
+    for _, run in matched.groupby("run_key", sort=True):
+        first = run.iloc[0]
+        other = "locally_connected" if first["family"] == "conv" else "conv"
+        pool = shapes[(shapes["dataset"] == first["dataset"]) & (shapes["family"] == other)]
+        if pool.empty:
+            continue
+        partner_key = pool.iloc[int(np.argmin(np.abs(pool["num_params"].to_numpy() - first["num_params"])))]["run_key"]
+        partner = pool[pool["run_key"] == partner_key]
+        conv, lc = (run, partner) if first["family"] == "conv" else (partner, run)
+        label = (
+            f"{first['dataset']}, matched parameters: conv (widths {conv['widths'].iloc[0]}, {int(conv['num_params'].iloc[0])} "
+            f"params) - locally connected (widths {lc['widths'].iloc[0]}, {int(lc['num_params'].iloc[0])} params)"
+        )
+        yield difference(label, conv["test_accuracy"], lc["test_accuracy"], ACC, dataset=first["dataset"])
+
+
+def claim_c1(results: Results) -> Claim:
+    c = Claim(
+        "C1",
+        "Weight sharing cuts parameters and improves generalisation.",
+        ["F1_accuracy_vs_params", "F2_sample_efficiency"],
+        "weight_sharing",
+    )
+    runs = live(results.study("weight_sharing"))
+    matched, shapes = runs[runs["tag"] == "matched_params"], runs[runs["tag"] != "matched_params"]
+    for effect, sub in _matched_shapes(shapes, "conv", "locally_connected", "conv - locally connected (matched shapes)"):
+        ratio = select(sub, "num_params", family="locally_connected").iloc[0] / select(sub, "num_params", family="conv").iloc[0]
+        effect.label += f", x{ratio:.1f} parameters without sharing"
+        c.deciding.append(effect)
+    c.deciding += list(_matched_parameters(shapes, matched))
+    sample = live(results.study("sample_efficiency"))
+    for dataset in sorted(sample["dataset"].unique()) if not sample.empty else []:
+        sub = sample[(sample["dataset"] == dataset) & (sample["n_per_class"] > 0)]  # 0: the whole training set
+        if sub.empty:
+            continue
+        n = sub["n_per_class"].min()
+        a, b = select(sub, family="conv", n_per_class=n), select(sub, family="locally_connected", n_per_class=n)
+        c.deciding.append(difference(f"{dataset}, {n} examples per class: conv - locally connected", a, b, ACC, dataset=dataset))
+    c.rule = (
+        "four outcomes over conv - locally connected test accuracy at matched shapes, matched parameters and the "
+        "smallest training set, against the accuracy margin"
+    )
+    return c.decide()
+
+
+# -- C2 ----------------------------------------------------------------------------
+def _locality_tracking(results: Results) -> list[str]:
+    """Per data set: the dense first layer's locality index at step 0 and at its run's last step."""
+    curves = results.curves
+    if curves.empty or "locality_index" not in curves:
+        return []
+    tracked = curves[(curves["split"] == "track") & curves["locality_index"].notna()]
+    notes = []
+    for (dataset, key), run in tracked.groupby(["dataset", "run_key"]):
+        first, last = run[run["step"] == run["step"].min()], run[run["step"] == run["step"].max()]
+        notes.append(
+            f"{dataset}: dense first layer's locality index {first['locality_index'].mean():.3f} at step 0 -> "
+            f"{last['locality_index'].mean():.3f} at step {int(last['step'].iloc[0])} (uniform weights "
+            f"{run['locality_uniform'].mean():.3f}; {key})"
+        )
+    return notes
+
+
+def claim_c2(results: Results) -> Claim:
+    c = Claim(
+        "C2",
+        "Sparse (local) connectivity captures local features with fewer parameters.",
+        ["F3_kernel_size", "F11_locality_index", "F1_accuracy_vs_params"],
+        "locality",
+    )
+    shapes = live(results.study("weight_sharing"))
+    shapes = shapes[shapes["tag"] != "matched_params"]
+    c.deciding += [e for e, _ in _matched_shapes(shapes, "locally_connected", "dense", "locally connected - dense")]
+    loc = live(results.study("locality"))
+    for dataset in sorted(loc["dataset"].unique()) if not loc.empty else []:
+        sub = loc[loc["dataset"] == dataset]
+        conv = sub[sub["family"] == "conv"]
+        if conv.empty:
+            continue
+        k = conv["kernel_sizes"].map(lambda v: int(str(v).split("x")[0]))
+        smallest = int(k.min())
+        c.deciding.append(
+            difference(
+                f"{dataset}: conv kernel {smallest} - full-kernel conv (sharing without locality, same padding)",
+                conv[k == smallest]["test_accuracy"],
+                select(sub, family="full_kernel_conv"),
+                ACC,
+                dataset=dataset,
+            )
+        )
+    c.notes += _locality_tracking(results)
+    c.rule = "four outcomes over locally connected - dense (matched shapes) and small-kernel conv - full-kernel conv, against the accuracy margin"
+    return c.decide()
+
+
+# -- C3 ----------------------------------------------------------------------------
+CONSISTENCY = "probe.consistency.consistency_circular"
+
+
+def _equivariance_notes(results: Results, runs: pd.DataFrame) -> list[str]:
+    notes = []
+    for family in ("conv", "locally_connected", "dense"):
+        keys = runs[(runs["family"] == family) & (runs["padding"] == "CIRCULAR")]["run_key"].unique()
+        errors = [np.asarray(results.probes[k]["equivariance"]["error"], float) for k in keys if "equivariance" in results.probes.get(k, {})]
+        errors = [e[np.isfinite(e)] for e in errors if np.isfinite(e).any()]
+        if errors:
+            e = float(np.max(np.concatenate([x.ravel() for x in errors])))
+            exact = " (exact)" if e < THRESHOLDS["equivariance_exact"] else ""
+            notes.append(f"{family}, circular padding: largest per-layer equivariance error under shifts by the total stride {e:.2g}{exact}")
+    return notes
+
+
+def claim_c3(results: Results) -> Claim:
+    c = Claim(
+        "C3",
+        "Convolutional layers give translation invariance.",
+        ["F4_shift_robustness", "F6_equivariance_error", "F5_position_generalisation"],
+        "translation",
+    )
+    runs = live(results.study("translation"))
+    margin = THRESHOLDS["consistency_points"]
+    if not runs.empty and CONSISTENCY in runs:
+        plain = runs[runs["augment_shift"] == 0]
+        for (dataset, head, padding), sub in plain.groupby(["dataset", "head", "padding"]):
+            where = f"{dataset}, {head} head, {padding} padding"
+            conv = select(sub, CONSISTENCY, family="conv")
+            for other, target in (("dense", c.deciding), ("locally_connected", c.shown)):
+                target.append(
+                    difference(f"{where}: consistency, conv - {other}", conv, select(sub, CONSISTENCY, family=other), margin,
+                               dataset=dataset, unit="points of consistency", scale=1.0)
+                )
+        conv = plain[plain["family"] == "conv"]
+        for (dataset, padding), sub in conv.groupby(["dataset", "padding"]):  # one factor: the head
+            for head in sorted(set(sub["head"]) - {"flatten"}):
+                c.shown.append(
+                    difference(f"{dataset}, conv, {padding} padding: consistency, {head} - flatten head",
+                               select(sub, CONSISTENCY, head=head), select(sub, CONSISTENCY, head="flatten"), margin,
+                               dataset=dataset, unit="points of consistency", scale=1.0)
+                )
+        for (dataset, head), sub in conv.groupby(["dataset", "head"]):  # one factor: the padding
+            if {"CIRCULAR", "SAME"} <= set(sub["padding"]):
+                c.shown.append(
+                    difference(f"{dataset}, conv, {head} head: consistency, circular - zero padding",
+                               select(sub, CONSISTENCY, padding="CIRCULAR"), select(sub, CONSISTENCY, padding="SAME"), margin,
+                               dataset=dataset, unit="points of consistency", scale=1.0)
+                )
+        c.notes += _equivariance_notes(results, plain)
+    pos = live(results.study("position"))
+    if not pos.empty and "probe.position.accuracy_in_region" in pos:
+        for (family, head), group in pos.groupby(["family", "head"]):
+            c.shown.append(
+                difference(f"position study, {family} with {head} head: off-region - in-region accuracy",
+                           group["probe.position.accuracy_off_region"], group["probe.position.accuracy_in_region"], ACC,
+                           dataset=str(group["dataset"].iloc[0]))
+            )
+    c.rule = (
+        "four outcomes over conv - dense consistency under random shifts at each head x padding setting "
+        "(one factor at a time), against the consistency margin"
+    )
+    return c.decide()
+
+
+# -- C4 ----------------------------------------------------------------------------
+def claim_c4(results: Results) -> Claim:
+    c = Claim("C4", "Convolutional layers parallelise; dense layers cannot.", ["F7_cost"], "compute")
+    runs = results.study("compute").drop_duplicates("run_key")
+    speed, peak = "probe.cost.examples_per_s", "probe.cost.fraction_of_peak"
+    if runs.empty or speed not in runs:
+        return c
+    ratios = []
+    for (dataset, device), sub in runs.groupby(["dataset", "probe.cost.device"]):
+        conv = sub[(sub["family"] == "conv") & (sub["tag"] == "matched_shape")]
+        if conv.empty:
+            continue
+        conv_speed = float(conv[speed].iloc[0])
+        for _, row in sub[sub["family"] != "conv"].iterrows():
+            c.notes.append(
+                f"{dataset} on {device}, {row['family']} ({row['tag']}, {row['probe.cost.step_flops']:.3g} FLOPs/step): "
+                f"conv trains {conv_speed / row[speed]:.2f}x its examples/s; fraction of matmul peak conv "
+                f"{100 * conv[peak].iloc[0]:.1f}% vs {100 * row[peak]:.1f}%"
+            )
+            if row["tag"] == "matched_flops" and row["family"] == "dense":
+                ratios.append(conv_speed / row[speed])
+    threshold = THRESHOLDS["throughput_ratio"]
+    if ratios:
+        if all(r >= threshold for r in ratios):
+            c.verdict = SUPPORTED
+        elif all(r <= 1 / threshold for r in ratios):
+            c.verdict = NOT_SUPPORTED
+        elif any(r >= threshold for r in ratios) and any(r <= 1 / threshold for r in ratios):
+            c.verdict = DEPENDS
+        else:
+            c.verdict = INCONCLUSIVE
+    c.rule = (
+        "judged on throughput at matched FLOPs: supported when conv trains >= 1.25x the examples/s of the dense net "
+        "doing the same FLOPs on every device and data set; not supported at <= 1/1.25 everywhere; one timing per run "
+        "(median step time), so no CI; fraction of peak is shown, not judged"
+    )
+    return c
+
+
+# -- C5 ----------------------------------------------------------------------------
+def _shifted_accuracy(results: Results, runs: pd.DataFrame) -> pd.DataFrame:
+    """Rows of ``runs`` with ``shifted_accuracy``: accuracy averaged over every nonzero
+    circular shift of the shift probe (per replica; NaN without the probe)."""
+    runs = runs.copy()
+    runs["shifted_accuracy"] = np.nan
+    for key, idx in runs.groupby("run_key").groups.items():
+        curve = probe_value(results, key, "shift", "accuracy_circular")
+        if curve is not None and curve.ndim == 2 and curve.shape[0] == len(idx) and curve.shape[1] > 1:
+            runs.loc[idx, "shifted_accuracy"] = curve[:, 1:].mean(1)
+    return runs
+
+
+POOLING_KINDS = {
+    "max": dict(pooling="max", head="flatten"),
+    "avg": dict(pooling="avg", head="flatten"),
+    "blur": dict(pooling="blur", head="flatten"),
+    "stride": dict(pooling="stride", head="flatten"),
+    "global_avg": dict(pooling="none", head="global_avg"),
+    "global_max": dict(pooling="none", head="global_max"),
+}
+
+
+def claim_c5(results: Results) -> Claim:
+    c = Claim("C5", "Pooling lowers dimension and adds robustness.", ["F4_shift_robustness"], "pooling")
+    runs = live(results.study("pooling"))
+    if runs.empty:
+        return c
+    runs = _shifted_accuracy(results, runs)
+    for dataset in sorted(runs["dataset"].unique()):
+        sub = runs[runs["dataset"] == dataset]
+        groups = {name: sub[(sub["pooling"] == w["pooling"]) & (sub["head"] == w["head"])] for name, w in POOLING_KINDS.items()}
+        none = sub[(sub["pooling"] == "none") & (sub["head"] == "flatten")]
+        for name, group in groups.items():
+            if group.empty or none.empty or name == "stride":
+                continue
+            c.deciding.append(
+                difference(f"{dataset}: accuracy under shifts, {name} - no pooling", group["shifted_accuracy"],
+                           none["shifted_accuracy"], ACC, dataset=dataset)
+            )
+            c.shown.append(difference(f"{dataset}: unshifted accuracy, {name} - no pooling", group["test_accuracy"],
+                                      none["test_accuracy"], ACC, dataset=dataset))
+            if name in ("max", "avg", "blur") and not groups["stride"].empty:
+                c.shown.append(
+                    difference(f"{dataset}: accuracy under shifts, {name} pooling - plain strided downsampling",
+                               group["shifted_accuracy"], groups["stride"]["shifted_accuracy"], ACC, dataset=dataset)
+                )
+    c.rule = (
+        "robustness is accuracy under shifts (mean over every nonzero circular shift), not agreement: four outcomes "
+        "over each pooling kind - no pooling, against the accuracy margin; pooling vs plain strided downsampling shown"
+    )
+    return c.decide()
+
+
+# -- C6 ----------------------------------------------------------------------------
+def claim_c6(results: Results) -> Claim:
+    c = Claim("C6", "Conv's advantage comes from the spatial prior.", ["F8_permuted_pixels"], "permuted_pixels")
+    runs = live(results.study("permuted_pixels"))
+    controls = []
+    for dataset in sorted(runs["dataset"].unique()) if not runs.empty else []:
+        sub = runs[runs["dataset"] == dataset]
+
+        def loss(family):
+            return difference(
+                f"{dataset}: {family} accuracy lost to the permutation",
+                select(sub, family=family, permute_pixels=False),
+                select(sub, family=family, permute_pixels=True),
+                ACC,
+                dataset=dataset,
+            )
+
+        c.deciding.append(loss("conv"))
+        dense = loss("dense")
+        dense.margin = THRESHOLDS["permutation_indifferent_points"] / 100
+        dense.label += " (control: equivalent to zero when the CI lies within +-2 points)"
+        controls.append(dense)
+        c.shown.append(dense)
+        for family in ("locally_connected", "full_kernel_conv"):
+            if len(select(sub, family=family)):
+                c.shown.append(loss(family))
+        for family in ("conv", "locally_connected", "full_kernel_conv"):
+            a, b = select(sub, family=family, permute_pixels=True), select(sub, family="dense", permute_pixels=True)
+            if len(a) and len(b):
+                c.shown.append(difference(f"{dataset}, permuted pixels: {family} - dense", a, b, ACC, dataset=dataset))
+    c.decide()
+    control_outcomes = {e.outcome for e in controls}
+    if controls and control_outcomes != {WITHIN} and c.verdict in (SUPPORTED, NOT_SUPPORTED, DEPENDS):
+        c.verdict = INCONCLUSIVE
+        c.notes.append("the dense control is not shown equivalent to zero (its CI leaves +-2 points), so the test has no control")
+    c.notes.append(
+        "where the prior lives: a permutation hurts locally connected nets through locality and full-kernel convs "
+        "through sharing; compare their losses above"
+    )
+    c.rule = (
+        "four outcomes over conv's loss to a fixed pixel permutation, provided the dense control is equivalent to zero "
+        "(its CI within +-2 points; otherwise inconclusive)"
+    )
+    return c
+
+
+# -- C7 ----------------------------------------------------------------------------
+def _conv_at_epoch(results: Results, runs: pd.DataFrame, epoch: int) -> pd.Series:
+    """Test accuracy per replica of the conv trained from scratch, at the end of ``epoch``."""
+    curves = results.curves
+    if curves.empty or "epoch" not in curves:
+        return pd.Series(dtype=float)
+    keys = runs[(runs["family"] == "conv") & (runs["embed_at_epoch"] == 0)]["run_key"].unique()
+    at = curves[curves["run_key"].isin(keys) & (curves["split"] == "test") & (curves["epoch"] == epoch)]
+    return at["accuracy"]
+
+
+def keeps_outcome(effects: list[Effect]) -> str:
+    """Non-inferiority: a point keeps the solution when its CI lies above -margin."""
+    if not effects:
+        return NO_DATA
+    outcomes = {e.outcome for e in effects}
+    keeps = {ABOVE, WITHIN}
+    if outcomes <= keeps:
+        return SUPPORTED
+    if outcomes == {BELOW}:
+        return NOT_SUPPORTED
+    if outcomes & keeps and BELOW in outcomes:
+        return DEPENDS
+    return INCONCLUSIVE
+
+
+def claim_c7(results: Results) -> Claim:
+    c = Claim("C7", "A dense net can keep a conv net's solution (eFCN).", ["F9_efcn"], "embedding")
+    runs = live(results.study("embedding"))
+    if runs.empty:
+        return c
+    for dataset in sorted(runs["dataset"].unique()):
+        sub = runs[runs["dataset"] == dataset]
+        dense, conv = select(sub, family="dense", embed_at_epoch=0), select(sub, family="conv", embed_at_epoch=0)
+        for t in sorted(sub[sub["embed_at_epoch"] > 0]["embed_at_epoch"].unique()):
+            embedded = select(sub, embed_at_epoch=t)
+            at_switch = _conv_at_epoch(results, sub, int(t))
+            c.deciding.append(
+                difference(f"{dataset}, switch at epoch {t}: eFCN at the end - conv at the switch", embedded, at_switch, ACC,
+                           dataset=dataset)
+            )
+            c.shown.append(difference(f"{dataset}, switch at epoch {t}: eFCN - conv trained to the end", embedded, conv, ACC,
+                                      dataset=dataset))
+            c.shown.append(difference(f"{dataset}, switch at epoch {t}: eFCN - dense from scratch", embedded, dense, ACC,
+                                      dataset=dataset))
+    c.notes.append(
+        "at the switch every replica's weights are embedded exactly (same function) and the optimizer starts afresh: "
+        "Adam's moments and step count reset, each replica keeps its learning rate"
+    )
+    c.rule = (
+        "keeps the solution when the embedded net ends no worse than the conv at the switch (CI above -accuracy margin) "
+        "at every switch time; not supported when it ends below at every one; depends when switch times differ"
+    )
+    return c.decide(keeps_outcome)
+
+
+CLAIMS = [claim_c1, claim_c2, claim_c3, claim_c4, claim_c5, claim_c6, claim_c7]
+
+
+def evaluate_claims(results: Results) -> list[Claim]:
+    return [fn(results) for fn in CLAIMS]

@@ -1,0 +1,139 @@
+"""Effects with confidence intervals, pooled over points, and the four-outcome rule.
+
+An :class:`Effect` is one measured difference at one point (a data set, a
+width, a kernel size...) with its 95% CI over seeds. Against a margin it is
+``above`` (CI beyond +margin), ``below`` (beyond -margin), ``within`` (CI inside
++-margin: no effect worth the name), ``straddles`` (CI crosses a margin: the
+data cannot tell) or ``n=1`` (one seed or no spread: no CI, never decides).
+
+A claim's verdict over its points (:func:`four_outcomes`):
+
+* ``supported``: every decisive point is above the margin and so is the pooled effect;
+* ``not supported``: no decisive point is above, and the pooled effect is not above;
+* ``depends``: decisive points disagree (some above, others below or within);
+* ``inconclusive``: no point is decisive, or the decisive ones agree but the pooled
+  effect straddles.
+
+The pooled effect is the inverse-variance (fixed-effect) mean of the points with
+a CI; Cochran's Q says when the points disagree more than their CIs allow
+(heterogeneity, with I^2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as _stats
+
+from analysis.stats import CONFIDENCE, diff_ci, mean_ci
+
+SUPPORTED, NOT_SUPPORTED, DEPENDS, INCONCLUSIVE, NO_DATA = "supported", "not supported", "depends", "inconclusive", "no data"
+ABOVE, BELOW, WITHIN, STRADDLES, NO_CI = "above", "below", "within", "straddles", "n=1"
+Z = float(_stats.norm.ppf(0.5 + CONFIDENCE / 2))
+
+
+@dataclass
+class Effect:
+    """A difference (in fractions for accuracy) with its 95% CI at one point."""
+
+    label: str
+    diff: float
+    low: float
+    high: float
+    n: int  # seeds in the smaller group
+    margin: float  # same units as diff
+    dataset: str = ""
+    unit: str = "points"
+    scale: float = 100.0  # display: fractions -> points
+
+    @property
+    def has_ci(self) -> bool:
+        return self.n >= 2 and bool(np.isfinite(self.low) and np.isfinite(self.high)) and self.high > self.low
+
+    @property
+    def outcome(self) -> str:
+        if not self.has_ci:
+            return NO_CI
+        if self.low > self.margin:
+            return ABOVE
+        if self.high < -self.margin:
+            return BELOW
+        if self.low > -self.margin and self.high < self.margin:
+            return WITHIN
+        return STRADDLES
+
+    def text(self) -> str:
+        s = self.scale
+        if not np.isfinite(self.diff):
+            return f"{self.label}: n/a"
+        ci = f"95% CI {s * self.low:+.1f} to {s * self.high:+.1f}" if self.has_ci else "no CI"
+        return f"{self.label}: {s * self.diff:+.1f} {self.unit} ({ci}; n={self.n}) [{self.outcome}]"
+
+
+def difference(label: str, a, b, margin: float, *, dataset: str = "", unit: str = "points", scale: float = 100.0) -> Effect:
+    """``mean(a) - mean(b)`` with a Welch 95% CI (independent groups of seeds)."""
+    a, b = (np.asarray(v, float) for v in (a, b))
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    diff, low, high = diff_ci(a, b)
+    return Effect(label, diff, low, high, int(min(len(a), len(b))), margin, dataset, unit, scale)
+
+
+def level(label: str, values, margin: float, *, dataset: str = "", unit: str = "points", scale: float = 100.0) -> Effect:
+    """A mean (e.g. a paired change) with its t CI, judged against +-margin."""
+    mean, low, high, n = mean_ci(values)
+    return Effect(label, mean, low, high, n, margin, dataset, unit, scale)
+
+
+@dataclass
+class Pooled:
+    effect: Effect
+    points: int
+    q_p: float  # Cochran's Q test p-value (NaN with one point)
+    i2: float  # share of the spread beyond what the CIs explain
+
+    @property
+    def heterogeneous(self) -> bool:
+        return bool(np.isfinite(self.q_p) and self.q_p < 1 - CONFIDENCE)
+
+    def text(self) -> str:
+        line = f"pooled over {self.points} points (inverse-variance): " + self.effect.text().split(": ", 1)[1]
+        if self.heterogeneous:
+            line += f"; the points disagree beyond their CIs (Cochran's Q p = {self.q_p:.2g}, I^2 = {100 * self.i2:.0f}%)"
+        return line
+
+
+def pooled(effects: list[Effect], label: str = "pooled") -> Pooled | None:
+    """The fixed-effect mean of the effects that have a CI (None without any)."""
+    usable = [e for e in effects if e.has_ci]
+    if not usable:
+        return None
+    se = np.array([(e.high - e.low) / (2 * Z) for e in usable])
+    d = np.array([e.diff for e in usable])
+    w = 1 / se**2
+    mean = float((w * d).sum() / w.sum())
+    half = Z / np.sqrt(w.sum())
+    q = float((w * (d - mean) ** 2).sum())
+    k = len(usable)
+    q_p = float(_stats.chi2.sf(q, k - 1)) if k > 1 else float("nan")
+    i2 = max(0.0, (q - (k - 1)) / q) if q > 0 else 0.0
+    first = usable[0]
+    n = min(e.n for e in usable)
+    effect = Effect(label, mean, mean - half, mean + half, n, first.margin, "", first.unit, first.scale)
+    return Pooled(effect, k, q_p, i2)
+
+
+def four_outcomes(effects: list[Effect], pool: Pooled | None = None) -> str:
+    """supported / not supported / depends / inconclusive (module docstring); no data without effects."""
+    if not effects:
+        return NO_DATA
+    pool = pool if pool is not None else pooled(effects)
+    clear = {e.outcome for e in effects} - {STRADDLES, NO_CI}
+    pooled_outcome = pool.effect.outcome if pool else NO_CI
+    if ABOVE in clear and clear & {BELOW, WITHIN}:
+        return DEPENDS
+    if clear == {ABOVE}:
+        return SUPPORTED if pooled_outcome == ABOVE else INCONCLUSIVE
+    if clear:
+        return NOT_SUPPORTED if pooled_outcome != ABOVE else INCONCLUSIVE
+    return INCONCLUSIVE
