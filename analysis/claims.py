@@ -29,6 +29,7 @@ from analysis.verdicts import (
     Pooled,
     difference,
     four_outcomes,
+    level,
     pooled,
 )
 
@@ -139,13 +140,14 @@ def claim_c1(results: Results) -> Claim:
 
 
 # -- C2 ----------------------------------------------------------------------------
-def _locality_tracking(results: Results) -> list[str]:
-    """Per data set: the dense first layer's locality index at step 0 and at its run's last step."""
+def _locality_tracking(results: Results) -> tuple[list[str], list[Effect]]:
+    """Per tracked run: the dense first layer's locality index at step 0 and at the end,
+    and, where recorded, the end's index minus its shuffled baseline (CI over seeds)."""
     curves = results.curves
     if curves.empty or "locality_index" not in curves:
-        return []
+        return [], []
     tracked = curves[(curves["split"] == "track") & curves["locality_index"].notna()]
-    notes = []
+    notes, effects = [], []
     for (dataset, key), run in tracked.groupby(["dataset", "run_key"]):
         first, last = run[run["step"] == run["step"].min()], run[run["step"] == run["step"].max()]
         notes.append(
@@ -153,7 +155,19 @@ def _locality_tracking(results: Results) -> list[str]:
             f"{last['locality_index'].mean():.3f} at step {int(last['step'].iloc[0])} (uniform weights "
             f"{run['locality_uniform'].mean():.3f}; {key})"
         )
-    return notes
+        if "locality_shuffled" in last and last["locality_shuffled"].notna().all():
+            spread = f", spread over units {last['locality_unit_spread'].mean():.3f}" if "locality_unit_spread" in last else ""
+            effects.append(
+                level(
+                    f"{dataset}: locality index at the end - its shuffled baseline ({last['locality_shuffled'].mean():.3f}{spread})",
+                    (last["locality_index"] - last["locality_shuffled"]).to_numpy(),
+                    0.01,
+                    dataset=dataset,
+                    unit="",
+                    scale=1.0,
+                )
+            )
+    return notes, effects
 
 
 def claim_c2(results: Results) -> Claim:
@@ -183,7 +197,9 @@ def claim_c2(results: Results) -> Claim:
                 dataset=dataset,
             )
         )
-    c.notes += _locality_tracking(results)
+    notes, effects = _locality_tracking(results)
+    c.notes += notes
+    c.shown += effects
     c.rule = "four outcomes over locally connected - dense (matched shapes) and small-kernel conv - full-kernel conv, against the accuracy margin"
     return c.decide()
 
@@ -192,16 +208,25 @@ def claim_c2(results: Results) -> Claim:
 CONSISTENCY = "probe.consistency.consistency_circular"
 
 
+def _largest(results: Results, keys, key: str) -> float | None:
+    values = [np.asarray(results.probes[k]["equivariance"].get(key, []), float) for k in keys if "equivariance" in results.probes.get(k, {})]
+    values = [v[np.isfinite(v)] for v in values if v.size and np.isfinite(v).any()]
+    return float(np.max(np.concatenate([v.ravel() for v in values]))) if values else None
+
+
 def _equivariance_notes(results: Results, runs: pd.DataFrame) -> list[str]:
+    """Per family with circular padding: the largest per-layer equivariance error under
+    shifts by the layer's total stride, and under 1-pixel input shifts (below the stride)."""
     notes = []
     for family in ("conv", "locally_connected", "dense"):
         keys = runs[(runs["family"] == family) & (runs["padding"] == "CIRCULAR")]["run_key"].unique()
-        errors = [np.asarray(results.probes[k]["equivariance"]["error"], float) for k in keys if "equivariance" in results.probes.get(k, {})]
-        errors = [e[np.isfinite(e)] for e in errors if np.isfinite(e).any()]
-        if errors:
-            e = float(np.max(np.concatenate([x.ravel() for x in errors])))
-            exact = " (exact)" if e < THRESHOLDS["equivariance_exact"] else ""
-            notes.append(f"{family}, circular padding: largest per-layer equivariance error under shifts by the total stride {e:.2g}{exact}")
+        by_stride, one_pixel = _largest(results, keys, "error"), _largest(results, keys, "error_one_pixel")
+        if by_stride is not None:
+            exact = " (exact)" if by_stride < THRESHOLDS["equivariance_exact"] else ""
+            line = f"{family}, circular padding: largest per-layer equivariance error, shifts by the total stride {by_stride:.2g}{exact}"
+            if one_pixel is not None:
+                line += f"; 1-pixel input shifts {one_pixel:.2g}"
+            notes.append(line)
     return notes
 
 
@@ -276,6 +301,16 @@ def claim_c4(results: Results) -> Claim:
             )
             if row["tag"] == "matched_flops" and row["family"] == "dense":
                 ratios.append(conv_speed / row[speed])
+    for (dataset, device), sub in runs[runs["tag"] == "matched_shape"].groupby(["dataset", "probe.cost.device"]):
+        parts = []
+        for _, row in sub.iterrows():
+            scaling = results.probes.get(row["run_key"], {}).get("cost", {}).get("scaling")
+            if scaling:
+                rates = scaling["examples_per_s"]
+                parts.append(f"{row['family']} {rates[0]:.0f} -> {rates[-1]:.0f} ({rates[-1] / rates[0]:.0f}x)")
+        if parts:
+            batches = scaling["batch_sizes"]
+            c.notes.append(f"{dataset} on {device}, examples/s from batch {batches[0]} to {batches[-1]} (matched shapes): " + "; ".join(parts))
     threshold = THRESHOLDS["throughput_ratio"]
     if ratios:
         if all(r >= threshold for r in ratios):
@@ -336,6 +371,12 @@ def claim_c5(results: Results) -> Claim:
             )
             c.shown.append(difference(f"{dataset}: unshifted accuracy, {name} - no pooling", group["test_accuracy"],
                                       none["test_accuracy"], ACC, dataset=dataset))
+            correct = "probe.consistency.consistency_correct_circular"
+            if correct in sub:
+                c.shown.append(
+                    difference(f"{dataset}: consistency among correctly classified copies, {name} - no pooling", group[correct],
+                               none[correct], THRESHOLDS["consistency_points"], dataset=dataset, unit="points of consistency", scale=1.0)
+                )
             if name in ("max", "avg", "blur") and not groups["stride"].empty:
                 c.shown.append(
                     difference(f"{dataset}: accuracy under shifts, {name} pooling - plain strided downsampling",
@@ -439,6 +480,16 @@ def claim_c7(results: Results) -> Claim:
                                       dataset=dataset))
             c.shown.append(difference(f"{dataset}, switch at epoch {t}: eFCN - dense from scratch", embedded, dense, ACC,
                                       dataset=dataset))
+    curves = results.curves
+    if not curves.empty and "outside_receptive_field" in curves:
+        tracked = curves[(curves["split"] == "track") & curves["outside_receptive_field"].notna()]
+        for key, part in tracked.groupby("run_key"):
+            end = part[part["step"] == part["step"].max()]["outside_receptive_field"]
+            t = runs.loc[runs["run_key"] == key, "embed_at_epoch"]
+            c.notes.append(
+                f"switch at epoch {int(t.iloc[0]) if len(t) else '?'}: {100 * end.mean():.1f}% of the dense layers' weight mass "
+                "lies outside the conv's receptive fields at the end (0% at the switch)"
+            )
     c.notes.append(
         "at the switch every replica's weights are embedded exactly (same function) and the optimizer starts afresh: "
         "Adam's moments and step count reset, each replica keeps its learning rate"

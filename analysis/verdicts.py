@@ -67,8 +67,10 @@ class Effect:
         s = self.scale
         if not np.isfinite(self.diff):
             return f"{self.label}: n/a"
-        ci = f"95% CI {s * self.low:+.1f} to {s * self.high:+.1f}" if self.has_ci else "no CI"
-        return f"{self.label}: {s * self.diff:+.1f} {self.unit} ({ci}; n={self.n}) [{self.outcome}]"
+        digits = 1 if self.unit else 3  # an index without a unit: three decimals
+        ci = f"95% CI {s * self.low:+.{digits}f} to {s * self.high:+.{digits}f}" if self.has_ci else "no CI"
+        unit = f" {self.unit}" if self.unit else ""
+        return f"{self.label}: {s * self.diff:+.{digits}f}{unit} ({ci}; n={self.n}) [{self.outcome}]"
 
 
 def difference(label: str, a, b, margin: float, *, dataset: str = "", unit: str = "points", scale: float = 100.0) -> Effect:

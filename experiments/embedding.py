@@ -23,5 +23,14 @@ def get_sweep(variant: str = "quick"):
     for bundle in datasets(variant, images=False):
         runs.append({**bundle, "model.family": "conv", "train.embed_at_epoch": 0})
         runs.append({**bundle, "model.family": "dense", "train.embed_at_epoch": 0})
-        runs += [{**bundle, "model.family": "conv", "train.embed_at_epoch": t, "train.embed_into": "dense"} for t in times]
+        runs += [
+            {
+                **bundle,
+                "model.family": "conv",
+                "train.embed_at_epoch": t,
+                "train.embed_into": "dense",
+                "probes.track": ("receptive_field",),  # weight mass leaving the conv's receptive fields
+            }
+            for t in times
+        ]
     return runs

@@ -46,6 +46,10 @@ def test_strided_circular_conv_is_equivariant_to_shifts_by_its_stride():
     result = equivariance(run, OPTIONS)
     assert result["strides"] == [[2, 2], [4, 4]]
     assert np.max(result["error"]) < 1e-5
+    # A 1-pixel shift, below the stride, breaks it (Azulay & Weiss 2019); a stride-1 net keeps it.
+    assert np.min(result["error_one_pixel"]) > 0.1
+    stride_one = _replicas(2, family="conv", widths=(3, 3), kernel_sizes=3, strides=1, padding="CIRCULAR")
+    assert np.max(equivariance(stride_one, OPTIONS)["error_one_pixel"]) < 1e-5
 
 
 @pytest.mark.parametrize("family", ["locally_connected", "dense"])
@@ -58,10 +62,18 @@ def test_locality_index_of_local_and_uniform_weights():
     shape = (10, 10, 1)
     local = np.zeros((1, 100, 3))
     local[0, [44, 45, 54], :] = 1.0  # three neighbouring pixels
-    index, uniform = locality_index(local, shape, radius=1.5)
-    assert index[0] == pytest.approx(1.0)
-    flat, _ = locality_index(np.ones((1, 100, 3)), shape, radius=1.5)
-    assert flat[0] == pytest.approx(uniform, abs=0.02)
+    result = locality_index(local, shape, radius=1.5)
+    assert result["index"][0] == pytest.approx(1.0) and result["unit_spread"][0] == pytest.approx(0.0)
+    # Shuffled over positions, the same three weights are no longer neighbours.
+    assert result["shuffled"][0] < 0.8
+    flat = locality_index(np.ones((1, 100, 3)), shape, radius=1.5)
+    assert flat["index"][0] == pytest.approx(flat["uniform"], abs=0.02)
+    assert flat["shuffled"][0] == pytest.approx(flat["index"][0])  # nothing to shuffle away
+    # Random i.i.d. weights score their shuffled baseline, above the uniform value.
+    noise = np.random.default_rng(0).normal(size=(4, 100, 32))
+    random = locality_index(noise, shape, radius=1.5)
+    np.testing.assert_allclose(random["index"], random["shuffled"], atol=0.02)
+    assert np.all(random["index"] > random["uniform"])
 
 
 def test_cost_probe_counts_the_flops_of_a_dense_net():
@@ -133,3 +145,21 @@ def test_run_probes_merges_results(tmp_path):
     run_probes(tmp_path, ["shift"], options=OPTIONS)
     run_probes(tmp_path, ["locality"], options=OPTIONS)
     assert set(json.loads((tmp_path / "probes.json").read_text())) == {"shift", "locality"}
+
+
+def test_outside_receptive_field_mass_is_zero_at_the_switch_and_counts_what_leaves():
+    from research.models.embed import embed_network_params
+    from research.probes.receptive_field import track_outside_mass
+
+    fields = dict(widths=(3, 4), kernel_sizes=3, strides=(2, 1), padding="SAME")
+    conv = get_model("lattice", (16, 2), 4, nnx.Rngs(0), family="conv", **fields)
+    dense = get_model("lattice", (16, 2), 4, nnx.Rngs(1), family="dense", **fields)
+    pure = jax.tree.map(np.asarray, nnx.to_pure_dict(nnx.state(conv, nnx.Param)))
+    embedded = embed_network_params(conv, pure, "dense")
+    stacked = nnx.state(dense, nnx.Param)
+    nnx.replace_by_pure_dict(stacked, jax.tree.map(lambda a: jax.numpy.asarray(np.stack([a, a])), embedded))
+    assert np.all(track_outside_mass(dense, stacked)["outside_receptive_field"] == 0.0)
+    assert np.all(track_outside_mass(conv, jax.tree.map(lambda a: a[None], nnx.state(conv, nnx.Param)))["outside_receptive_field"] == 0)
+    # Fresh dense weights spread everywhere: most of their mass is outside the conv's fields.
+    fresh = jax.tree.map(lambda a: a[None], nnx.state(dense, nnx.Param))
+    assert track_outside_mass(dense, fresh)["outside_receptive_field"][0] > 0.5

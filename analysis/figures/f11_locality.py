@@ -20,6 +20,9 @@ def make(results):
         table = part.pivot_table(index="step", columns=["run_key", "replica"], values="locality_index")
         ax.plot(table.index, table.mean(axis=1), color=style.color("dense"), marker="o", markersize=3, label="dense first layer")
         ax.fill_between(table.index, table.min(axis=1), table.max(axis=1), color=style.color("dense"), alpha=0.15, linewidth=0)
+        if "locality_shuffled" in part and part["locality_shuffled"].notna().any():
+            shuffled = part.pivot_table(index="step", columns=["run_key", "replica"], values="locality_shuffled")
+            ax.plot(shuffled.index, shuffled.mean(axis=1), color="black", linestyle=":", label="shuffled baseline")
         if "locality_uniform" in part and part["locality_uniform"].notna().any():
             ax.axhline(part["locality_uniform"].mean(), color="grey", linestyle="--", label="uniform weights")
         ax.set_xlabel("optimizer step")
@@ -27,5 +30,5 @@ def make(results):
         ax.set_ylim(0, 1)
         ax.set_title(dataset)
         ax.legend(fontsize=8)
-    fig.suptitle("F11  Locality index of a dense first layer through training (band: min-max over seeds)")
+    fig.suptitle("F11  Locality index of a dense first layer through training, against its shuffled baseline (band: min-max)")
     return fig

@@ -26,13 +26,13 @@ from pathlib import Path
 import numpy as np
 
 from research.errors import UserError, unknown
-from research.probes import cost, locality, position, translation  # noqa: F401  (registers the probes)
+from research.probes import cost, locality, position, receptive_field, translation  # noqa: F401  (registers the probes)
 from research.probes.base import PROBES, ProbeOptions, register_probe
 from research.train.metrics import atomic_write_json
 from research.train.trained import TrainedRun, load_trained
 
 GROUPS = {"translation": ["shift", "consistency", "one_pixel", "equivariance"]}
-TRACKERS = {"locality": locality.track_locality}
+TRACKERS = {"locality": locality.track_locality, "receptive_field": receptive_field.track_outside_mass}
 LARGE = 256  # arrays with more entries than this go to probes.npz
 
 

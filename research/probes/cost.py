@@ -4,7 +4,10 @@ For the run's model at its training batch size: FLOPs of the compiled forward
 pass and of one Adam training step from XLA's cost analysis; the measured
 step time and examples/s; and the achieved FLOP/s as a fraction of the FLOP/s
 of a large float32 matmul measured in the same process on the same device.
-Timings are medians over repeats, so one noisy burst does not decide them.
+Timings are medians over 5 repeats (their spread reported beside them), so one
+noisy burst does not decide them. ``scaling`` measures how the
+training step's throughput scales with the batch size (1 to 1024): what
+parallelism buys, as opposed to how efficient each kernel is.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from research.probes.base import ProbeOptions, register_probe
 from research.train.trained import TrainedRun
 
 PEAK_MATMUL_SIZE = 1024
+SCALING_BATCHES = (1, 8, 64, 256, 1024)
 
 
 def xla_flops(compiled) -> float:
@@ -35,6 +39,11 @@ def xla_flops(compiled) -> float:
 
 def median_seconds(fn: Callable[[], object], *, min_time: float = 0.2, repeats: int = 5) -> float:
     """Median seconds per call of ``fn`` (which must block until done)."""
+    return float(np.median(timing_samples(fn, min_time=min_time, repeats=repeats)))
+
+
+def timing_samples(fn: Callable[[], object], *, min_time: float = 0.2, repeats: int = 5) -> list[float]:
+    """``repeats`` measurements of seconds per call of ``fn``, each over enough calls to last ``min_time``."""
     fn()
     fn()  # compile and warm up
     calls = 1
@@ -48,7 +57,7 @@ def median_seconds(fn: Callable[[], object], *, min_time: float = 0.2, repeats: 
         for _ in range(calls):
             fn()
         samples.append((time.perf_counter() - start) / calls)
-    return float(np.median(samples))
+    return samples
 
 
 def peak_matmul_flops(size: int = PEAK_MATMUL_SIZE) -> float:
@@ -83,7 +92,8 @@ def profile_model(model: nnx.Module, params: nnx.State, x: jax.Array, y: jax.Arr
     forward_flops = xla_flops(forward.lower(params, x).compile())
     step_flops = xla_flops(step.lower(params, opt_state, x, y).compile())
     forward_s = median_seconds(lambda: forward(params, x).block_until_ready())
-    step_s = median_seconds(lambda: jax.block_until_ready(step(params, opt_state, x, y)))
+    samples = timing_samples(lambda: jax.block_until_ready(step(params, opt_state, x, y)))
+    step_s = float(np.median(samples))
     peak = peak or peak_matmul_flops()
     return {
         "family": getattr(model, "family", "mlp"),
@@ -94,6 +104,8 @@ def profile_model(model: nnx.Module, params: nnx.State, x: jax.Array, y: jax.Arr
         "step_flops": step_flops,
         "forward_s": forward_s,
         "step_s": step_s,
+        "step_s_min": float(np.min(samples)),
+        "step_s_max": float(np.max(samples)),
         "examples_per_s": x.shape[0] / step_s,
         "step_flops_per_s": step_flops / step_s,
         "peak_flops_per_s": peak,
@@ -103,6 +115,21 @@ def profile_model(model: nnx.Module, params: nnx.State, x: jax.Array, y: jax.Arr
     }
 
 
+def throughput_by_batch(model: nnx.Module, params: nnx.State, x: jax.Array, y: jax.Array, batches=SCALING_BATCHES) -> dict:
+    """Training-step examples/s (median of 5) at each batch size, the examples tiled to fill it."""
+    graphdef, tx = nnx.graphdef(model), optax.adam(1e-3)
+    step = jax.jit(training_step(graphdef, tx))
+    opt_state = tx.init(params)
+    rates = []
+    for batch in batches:
+        reps = -(-batch // x.shape[0])
+        xb, yb = jnp.concatenate([x] * reps)[:batch], jnp.concatenate([y] * reps)[:batch]
+        seconds = median_seconds(lambda: jax.block_until_ready(step(params, opt_state, xb, yb)), min_time=0.05)
+        rates.append(batch / seconds)
+    # A dict, not lists beside the scalars: lists in a probe result are read as one value per replica.
+    return {"scaling": {"batch_sizes": list(batches), "examples_per_s": rates}}
+
+
 @register_probe("cost")
 def cost(run: TrainedRun, options: ProbeOptions) -> dict:
     batch = int(run.config.train.batch_size) if run.config is not None else 100
@@ -110,4 +137,4 @@ def cost(run: TrainedRun, options: ProbeOptions) -> dict:
     x = jnp.asarray(run.normalize(np.concatenate([run.x_test] * reps)[:batch]))
     y = jnp.asarray(np.concatenate([run.y_test] * reps)[:batch])
     params = jax.tree.map(lambda a: a[0], run.params)
-    return profile_model(run.model, params, x, y)
+    return {**profile_model(run.model, params, x, y), **throughput_by_batch(run.model, params, x, y)}

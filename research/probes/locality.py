@@ -3,9 +3,13 @@
 For each unit of a dense first layer, its squared incoming weights, summed
 over input channels, give a mass over input positions. The index is the
 fraction of that mass within ``radius`` of the unit's mass centroid, averaged
-over units. A unit with uniform weights scores about the fraction of positions
-within the radius (``uniform`` in the result; i.i.d. random initial weights
-score near it); a perfectly local unit scores 1. Recorded at every evaluation
+over units. A perfectly local unit scores 1. The index is read against its
+shuffled baseline (``shuffled``): the same units with each one's weights
+shuffled over positions (seeded), which keeps every unit's weight distribution
+and removes only its spatial arrangement; it scores above the fraction of
+positions within the radius (``uniform``), because concentrated weights sit
+near their own centroid wherever they are. ``unit_spread`` is the standard
+deviation of the per-unit index. Recorded at every evaluation
 with ``probes.track = ("locality",)``, it shows locality emerging in training
 (Neyshabur 2020, https://arxiv.org/abs/2007.13657).
 """
@@ -45,20 +49,28 @@ def first_dense_kernel(model: nnx.Module, params: nnx.State) -> tuple[np.ndarray
     raise AssertionError("unreachable")
 
 
-def locality_index(kernel: np.ndarray, input_shape: tuple[int, ...], radius: float) -> tuple[np.ndarray, float]:
-    """Per-replica index of ``kernel`` ``(replicas, prod(input_shape), units)``, and
-    the index of uniform weights, for comparison."""
+def _unit_index(mass: np.ndarray, coords: np.ndarray, radius: float) -> np.ndarray:
+    """Per unit ``(R, units)``: the share of its mass ``(R, positions, units)`` within ``radius`` of its centroid."""
+    mass = mass / np.maximum(mass.sum(1, keepdims=True), 1e-30)
+    centroid = np.einsum("rpu,pd->rud", mass, coords)  # (R, units, dims)
+    distance = np.linalg.norm(coords[None, :, None, :] - centroid[:, None, :, :], axis=-1)  # (R, positions, units)
+    return (mass * (distance <= radius)).sum(1)
+
+
+def locality_index(kernel: np.ndarray, input_shape: tuple[int, ...], radius: float, seed: int = 0) -> dict[str, np.ndarray]:
+    """Per replica, for ``kernel`` ``(replicas, prod(input_shape), units)``: the index
+    (mean over units), its spread over units, the shuffled baseline, and (a float) the
+    index of uniform weights."""
     *spatial, channels = input_shape
     replicas, _, units = kernel.shape
     mass = (kernel.reshape(replicas, math.prod(spatial), channels, units) ** 2).sum(2)  # (R, positions, units)
-    mass = mass / np.maximum(mass.sum(1, keepdims=True), 1e-30)
     coords = np.stack(np.meshgrid(*[np.arange(s) for s in spatial], indexing="ij"), -1).reshape(-1, len(spatial))
-    centroid = np.einsum("rpu,pd->rud", mass, coords)  # (R, units, dims)
-    distance = np.linalg.norm(coords[None, :, None, :] - centroid[:, None, :, :], axis=-1)  # (R, positions, units)
-    index = (mass * (distance <= radius)).sum(1).mean(-1)
+    per_unit = _unit_index(mass, coords, radius)
+    order = np.random.default_rng(seed).random(mass.shape).argsort(1)  # an independent shuffle per replica and unit
+    shuffled = _unit_index(np.take_along_axis(mass, order, 1), coords, radius)
     centre = (np.asarray(spatial) - 1) / 2
     uniform = float((np.linalg.norm(coords - centre, axis=-1) <= radius).mean())
-    return index, uniform
+    return {"index": per_unit.mean(-1), "unit_spread": per_unit.std(-1), "shuffled": shuffled.mean(-1), "uniform": uniform}
 
 
 def default_radius(input_shape: tuple[int, ...]) -> float:
@@ -68,8 +80,14 @@ def default_radius(input_shape: tuple[int, ...]) -> float:
 def track_locality(model: nnx.Module, params: nnx.State) -> dict[str, np.ndarray]:
     """The index of stacked replica ``params``, for recording during training."""
     kernel, shape = first_dense_kernel(model, params)
-    index, uniform = locality_index(kernel, shape, default_radius(shape))
-    return {"locality_index": index, "locality_uniform": np.full_like(index, uniform)}
+    result = locality_index(kernel, shape, default_radius(shape))
+    index = result["index"]
+    return {
+        "locality_index": index,
+        "locality_shuffled": result["shuffled"],
+        "locality_unit_spread": result["unit_spread"],
+        "locality_uniform": np.full_like(index, result["uniform"]),
+    }
 
 
 track_locality.check = check_dense_first
@@ -79,5 +97,11 @@ track_locality.check = check_dense_first
 def locality(run: TrainedRun, options: ProbeOptions) -> dict:
     kernel, shape = first_dense_kernel(run.model, run.params)
     radius = default_radius(shape)
-    index, uniform = locality_index(kernel, shape, radius)
-    return {"radius": radius, "locality_index": index.tolist(), "uniform": uniform}
+    result = locality_index(kernel, shape, radius)
+    return {
+        "radius": radius,
+        "locality_index": result["index"].tolist(),
+        "shuffled": result["shuffled"].tolist(),
+        "unit_spread": result["unit_spread"].tolist(),
+        "uniform": result["uniform"],
+    }

@@ -54,7 +54,7 @@ def shift_curves(run: TrainedRun, options: ProbeOptions) -> dict:
 
 @register_probe("consistency")
 def consistency(run: TrainedRun, options: ProbeOptions) -> dict:
-    x, _ = probe_examples(run, options)
+    x, y = probe_examples(run, options)
     rng = np.random.default_rng(0)
     m, ndim = max_shift(run, options), len(spatial_shape(run))
     result = {"max_shift": m}
@@ -63,6 +63,10 @@ def consistency(run: TrainedRun, options: ProbeOptions) -> dict:
         top_a = run.logits(shift_each(x, a, mode)).argmax(-1)
         top_b = run.logits(shift_each(x, b, mode)).argmax(-1)
         result[f"consistency_{mode}"] = (100.0 * (top_a == top_b).mean(-1)).tolist()
+        # Agreement alone rewards a net that is consistently wrong; among the copies it gets right:
+        right = top_a == np.asarray(y)[None]
+        same = (top_a == top_b) & right
+        result[f"consistency_correct_{mode}"] = (100.0 * same.sum(-1) / np.maximum(right.sum(-1), 1)).tolist()
     return result
 
 
@@ -100,14 +104,32 @@ def equivariance(run: TrainedRun, options: ProbeOptions) -> dict:
     x, _ = probe_examples(run, options, cap=500)
     spatial = spatial_shape(run)
     features = run.features(x)
-    errors, strides = [], []
+    unit_shifts = [run.features(shift(x, [int(a == axis) for a in range(len(spatial))], "circular")) for axis in range(len(spatial))]
+    errors, strides, one_pixel = [], [], []
     for layer, f in enumerate(features):
         f_spatial = f.shape[2:-1]
         total = _total_strides(spatial, f_spatial) if f_spatial else None
         strides.append(list(total) if total else None)
         if total is None:  # no spatial axes, or a size that is not a whole multiple: undefined
             errors.append([float("nan")] * run.num_replicas)
+            one_pixel.append([float("nan")] * run.num_replicas)
             continue
+        norm = np.maximum(np.linalg.norm(f.reshape(run.num_replicas, -1), axis=-1), 1e-12)
+        # A 1-pixel input shift, smaller than the layer's total stride when that is > 1 (Azulay & Weiss
+        # 2019): the error against the nearer of the unshifted and the one-cell-rolled feature map.
+        one_pixel.append(
+            np.mean(
+                [
+                    np.min(
+                        [np.linalg.norm((unit_shifts[axis][layer] - np.roll(f, k, axis=2 + axis)).reshape(run.num_replicas, -1), axis=-1) / norm
+                         for k in (0, 1)],
+                        0,
+                    )
+                    for axis in range(len(spatial))
+                ],
+                0,
+            ).tolist()
+        )
         per_axis = []
         for axis, stride in enumerate(total):
             offset = [0] * len(spatial)
@@ -121,5 +143,6 @@ def equivariance(run: TrainedRun, options: ProbeOptions) -> dict:
     return {
         "layers": list(range(len(features))),
         "strides": strides,
-        "error": np.asarray(errors).T.tolist(),
-    }  # (replicas, layers)
+        "error": np.asarray(errors).T.tolist(),  # (replicas, layers): shifts by the layer's total stride
+        "error_one_pixel": np.asarray(one_pixel).T.tolist(),  # (replicas, layers): 1-pixel input shifts
+    }
