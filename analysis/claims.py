@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.load import Results, probe_value
+from analysis.stats import mean_ci
 from analysis.verdicts import (
     ABOVE,
     BELOW,
@@ -59,7 +60,9 @@ class Claim:
     per_dataset: dict[str, str] = field(default_factory=dict)
 
     def decide(self, outcome_rule=four_outcomes) -> Claim:
-        """Verdict overall and per data set from the deciding effects."""
+        """Verdict overall and per data set from the deciding effects (effects without data dropped)."""
+        self.deciding = [e for e in self.deciding if e.n > 0]
+        self.shown = [e for e in self.shown if e.n > 0]
         self.pool = pooled(self.deciding)
         self.verdict = outcome_rule(self.deciding)
         datasets = sorted({e.dataset for e in self.deciding if e.dataset})
@@ -250,6 +253,9 @@ def claim_c3(results: Results) -> Claim:
                                dataset=dataset, unit="points of consistency", scale=1.0)
                 )
         conv = plain[plain["family"] == "conv"]
+        for (dataset, head, padding), sub in conv.groupby(["dataset", "head", "padding"]):
+            mean, low, high, n = mean_ci(sub[CONSISTENCY])
+            c.notes.append(f"{dataset}, conv, {head} head, {padding} padding: consistency {mean:.1f}% (95% CI {low:.1f} to {high:.1f}; n={n}); 100% is invariant")
         for (dataset, padding), sub in conv.groupby(["dataset", "padding"]):  # one factor: the head
             for head in sorted(set(sub["head"]) - {"flatten"}):
                 c.shown.append(
@@ -447,17 +453,20 @@ def _conv_at_epoch(results: Results, runs: pd.DataFrame, epoch: int) -> pd.Serie
 
 
 def keeps_outcome(effects: list[Effect]) -> str:
-    """Non-inferiority: a point keeps the solution when its CI lies above -margin."""
+    """Non-inferiority, with the same handling of undecided points as :func:`four_outcomes`:
+    a point keeps the solution when its CI lies above -margin (above or within)."""
     if not effects:
         return NO_DATA
-    outcomes = {e.outcome for e in effects}
     keeps = {ABOVE, WITHIN}
-    if outcomes <= keeps:
-        return SUPPORTED
-    if outcomes == {BELOW}:
-        return NOT_SUPPORTED
-    if outcomes & keeps and BELOW in outcomes:
+    clear = {e.outcome for e in effects} & (keeps | {BELOW})
+    pool = pooled(effects)
+    pool_keeps = pool is not None and pool.effect.low > -pool.effect.margin
+    if clear & keeps and BELOW in clear:
         return DEPENDS
+    if clear and clear <= keeps:
+        return SUPPORTED if pool_keeps else INCONCLUSIVE
+    if clear == {BELOW}:
+        return NOT_SUPPORTED if not pool_keeps else INCONCLUSIVE
     return INCONCLUSIVE
 
 

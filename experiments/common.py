@@ -39,13 +39,14 @@ class Budget:
     image_rates: tuple[float, ...]
     fashion_subset_per_class: int  # CPU profiles train on a Fashion-MNIST subset
     fashion_subset_epochs: int
+    fashion_subset_val: int  # and validate on this many held-out training images
     sample_efficiency_steps: int
 
 
 BUDGETS = {
-    "quick": Budget(2, 15, (3e-3, 1e-2), (1e-3, 3e-3), 100, 10, 600),
-    "paper": Budget(5, 60, (1e-3, 3e-3, 1e-2, 3e-2), (3e-4, 1e-3, 3e-3, 1e-2), 300, 20, 2400),
-    "full": Budget(5, 150, (1e-3, 3e-3, 1e-2, 3e-2), (3e-4, 1e-3, 3e-3, 1e-2), 0, 0, 6000),
+    "quick": Budget(2, 10, (3e-3, 1e-2), (1e-3, 3e-3), 100, 6, 1000, 600),
+    "paper": Budget(5, 60, (1e-3, 3e-3, 1e-2, 3e-2), (3e-4, 1e-3, 3e-3, 1e-2), 300, 20, 2000, 2400),
+    "full": Budget(5, 150, (1e-3, 3e-3, 1e-2, 3e-2), (3e-4, 1e-3, 3e-3, 1e-2), 0, 0, 0, 6000),
 }
 VARIANTS = tuple(BUDGETS)
 
@@ -122,6 +123,7 @@ def datasets(variant: str | None, width: int = 16, *, images: bool = True) -> li
             {
                 **_image("fashion_mnist", budget.fashion_subset_per_class, max(width // 2, 1), epochs, budget.image_rates, 50),
                 "data.n_test": 2000,
+                "data.n_val": budget.fashion_subset_val,
                 "train.eval_every_epochs": max(1, epochs // 5),
                 "probes.examples": 300,
             }

@@ -5,7 +5,7 @@
 Every family at matched output shapes (the same widths), and every non-conv
 family again at the width whose forward multiply-accumulates match the conv's
 (matched FLOPs). The cost probe measures FLOPs, step time and fraction of peak
-on these runs. quick: MNIST-1D, 3 seeds, 6 runs. full: all data sets.
+on these runs. quick and paper: MNIST-1D, 6 runs. full: all data sets.
 """
 
 from experiments.common import FAMILIES, bundle_widths, datasets, lattice_config, lattice_size, matched_width, on_cpu

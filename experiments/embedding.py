@@ -5,8 +5,8 @@
 A conv net trained for t epochs, embedded exactly into the dense family
 (same function at the switch), then trained on as dense for the remaining
 epochs; against dense and conv trained from scratch for all epochs. quick:
-MNIST-1D, 15 epochs, t in {2, 5, 10}, 3 seeds, 5 runs. full: t in {1, 2, 5,
-10, 25, 50, 100} of 150 epochs, 5 seeds. Expected: embedded nets keep most of
+MNIST-1D, 15 epochs, t in {2, 5, 10}, 5 runs. paper: t in {5, 15, 30, 45} of 60
+epochs. full: t in {1, 2, 5, 10, 25, 50, 100} of 150 epochs. Expected: embedded nets keep most of
 the conv's advantage and beat dense from scratch.
 """
 

@@ -4,8 +4,8 @@
 
 Kernel size from small to the full input, for conv and locally connected;
 plus the full-kernel conv (sharing without locality) and dense (neither).
-quick: MNIST-1D, kernels 3/9/21, 3 seeds, 8 runs. full: kernels 3-39 on
-MNIST-1D and 3-27 on the image sets, 5 seeds. Expected: accuracy falls as
+quick and paper: MNIST-1D, kernels 3/9/21, 8 runs. full: kernels 3-39 on
+MNIST-1D and 3-27 on the image sets. Expected: accuracy falls as
 the kernel grows toward the input size, most for locally connected.
 """
 

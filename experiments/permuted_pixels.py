@@ -3,8 +3,8 @@
     cvd sweep --config experiments/permuted_pixels.py:quick --workdir runs/permuted_pixels
 
 Every family with and without a fixed random pixel permutation (the same for
-train and test). quick: MNIST-1D, 3 seeds, 8 runs. full: all data sets, 5
-seeds. Expected (Greydanus & Kobak): dense nets are unaffected, conv nets lose
+train and test). quick and paper: MNIST-1D, 8 runs. full: all data
+sets. Expected (Greydanus & Kobak): dense nets are unaffected, conv nets lose
 their edge (MNIST-1D CNN 94% -> 56%, MLP 68% either way).
 """
 

@@ -5,8 +5,8 @@
 Training-set size from about 1% to 100% (examples per class), for conv,
 locally connected and dense, with the same number of optimizer steps at every
 size (the epochs scale inversely). quick: MNIST-1D (4/20/100 per class and
-all 4000), 600 steps, 3 seeds, 12 runs. full: also Fashion-MNIST, 6000
-steps, 5 seeds.
+all 4000), 600 steps, 12 runs; paper: 2400 steps. full: also Fashion-MNIST,
+6000 steps.
 """
 
 from experiments.common import BUDGETS, check_variant, datasets, lattice_config, on_cpu

@@ -5,7 +5,7 @@
 Conv vs locally connected (same locality, sharing off) vs dense (neither), at
 matched activation shapes, over several widths: accuracy against parameters.
 quick: MNIST-1D and a 100-per-class Fashion-MNIST subset, widths 4 and 16,
-3 seeds, 12 runs. full: widths 4-64, Fashion-MNIST, MNIST, CIFAR-10, 5 seeds.
+16 runs (quick and paper). full: widths 4-64, Fashion-MNIST, MNIST, CIFAR-10.
 At the largest width two more runs compare at matched parameter counts (tag
 ``matched_params``): the conv widened to the locally connected net's count,
 and the locally connected net narrowed to the conv's. Every run trains the
