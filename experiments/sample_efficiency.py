@@ -5,7 +5,7 @@
 Training-set size from about 1% to 100% (examples per class), for conv,
 locally connected and dense, with the same number of optimizer steps at every
 size (the epochs scale inversely). quick: MNIST-1D (4/20/100 per class and
-all 4000), 600 steps, 12 runs; paper: 2400 steps. full: also Fashion-MNIST,
+all 4000), 600 steps, 12 runs; paper: 1500 steps. full: also Fashion-MNIST,
 6000 steps.
 """
 
