@@ -212,7 +212,11 @@ CONSISTENCY = "probe.consistency.consistency_circular"
 
 
 def _largest(results: Results, keys, key: str) -> float | None:
-    values = [np.asarray(results.probes[k]["equivariance"].get(key, []), float) for k in keys if "equivariance" in results.probes.get(k, {})]
+    values = [
+        np.asarray(results.probes[k]["equivariance"].get(key, []), float)
+        for k in keys
+        if "equivariance" in results.probes.get(k, {})
+    ]
     values = [v[np.isfinite(v)] for v in values if v.size and np.isfinite(v).any()]
     return float(np.max(np.concatenate([v.ravel() for v in values]))) if values else None
 
@@ -249,35 +253,60 @@ def claim_c3(results: Results) -> Claim:
             conv = select(sub, CONSISTENCY, family="conv")
             for other, target in (("dense", c.deciding), ("locally_connected", c.shown)):
                 target.append(
-                    difference(f"{where}: consistency, conv - {other}", conv, select(sub, CONSISTENCY, family=other), margin,
-                               dataset=dataset, unit="points of consistency", scale=1.0)
+                    difference(
+                        f"{where}: consistency, conv - {other}",
+                        conv,
+                        select(sub, CONSISTENCY, family=other),
+                        margin,
+                        dataset=dataset,
+                        unit="points of consistency",
+                        scale=1.0,
+                    )
                 )
         conv = plain[plain["family"] == "conv"]
         for (dataset, head, padding), sub in conv.groupby(["dataset", "head", "padding"]):
             mean, low, high, n = mean_ci(sub[CONSISTENCY])
-            c.notes.append(f"{dataset}, conv, {head} head, {padding} padding: consistency {mean:.1f}% (95% CI {low:.1f} to {high:.1f}; n={n}); 100% is invariant")
+            c.notes.append(
+                f"{dataset}, conv, {head} head, {padding} padding: consistency {mean:.1f}% (95% CI {low:.1f} to {high:.1f}; n={n}); 100% is invariant"
+            )
         for (dataset, padding), sub in conv.groupby(["dataset", "padding"]):  # one factor: the head
             for head in sorted(set(sub["head"]) - {"flatten"}):
                 c.shown.append(
-                    difference(f"{dataset}, conv, {padding} padding: consistency, {head} - flatten head",
-                               select(sub, CONSISTENCY, head=head), select(sub, CONSISTENCY, head="flatten"), margin,
-                               dataset=dataset, unit="points of consistency", scale=1.0)
+                    difference(
+                        f"{dataset}, conv, {padding} padding: consistency, {head} - flatten head",
+                        select(sub, CONSISTENCY, head=head),
+                        select(sub, CONSISTENCY, head="flatten"),
+                        margin,
+                        dataset=dataset,
+                        unit="points of consistency",
+                        scale=1.0,
+                    )
                 )
         for (dataset, head), sub in conv.groupby(["dataset", "head"]):  # one factor: the padding
             if {"CIRCULAR", "SAME"} <= set(sub["padding"]):
                 c.shown.append(
-                    difference(f"{dataset}, conv, {head} head: consistency, circular - zero padding",
-                               select(sub, CONSISTENCY, padding="CIRCULAR"), select(sub, CONSISTENCY, padding="SAME"), margin,
-                               dataset=dataset, unit="points of consistency", scale=1.0)
+                    difference(
+                        f"{dataset}, conv, {head} head: consistency, circular - zero padding",
+                        select(sub, CONSISTENCY, padding="CIRCULAR"),
+                        select(sub, CONSISTENCY, padding="SAME"),
+                        margin,
+                        dataset=dataset,
+                        unit="points of consistency",
+                        scale=1.0,
+                    )
                 )
         c.notes += _equivariance_notes(results, plain)
     pos = live(results.study("position"))
     if not pos.empty and "probe.position.accuracy_in_region" in pos:
         for (family, head), group in pos.groupby(["family", "head"]):
             c.shown.append(
-                difference(f"position study, {family} with {head} head: off-region - in-region accuracy",
-                           group["probe.position.accuracy_off_region"], group["probe.position.accuracy_in_region"], ACC,
-                           dataset=str(group["dataset"].iloc[0]))
+                difference(
+                    f"position study, {family} with {head} head: off-region - in-region accuracy",
+                    group["probe.position.accuracy_off_region"],
+                    group["probe.position.accuracy_in_region"],
+                    ACC,
+                    dataset=str(group["dataset"].iloc[0]),
+                )
             )
     c.rule = (
         "four outcomes over conv - dense consistency under random shifts at each head x padding setting "
@@ -316,7 +345,10 @@ def claim_c4(results: Results) -> Claim:
                 parts.append(f"{row['family']} {rates[0]:.0f} -> {rates[-1]:.0f} ({rates[-1] / rates[0]:.0f}x)")
         if parts:
             batches = scaling["batch_sizes"]
-            c.notes.append(f"{dataset} on {device}, examples/s from batch {batches[0]} to {batches[-1]} (matched shapes): " + "; ".join(parts))
+            c.notes.append(
+                f"{dataset} on {device}, examples/s from batch {batches[0]} to {batches[-1]} (matched shapes): "
+                + "; ".join(parts)
+            )
     threshold = THRESHOLDS["throughput_ratio"]
     if ratios:
         if all(r >= threshold for r in ratios):
@@ -372,21 +404,45 @@ def claim_c5(results: Results) -> Claim:
             if group.empty or none.empty or name == "stride":
                 continue
             c.deciding.append(
-                difference(f"{dataset}: accuracy under shifts, {name} - no pooling", group["shifted_accuracy"],
-                           none["shifted_accuracy"], ACC, dataset=dataset)
+                difference(
+                    f"{dataset}: accuracy under shifts, {name} - no pooling",
+                    group["shifted_accuracy"],
+                    none["shifted_accuracy"],
+                    ACC,
+                    dataset=dataset,
+                )
             )
-            c.shown.append(difference(f"{dataset}: unshifted accuracy, {name} - no pooling", group["test_accuracy"],
-                                      none["test_accuracy"], ACC, dataset=dataset))
+            c.shown.append(
+                difference(
+                    f"{dataset}: unshifted accuracy, {name} - no pooling",
+                    group["test_accuracy"],
+                    none["test_accuracy"],
+                    ACC,
+                    dataset=dataset,
+                )
+            )
             correct = "probe.consistency.consistency_correct_circular"
             if correct in sub:
                 c.shown.append(
-                    difference(f"{dataset}: consistency among correctly classified copies, {name} - no pooling", group[correct],
-                               none[correct], THRESHOLDS["consistency_points"], dataset=dataset, unit="points of consistency", scale=1.0)
+                    difference(
+                        f"{dataset}: consistency among correctly classified copies, {name} - no pooling",
+                        group[correct],
+                        none[correct],
+                        THRESHOLDS["consistency_points"],
+                        dataset=dataset,
+                        unit="points of consistency",
+                        scale=1.0,
+                    )
                 )
             if name in ("max", "avg", "blur") and not groups["stride"].empty:
                 c.shown.append(
-                    difference(f"{dataset}: accuracy under shifts, {name} pooling - plain strided downsampling",
-                               group["shifted_accuracy"], groups["stride"]["shifted_accuracy"], ACC, dataset=dataset)
+                    difference(
+                        f"{dataset}: accuracy under shifts, {name} pooling - plain strided downsampling",
+                        group["shifted_accuracy"],
+                        groups["stride"]["shifted_accuracy"],
+                        ACC,
+                        dataset=dataset,
+                    )
                 )
     c.rule = (
         "robustness is accuracy under shifts (mean over every nonzero circular shift), not agreement: four outcomes "
@@ -396,31 +452,31 @@ def claim_c5(results: Results) -> Claim:
 
 
 # -- C6 ----------------------------------------------------------------------------
+def _permutation_loss(runs: pd.DataFrame, dataset: str, family: str) -> Effect:
+    return difference(
+        f"{dataset}: {family} accuracy lost to the permutation",
+        select(runs, family=family, permute_pixels=False),
+        select(runs, family=family, permute_pixels=True),
+        ACC,
+        dataset=dataset,
+    )
+
+
 def claim_c6(results: Results) -> Claim:
     c = Claim("C6", "Conv's advantage comes from the spatial prior.", ["F8_permuted_pixels"], "permuted_pixels")
     runs = live(results.study("permuted_pixels"))
     controls = []
     for dataset in sorted(runs["dataset"].unique()) if not runs.empty else []:
         sub = runs[runs["dataset"] == dataset]
-
-        def loss(family):
-            return difference(
-                f"{dataset}: {family} accuracy lost to the permutation",
-                select(sub, family=family, permute_pixels=False),
-                select(sub, family=family, permute_pixels=True),
-                ACC,
-                dataset=dataset,
-            )
-
-        c.deciding.append(loss("conv"))
-        dense = loss("dense")
+        c.deciding.append(_permutation_loss(sub, dataset, "conv"))
+        dense = _permutation_loss(sub, dataset, "dense")
         dense.margin = THRESHOLDS["permutation_indifferent_points"] / 100
         dense.label += " (control: equivalent to zero when the CI lies within +-2 points)"
         controls.append(dense)
         c.shown.append(dense)
         for family in ("locally_connected", "full_kernel_conv"):
             if len(select(sub, family=family)):
-                c.shown.append(loss(family))
+                c.shown.append(_permutation_loss(sub, dataset, family))
         for family in ("conv", "locally_connected", "full_kernel_conv"):
             a, b = select(sub, family=family, permute_pixels=True), select(sub, family="dense", permute_pixels=True)
             if len(a) and len(b):
@@ -482,13 +538,22 @@ def claim_c7(results: Results) -> Claim:
             embedded = select(sub, embed_at_epoch=t)
             at_switch = _conv_at_epoch(results, sub, int(t))
             c.deciding.append(
-                difference(f"{dataset}, switch at epoch {t}: eFCN at the end - conv at the switch", embedded, at_switch, ACC,
-                           dataset=dataset)
+                difference(
+                    f"{dataset}, switch at epoch {t}: eFCN at the end - conv at the switch",
+                    embedded,
+                    at_switch,
+                    ACC,
+                    dataset=dataset,
+                )
             )
-            c.shown.append(difference(f"{dataset}, switch at epoch {t}: eFCN - conv trained to the end", embedded, conv, ACC,
-                                      dataset=dataset))
-            c.shown.append(difference(f"{dataset}, switch at epoch {t}: eFCN - dense from scratch", embedded, dense, ACC,
-                                      dataset=dataset))
+            c.shown.append(
+                difference(
+                    f"{dataset}, switch at epoch {t}: eFCN - conv trained to the end", embedded, conv, ACC, dataset=dataset
+                )
+            )
+            c.shown.append(
+                difference(f"{dataset}, switch at epoch {t}: eFCN - dense from scratch", embedded, dense, ACC, dataset=dataset)
+            )
     curves = results.curves
     if not curves.empty and "outside_receptive_field" in curves:
         tracked = curves[(curves["split"] == "track") & curves["outside_receptive_field"].notna()]

@@ -119,7 +119,7 @@ def choose_learning_rates(frame: pd.DataFrame) -> pd.DataFrame:
     frame["lr_chosen"] = True
     frame["lr_grid"] = ""
     frame["lr_at_edge"] = False
-    for key, run in frame.groupby("run_key", sort=False):
+    for _, run in frame.groupby("run_key", sort=False):
         rates = sorted(run["learning_rate"].dropna().unique())
         frame.loc[run.index, "lr_grid"] = ", ".join(f"{r:g}" for r in rates)
         live = run[~run["diverged"].astype(bool)]
@@ -210,9 +210,7 @@ def load_results(directories, *, curves: bool = True) -> Results:
 
 def tidy(runs: pd.DataFrame) -> pd.DataFrame:
     """Long form: one row per run x replica x metric (``metric``, ``value``)."""
-    metrics = [
-        c for c in runs.columns if c in (*REPLICA_NUMBERS, "num_params", "wall_time_s") or c.startswith("probe.")
-    ]
+    metrics = [c for c in runs.columns if c in (*REPLICA_NUMBERS, "num_params", "wall_time_s") or c.startswith("probe.")]
     ids = [c for c in runs.columns if c not in metrics]
     return runs.melt(id_vars=ids, value_vars=metrics, var_name="metric", value_name="value").dropna(subset=["value"])
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import html
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +34,7 @@ VARIANCE_SOURCES = (
     "the variance of drawing them. Learning rates are chosen per run on the validation split "
     "(carved from the training data); test numbers are only reported."
 )
+
 
 @dataclass
 class Table:
@@ -68,7 +69,19 @@ def learning_rate_table(results: Results) -> Table:
     """Per run: its grid, the rate chosen on validation (edge of the grid flagged), and
     the chosen replicas' mean val / test / final train accuracy and convergence."""
     table = Table(
-        ["study", "data set", "family", "run", "grid", "chosen rate", "val %", "test %", "train %", "val gain last fifth", "converged"],
+        [
+            "study",
+            "data set",
+            "family",
+            "run",
+            "grid",
+            "chosen rate",
+            "val %",
+            "test %",
+            "train %",
+            "val gain last fifth",
+            "converged",
+        ],
         [],
     )
     flags = unconverged(results.runs)
@@ -121,7 +134,9 @@ def claim_lines(c: Claim, *, markdown: bool) -> list[str]:
     )
     blocks: list[tuple[str, list[str]]] = [("", [verdict + f" Rule: {c.rule or 'n/a'}."])]
     if not (c.deciding or c.shown or c.notes):
-        blocks.append(("", [f"No runs of the `{c.study}` study were found; run `cvd sweep --config experiments/{c.study}.py:quick`."]))
+        blocks.append(
+            ("", [f"No runs of the `{c.study}` study were found; run `cvd sweep --config experiments/{c.study}.py:quick`."])
+        )
     deciding = [e.text() for e in c.deciding] + ([c.pool.text()] if c.pool else [])
     for title, items in (("Deciding effects", deciding), ("Shown beside them", [e.text() for e in c.shown]), ("Notes", c.notes)):
         if items:
@@ -131,13 +146,24 @@ def claim_lines(c: Claim, *, markdown: bool) -> list[str]:
         if markdown:
             lines += ([f"{title}:", ""] if title else []) + ([f"- {i}" for i in items] if title else items) + [""]
         else:
-            lines += ([f"<p><b>{html.escape(title)}</b></p>"] if title else [])
-            lines.append("<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in items) + "</ul>" if title else f"<p>{html.escape(items[0])}</p>")
+            lines += [f"<p><b>{html.escape(title)}</b></p>"] if title else []
+            lines.append(
+                "<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in items) + "</ul>"
+                if title
+                else f"<p>{html.escape(items[0])}</p>"
+            )
     return lines
 
 
 def _md(claims: list[Claim], figures: dict[str, Path], source: str, results: Results) -> str:
-    lines = ["# Conv vs dense: the claims, measured", "", f"Results: `{source}`.", "", "| claim | verdict | pooled deciding effect |", "|---|---|---|"]
+    lines = [
+        "# Conv vs dense: the claims, measured",
+        "",
+        f"Results: `{source}`.",
+        "",
+        "| claim | verdict | pooled deciding effect |",
+        "|---|---|---|",
+    ]
     lines += [f"| {c.id}: {c.statement} | **{c.verdict}** | {c.pool.text() if c.pool else 'n/a'} |" for c in claims]
     lines += ["", VOCABULARY]
     lines += [

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from analysis import analyze, load_results, tidy
-from analysis.figures import FIGURES
 from analysis.claims import evaluate_claims
+from analysis.figures import FIGURES
 from analysis.stats import diff_ci, mean_ci
 from research.errors import UserError
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from research.models.layers import FAMILIES, _TRUNCATED_NORMAL_STD, make_layer
+from research.models.layers import _TRUNCATED_NORMAL_STD, FAMILIES, make_layer
 
 # (input shape, out channels, kernel, stride, padding): the studies' shapes and a few more.
 GEOMETRIES = [

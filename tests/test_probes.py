@@ -159,7 +159,9 @@ def test_outside_receptive_field_mass_is_zero_at_the_switch_and_counts_what_leav
     stacked = nnx.state(dense, nnx.Param)
     nnx.replace_by_pure_dict(stacked, jax.tree.map(lambda a: jax.numpy.asarray(np.stack([a, a])), embedded))
     assert np.all(track_outside_mass(dense, stacked)["outside_receptive_field"] == 0.0)
-    assert np.all(track_outside_mass(conv, jax.tree.map(lambda a: a[None], nnx.state(conv, nnx.Param)))["outside_receptive_field"] == 0)
+    assert np.all(
+        track_outside_mass(conv, jax.tree.map(lambda a: a[None], nnx.state(conv, nnx.Param)))["outside_receptive_field"] == 0
+    )
     # Fresh dense weights spread everywhere: most of their mass is outside the conv's fields.
     fresh = jax.tree.map(lambda a: a[None], nnx.state(dense, nnx.Param))
     assert track_outside_mass(dense, fresh)["outside_receptive_field"][0] > 0.5

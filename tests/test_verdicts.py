@@ -131,8 +131,11 @@ class Tree:
         if probes:
             (path / "probes.json").write_text(json.dumps(probes(seeds)))
         if test_curve:
-            lines = [{"step": 10 * e, "split": "test", "epoch": e, "replica": r, "seed": r, "accuracy": acc}
-                     for e, acc in test_curve.items() for r in range(seeds)]
+            lines = [
+                {"step": 10 * e, "split": "test", "epoch": e, "replica": r, "seed": r, "accuracy": acc}
+                for e, acc in test_curve.items()
+                for r in range(seeds)
+            ]
             (path / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
         (sweep / "sweep.json").write_text(json.dumps({"study": f"x/{study}.py:quick", "runs": self.index[study]}))
         return self
@@ -225,7 +228,12 @@ def test_c3_compares_conv_with_dense_one_factor_at_a_time(tmp_path):
     for head in ("flatten", "global_avg"):
         for padding in ("SAME", "CIRCULAR"):
             pooled_ = head != "flatten"
-            tree.run("translation", _config("conv", head=head, padding=padding), 0.9, probes=_shift_probe([0.9] * 3, 95 if pooled_ else 62))
+            tree.run(
+                "translation",
+                _config("conv", head=head, padding=padding),
+                0.9,
+                probes=_shift_probe([0.9] * 3, 95 if pooled_ else 62),
+            )
             tree.run("translation", _config("dense", head=head, padding=padding), 0.7, probes=_shift_probe([0.6] * 3, 60))
     c3 = _claims(tmp_path)["C3"]
     assert len(c3.deciding) == 4 and c3.verdict == DEPENDS  # conv helps only with a global-pooling head
@@ -236,8 +244,14 @@ def test_c4_is_judged_on_throughput_at_matched_flops_per_dataset_and_device(tmp_
     tree = Tree(tmp_path)
 
     def cost(eps, frac):
-        return lambda seeds: {"cost": {"examples_per_s": [eps] * seeds, "fraction_of_peak": [frac] * seeds,
-                                       "step_flops": [1e7] * seeds, "device": "cpu"}}
+        return lambda seeds: {
+            "cost": {
+                "examples_per_s": [eps] * seeds,
+                "fraction_of_peak": [frac] * seeds,
+                "step_flops": [1e7] * seeds,
+                "device": "cpu",
+            }
+        }
 
     for dataset in ("mnist1d", "fashion_mnist"):
         tree.run("compute", _config("conv", dataset, tag="matched_shape"), 0.9, probes=cost(1e5, 0.05))
@@ -259,9 +273,14 @@ def test_every_profile_layout_reports_without_crashing(tmp_path):
             for family in ("conv", "locally_connected", "full_kernel_conv", "dense"):
                 tree.run("permuted_pixels", _config(family, dataset, permute=permute), 0.8 - 0.2 * permute * (family != "dense"))
         for family in ("conv", "full_kernel_conv", "locally_connected", "dense"):
-            tree.run("compute", _config(family, dataset, tag="matched_shape"), 0.8,
-                     probes=lambda s: {"cost": {"examples_per_s": [1e4] * s, "fraction_of_peak": [0.1] * s,
-                                                "step_flops": [1e6] * s, "device": "cpu"}})
+            tree.run(
+                "compute",
+                _config(family, dataset, tag="matched_shape"),
+                0.8,
+                probes=lambda s: {
+                    "cost": {"examples_per_s": [1e4] * s, "fraction_of_peak": [0.1] * s, "step_flops": [1e6] * s, "device": "cpu"}
+                },
+            )
     for dataset in DATASETS[:2]:
         tree.run("pooling", _config(dataset=dataset), 0.9, probes=_shift_probe([0.9, 0.8, 0.7], 60))
         tree.run("pooling", _config(dataset=dataset, pooling="max"), 0.9, probes=_shift_probe([0.9, 0.85, 0.8], 70))

@@ -47,8 +47,14 @@ def make(results):
         at = runs.drop_duplicates("run_key").set_index("run_key")["embed_at_epoch"]
         for i, (key, part) in enumerate(tracked.groupby("run_key")):
             mean = part.groupby("step")["outside_receptive_field"].mean()
-            axes[1].plot(mean.index, 100 * mean.to_numpy(), marker="o", markersize=3,
-                         color=style.EXTRA_COLORS[i % len(style.EXTRA_COLORS)], label=f"t = {int(at.get(key, 0))}")
+            axes[1].plot(
+                mean.index,
+                100 * mean.to_numpy(),
+                marker="o",
+                markersize=3,
+                color=style.EXTRA_COLORS[i % len(style.EXTRA_COLORS)],
+                label=f"t = {int(at.get(key, 0))}",
+            )
         axes[1].set_xlabel("optimizer step")
         axes[1].set_ylabel("weight mass outside the conv's fields (%)")
         axes[1].legend(fontsize=8)

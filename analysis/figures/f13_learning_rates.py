@@ -20,16 +20,27 @@ def make(results):
     fig, panels = style.per_dataset(tuned, width=4.8)
     for ax, dataset, sub in panels:
         seen = set()
-        for key, run in sub.groupby("run_key"):
+        for _, run in sub.groupby("run_key"):
             family = run["family"].iloc[0]
             curve = run.groupby("learning_rate")["val_accuracy"].mean()
-            ax.plot(curve.index, 100 * curve.to_numpy(), color=style.color(family), alpha=0.45, linewidth=1,
-                    label=None if family in seen else style.label(family))
+            ax.plot(
+                curve.index,
+                100 * curve.to_numpy(),
+                color=style.color(family),
+                alpha=0.45,
+                linewidth=1,
+                label=None if family in seen else style.label(family),
+            )
             seen.add(family)
             chosen = run[run["lr_chosen"]]
             if not chosen.empty:
-                ax.plot(chosen["learning_rate"].iloc[0], 100 * chosen["val_accuracy"].mean(), "o", color=style.color(family),
-                        markersize=4)
+                ax.plot(
+                    chosen["learning_rate"].iloc[0],
+                    100 * chosen["val_accuracy"].mean(),
+                    "o",
+                    color=style.color(family),
+                    markersize=4,
+                )
         ax.set_xscale("log")
         ax.set_xlabel("learning rate")
         ax.set_ylabel("validation accuracy (%)")
@@ -37,4 +48,3 @@ def make(results):
         ax.legend(fontsize=7)
     fig.suptitle("F13  Validation accuracy vs learning rate (one line per run; dot: the rate chosen)")
     return fig
-

@@ -24,7 +24,6 @@ from research.data.transforms import (
 )
 from research.errors import UserError
 
-
 # data.n_val = -1 (the default) holds out this fraction of the training split, at most
 # VAL_MAX examples: 400 of MNIST-1D's 4000, 5000 of Fashion-MNIST's 60000.
 VAL_FRACTION, VAL_MAX = 0.1, 5000
@@ -35,7 +34,9 @@ def validation_size(n_val: int, n_train: int) -> int:
     if n_val == -1:
         return min(VAL_MAX, round(VAL_FRACTION * n_train))
     if n_val < 0:
-        raise UserError(f"data.n_val must be -1 (default: 10% of the training split, at most {VAL_MAX}), 0 (none) or a count, got {n_val}")
+        raise UserError(
+            f"data.n_val must be -1 (default: 10% of the training split, at most {VAL_MAX}), 0 (none) or a count, got {n_val}"
+        )
     return n_val
 
 

@@ -124,7 +124,7 @@ def throughput_by_batch(model: nnx.Module, params: nnx.State, x: jax.Array, y: j
     for batch in batches:
         reps = -(-batch // x.shape[0])
         xb, yb = jnp.concatenate([x] * reps)[:batch], jnp.concatenate([y] * reps)[:batch]
-        seconds = median_seconds(lambda: jax.block_until_ready(step(params, opt_state, xb, yb)), min_time=0.05)
+        seconds = median_seconds(lambda xb=xb, yb=yb: jax.block_until_ready(step(params, opt_state, xb, yb)), min_time=0.05)
         rates.append(batch / seconds)
     # A dict, not lists beside the scalars: lists in a probe result are read as one value per replica.
     return {"scaling": {"batch_sizes": list(batches), "examples_per_s": rates}}

@@ -104,7 +104,9 @@ def equivariance(run: TrainedRun, options: ProbeOptions) -> dict:
     x, _ = probe_examples(run, options, cap=500)
     spatial = spatial_shape(run)
     features = run.features(x)
-    unit_shifts = [run.features(shift(x, [int(a == axis) for a in range(len(spatial))], "circular")) for axis in range(len(spatial))]
+    unit_shifts = [
+        run.features(shift(x, [int(a == axis) for a in range(len(spatial))], "circular")) for axis in range(len(spatial))
+    ]
     errors, strides, one_pixel = [], [], []
     for layer, f in enumerate(features):
         f_spatial = f.shape[2:-1]
@@ -121,8 +123,13 @@ def equivariance(run: TrainedRun, options: ProbeOptions) -> dict:
             np.mean(
                 [
                     np.min(
-                        [np.linalg.norm((unit_shifts[axis][layer] - np.roll(f, k, axis=2 + axis)).reshape(run.num_replicas, -1), axis=-1) / norm
-                         for k in (0, 1)],
+                        [
+                            np.linalg.norm(
+                                (unit_shifts[axis][layer] - np.roll(f, k, axis=2 + axis)).reshape(run.num_replicas, -1), axis=-1
+                            )
+                            / norm
+                            for k in (0, 1)
+                        ],
                         0,
                     )
                     for axis in range(len(spatial))

@@ -37,7 +37,7 @@ from research.data import Dataset, load_dataset, model_inputs
 from research.errors import UserError
 from research.models import count_params, get_model
 from research.models.embed import EMBEDDABLE, embed_network_params
-from research.train.checkpoint import Checkpointer, abstract_like
+from research.train.checkpoint import Checkpointer
 from research.train.engine import Engine, TrainState, choose_strategy, replica_sharding, run_once
 from research.train.metrics import MetricWriter, atomic_write_json, read_metrics, truncate_metrics
 from research.train.optim import build_optimizer
@@ -370,7 +370,9 @@ class RunLog:
             if split == "train" and not alive[r]:
                 continue
             extra = {"alive": bool(alive[r])} if alive is not None and split != "train" else {}
-            self.writer.write_scalars(step, {k: v[r] for k, v in values.items()}, split=split, **self.labels[r], **labels, **extra)
+            self.writer.write_scalars(
+                step, {k: v[r] for k, v in values.items()}, split=split, **self.labels[r], **labels, **extra
+            )
 
     def close(self) -> None:
         if self.bar is not None:
