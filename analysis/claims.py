@@ -316,6 +316,37 @@ def claim_c3(results: Results) -> Claim:
 
 
 # -- C4 ----------------------------------------------------------------------------
+def _time_to_target(results: Results, runs: pd.DataFrame) -> list[str]:
+    """Per data set: seconds each compute-study run needs to first reach a target validation
+    accuracy (95% of the lowest final one among the runs), from its validation curve (mean over
+    its chosen replicas) and the cost probe's median step time."""
+    curves = results.curves
+    if curves.empty or "split" not in curves or "probe.cost.step_s" not in runs:
+        return []
+    notes = []
+    for dataset, sub in runs.groupby("dataset"):
+        val = curves[curves["run_key"].isin(sub["run_key"]) & (curves["split"] == "val")]
+        if val.empty:
+            continue
+        mean = val.groupby(["run_key", "step"])["accuracy"].mean()
+        finals = mean.groupby(level=0).last()
+        target = 0.95 * float(finals.min())
+        parts = []
+        for _, row in sub.iterrows():
+            if row["run_key"] not in finals.index:
+                continue
+            curve = mean.loc[row["run_key"]]
+            reached = curve[curve >= target]
+            if len(reached):
+                seconds = int(reached.index[0]) * float(row["probe.cost.step_s"])
+                parts.append(f"{row['family']} ({row['tag']}) {seconds:.2f} s")
+        if parts:
+            notes.append(
+                f"{dataset}: time to {100 * target:.1f}% validation accuracy (steps x median step time): " + "; ".join(parts)
+            )
+    return notes
+
+
 def claim_c4(results: Results) -> Claim:
     c = Claim("C4", "Convolutional layers parallelise; dense layers cannot.", ["F7_cost"], "compute")
     runs = results.study("compute").drop_duplicates("run_key")
@@ -349,6 +380,7 @@ def claim_c4(results: Results) -> Claim:
                 f"{dataset} on {device}, examples/s from batch {batches[0]} to {batches[-1]} (matched shapes): "
                 + "; ".join(parts)
             )
+    c.notes += _time_to_target(results, runs)
     threshold = THRESHOLDS["throughput_ratio"]
     if ratios:
         if all(r >= threshold for r in ratios):
@@ -444,6 +476,15 @@ def claim_c5(results: Results) -> Claim:
                         dataset=dataset,
                     )
                 )
+        sizes = [
+            f"{name} {int(g['head_inputs'].iloc[0])}"
+            for name, g in groups.items()
+            if len(g) and np.isfinite(g["head_inputs"].iloc[0])
+        ]
+        if sizes and len(none) and np.isfinite(none["head_inputs"].iloc[0]):
+            c.notes.append(
+                f"{dataset}: features entering the head: no pooling {int(none['head_inputs'].iloc[0])}, " + ", ".join(sizes)
+            )
     c.rule = (
         "robustness is accuracy under shifts (mean over every nonzero circular shift), not agreement: four outcomes "
         "over each pooling kind - no pooling, against the accuracy margin; pooling vs plain strided downsampling shown"

@@ -167,6 +167,7 @@ def load_results(directories, *, curves: bool = True) -> Results:
             "tag": config.get("tag", ""),
             **{name: _axis_value(config, *where) for name, where in AXES.items()},
             "num_params": summary.get("num_params", np.nan),
+            "head_inputs": summary.get("head_inputs", np.nan),
             "train_examples": (summary.get("dataset") or {}).get("splits", {}).get("train", np.nan),
             "wall_time_s": summary.get("wall_time_s", np.nan),
             "tracked": bool(config.get("probes", {}).get("track")),

@@ -27,7 +27,6 @@ def get_config(variant: str = "cnn"):
     c.data.standardize = True
     c.optimizer.learning_rate = 1e-3 if model == "mlp" else 2e-3
     c.optimizer.schedule = "cosine"
-    c.data.n_val = 0  # the published split trains on every training example; nothing is chosen here
     c.train.batch_size = 128
     c.train.epochs = 5
     c.train.checkpoint_every_steps = 500

@@ -26,7 +26,6 @@ def get_config(variant: str = "cnn"):
     c.data.name = "mnist1d"
     c.optimizer.name = "adam"
     c.optimizer.learning_rate = 1e-2
-    c.data.n_val = 0  # the published split trains on every training example; nothing is chosen here
     c.train.batch_size = 100
     c.train.epochs = 150  # 6000 steps
     c.train.checkpoint_every_steps = 1000

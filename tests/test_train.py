@@ -75,7 +75,8 @@ def test_same_config_same_numbers_and_one_compile(tmp_path):
 
 
 def test_metrics_records_per_step_replica_and_split(tmp_path):
-    train_and_evaluate(tiny_config(log_every_steps=4), tmp_path, progress=False)
+    summary = train_and_evaluate(tiny_config(log_every_steps=4), tmp_path, progress=False)
+    assert summary["head_inputs"] == 10 * 4  # 40 positions, two stride-2 layers, 4 channels, flattened
     records = read_lines(tmp_path / "metrics.jsonl")
     train = [r for r in records if r["split"] == "train"]
     test = [r for r in records if r["split"] == "test"]

@@ -523,6 +523,7 @@ def run_summary(plan: RunPlan, log: RunLog, phase: Phase, state: TrainState, fin
         "strategy": phase.strategy,
         "replica_devices": _replica_device_count(plan.replicas),
         "model": plan.config.model.name,
+        "head_inputs": head_inputs(phase.model),
         "dataset": plan.dataset.metadata(),
         "learning_rates": sorted(set(plan.learning_rates)),
         "replicas": replicas,
@@ -536,6 +537,15 @@ def run_summary(plan: RunPlan, log: RunLog, phase: Phase, state: TrainState, fin
             "num_params_before": count_params(initial),
         }
     return summary
+
+
+def head_inputs(model: nnx.Module) -> int | None:
+    """Features entering a lattice net's head (after its last pooling and the head's flatten or
+    global pool): what pooling and downsampling leave for the classifier. None for other models."""
+    shape = getattr(model, "feature_shape", None)
+    if shape is None:
+        return None
+    return math.prod(shape) if model.head == "flatten" else shape[-1]
 
 
 def _replica_device_count(replicas: int) -> int:
