@@ -225,12 +225,16 @@ def _equivariance_notes(results: Results, runs: pd.DataFrame) -> list[str]:
     """Per family with circular padding: the largest per-layer equivariance error under
     shifts by the layer's total stride, and under 1-pixel input shifts (below the stride)."""
     notes = []
-    for family in ("conv", "locally_connected", "dense"):
-        keys = runs[(runs["family"] == family) & (runs["padding"] == "CIRCULAR")]["run_key"].unique()
+    circular = runs[runs["padding"] == "CIRCULAR"]
+    for (family, strides), sub in circular.groupby(["family", circular["strides"].astype(str)], sort=False):
+        keys = sub["run_key"].unique()
         by_stride, one_pixel = _largest(results, keys, "error"), _largest(results, keys, "error_one_pixel")
         if by_stride is not None:
             exact = " (exact)" if by_stride < THRESHOLDS["equivariance_exact"] else ""
-            line = f"{family}, circular padding: largest per-layer equivariance error, shifts by the total stride {by_stride:.2g}{exact}"
+            line = (
+                f"{family}, strides {strides}, circular padding: largest per-layer equivariance error, shifts by the total "
+                f"stride {by_stride:.2g}{exact}"
+            )
             if one_pixel is not None:
                 line += f"; 1-pixel input shifts {one_pixel:.2g}"
             notes.append(line)
@@ -248,7 +252,8 @@ def claim_c3(results: Results) -> Claim:
     margin = THRESHOLDS["consistency_points"]
     if not runs.empty and CONSISTENCY in runs:
         plain = runs[runs["augment_shift"] == 0]
-        for (dataset, head, padding), sub in plain.groupby(["dataset", "head", "padding"]):
+        strided = plain[plain["strides"].astype(str) != "1"]  # the stride-1 conv nets have no dense partner
+        for (dataset, head, padding), sub in strided.groupby(["dataset", "head", "padding"]):
             where = f"{dataset}, {head} head, {padding} padding"
             conv = select(sub, CONSISTENCY, family="conv")
             for other, target in (("dense", c.deciding), ("locally_connected", c.shown)):
@@ -263,7 +268,7 @@ def claim_c3(results: Results) -> Claim:
                         scale=1.0,
                     )
                 )
-        conv = plain[plain["family"] == "conv"]
+        conv = strided[strided["family"] == "conv"]
         for (dataset, head, padding), sub in conv.groupby(["dataset", "head", "padding"]):
             mean, low, high, n = mean_ci(sub[CONSISTENCY])
             c.notes.append(
@@ -347,6 +352,18 @@ def _time_to_target(results: Results, runs: pd.DataFrame) -> list[str]:
     return notes
 
 
+def _ratio_verdict(ratios: list[float]) -> str:
+    """conv's examples/s over the matched-FLOPs dense net's, against the throughput ratio."""
+    threshold = THRESHOLDS["throughput_ratio"]
+    if all(r >= threshold for r in ratios):
+        return SUPPORTED
+    if all(r <= 1 / threshold for r in ratios):
+        return NOT_SUPPORTED
+    if any(r >= threshold for r in ratios) and any(r <= 1 / threshold for r in ratios):
+        return DEPENDS
+    return INCONCLUSIVE
+
+
 def claim_c4(results: Results) -> Claim:
     c = Claim("C4", "Convolutional layers parallelise; dense layers cannot.", ["F7_cost"], "compute")
     runs = results.study("compute").drop_duplicates("run_key")
@@ -367,6 +384,7 @@ def claim_c4(results: Results) -> Claim:
             )
             if row["tag"] == "matched_flops" and row["family"] == "dense":
                 ratios.append(conv_speed / row[speed])
+                c.per_dataset[f"{dataset} on {device}"] = _ratio_verdict([conv_speed / row[speed]])
     for (dataset, device), sub in runs[runs["tag"] == "matched_shape"].groupby(["dataset", "probe.cost.device"]):
         parts = []
         for _, row in sub.iterrows():
@@ -381,16 +399,8 @@ def claim_c4(results: Results) -> Claim:
                 + "; ".join(parts)
             )
     c.notes += _time_to_target(results, runs)
-    threshold = THRESHOLDS["throughput_ratio"]
     if ratios:
-        if all(r >= threshold for r in ratios):
-            c.verdict = SUPPORTED
-        elif all(r <= 1 / threshold for r in ratios):
-            c.verdict = NOT_SUPPORTED
-        elif any(r >= threshold for r in ratios) and any(r <= 1 / threshold for r in ratios):
-            c.verdict = DEPENDS
-        else:
-            c.verdict = INCONCLUSIVE
+        c.verdict = _ratio_verdict(ratios)
     c.rule = (
         "judged on throughput at matched FLOPs: supported when conv trains >= 1.25x the examples/s of the dense net "
         "doing the same FLOPs on every device and data set; not supported at <= 1/1.25 everywhere; one timing per run "

@@ -6,7 +6,9 @@ Families x head (flatten / global average) x padding (zero / circular, and
 valid in full), the full product so that head and padding each vary alone;
 paper and full also train with random circular shifts of up to 4 positions.
 The translation probes (shift curves, consistency, equivariance error) run on
-these checkpoints. quick: MNIST-1D, 12 runs; paper: 24; full: every data set. Expected: conv is equivariant, not invariant; only
+these checkpoints; two stride-1 conv nets (circular padding, each head) show
+what the stride costs under 1-pixel shifts. quick: MNIST-1D, 14 runs; paper:
+26; full: every data set. Expected: conv is equivariant, not invariant; only
 with global pooling and circular padding does invariance approach exact.
 """
 
@@ -25,9 +27,11 @@ def get_sweep(variant: str = "quick"):
     paddings = ["SAME", "CIRCULAR"] if on_cpu(variant) else ["SAME", "CIRCULAR", "VALID"]
     heads = product(axis("model.head", ["flatten", "global_avg"]), axis("model.padding", paddings))
     augment = [0] if check_variant(variant) == "quick" else [0, 4]
-    return product(
-        datasets(variant, images=not on_cpu(variant)),
-        axis("model.family", ["conv", "locally_connected", "dense"]),
-        heads,
-        axis("train.augment_shift", augment),
+    bundles = datasets(variant, images=not on_cpu(variant))
+    runs = product(
+        bundles, axis("model.family", ["conv", "locally_connected", "dense"]), heads, axis("train.augment_shift", augment)
     )
+    # Stride-1 conv nets beside the strided ones: exactly equivariant to 1-pixel shifts with circular
+    # padding, where the strided ones are only equivariant to shifts by their stride (Azulay & Weiss 2019).
+    stride_one = {"model.family": "conv", "model.strides": 1, "model.padding": "CIRCULAR", "train.augment_shift": 0}
+    return runs + product(bundles, [stride_one], axis("model.head", ["flatten", "global_avg"]))
