@@ -25,9 +25,14 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
-    """Separate ``--config.a.b=value`` overrides from the other arguments."""
+    """Separate ``--config.a.b=value`` overrides (or ``--config.a.b value``, as absl
+    takes them) from the other arguments."""
     overrides, rest = [], []
-    for arg in argv:
+    argv = list(argv)
+    while argv:
+        arg = argv.pop(0)
+        if arg.startswith("--config.") and "=" not in arg and argv and not argv[0].startswith("--"):
+            arg = f"{arg}={argv.pop(0)}"
         (overrides if arg.startswith("--config.") else rest).append(arg)
     return rest, overrides
 
@@ -37,13 +42,22 @@ def cmd_train(args, overrides: list[str]) -> int:
     from research.pipeline import train_and_probe
 
     config = load_config(args.config, overrides)
-    summary = train_and_probe(config, args.workdir, overwrite=args.overwrite, progress=not args.no_progress)
-    accs = [r["test_accuracy"] for r in summary["replicas"]]
-    print(
-        f"{args.workdir}: {summary['status']}, {summary['num_params']} params, "
-        f"test accuracy {100 * sum(accs) / max(len(accs), 1):.2f}% mean over {len(accs)} seeds "
-        f"({', '.join(f'{100 * a:.1f}' for a in accs)}), {summary['wall_time_s']:.1f} s"
+    before = Path(args.workdir) / "summary.json"
+    finished_before = (
+        not args.overwrite and before.exists() and json.loads(before.read_text()).get("status") in ("done", "diverged")
     )
+    summary = train_and_probe(config, args.workdir, overwrite=args.overwrite, progress=not args.no_progress)
+    if finished_before:
+        print(f"{args.workdir}: already finished; nothing ran (pass --overwrite to train it again). Its summary:")
+    print(f"{args.workdir}: {summary['status']}, {summary['num_params']} params, {summary['wall_time_s']:.1f} s")
+    for rate in sorted({r["learning_rate"] for r in summary["replicas"]}):
+        replicas = [r for r in summary["replicas"] if r["learning_rate"] == rate]
+        parts = [
+            f"{split} {100 * sum(r[key] for r in replicas) / len(replicas):.2f}%"
+            for split, key in (("val", "val_accuracy"), ("test", "test_accuracy"))
+            if all(key in r for r in replicas)
+        ]
+        print(f"  learning rate {rate:g}: " + ", ".join(parts) + f" (mean over {len(replicas)} seeds)")
     return 0 if summary["status"] == "done" else 1
 
 

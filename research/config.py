@@ -158,7 +158,9 @@ def _coerce(key: str, old, text: str):
             return tuple(value)
     elif old is None:
         return value
-    raise UserError(f"--config.{key}={text!r}: expected a {type(old).__name__} (the current value is {old!r})")
+    kind = type(old).__name__
+    article = "an" if kind[0] in "aeiou" else "a"
+    raise UserError(f"--config.{key}={text!r}: expected {article} {kind} (the current value is {old!r})")
 
 
 def apply_override(config: ml_collections.ConfigDict, key: str, text: str) -> None:

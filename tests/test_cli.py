@@ -47,18 +47,23 @@ def test_list(capsys):
     assert "mnist1d" in capsys.readouterr().out
 
 
-def test_train_prints_accuracy(tmp_path, capsys):
+def test_train_prints_accuracy_per_learning_rate_and_says_when_nothing_ran(tmp_path, capsys):
     argv = [
         "train",
         "--config",
         f"{MNIST1D}:mlp,quick",
         "--config.data.n_per_class=10",
-        "--config.train.batch_size=20",
+        "--config.train.batch_size",  # the space form absl users type
+        "20",
+        "--config.optimizer.learning_rates=(1e-3, 1e-2)",
         "--workdir",
         str(tmp_path / "r"),
         "--no-progress",
     ]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "done" in out and "mean over 2 seeds" in out
+    assert "done" in out and "learning rate 0.01: val" in out and "mean over 2 seeds" in out
+    assert "already finished" not in out
     assert (tmp_path / "r" / "summary.json").exists()
+    assert main(argv) == 0
+    assert "already finished; nothing ran" in capsys.readouterr().out

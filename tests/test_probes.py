@@ -165,3 +165,37 @@ def test_outside_receptive_field_mass_is_zero_at_the_switch_and_counts_what_leav
     # Fresh dense weights spread everywhere: most of their mass is outside the conv's fields.
     fresh = jax.tree.map(lambda a: a[None], nnx.state(dense, nnx.Param))
     assert track_outside_mass(dense, fresh)["outside_receptive_field"][0] > 0.5
+
+
+@pytest.mark.parametrize("name", ["mlp", "lattice", "mnist1d_mlp", "mnist1d_cnn", "fashion_mlp", "fashion_cnn"])
+def test_every_applicable_probe_runs_through_run_probes_on_every_registered_model(name, tmp_path):
+    from research.models import MODELS
+    from research.probes import applicable_probes
+
+    assert name in MODELS.names()
+    shape = (28, 28, 1) if name.startswith("fashion") else (40, 1)
+    fields = {"family": "locally_connected"} if name == "mnist1d_cnn" else {}  # the LC twin, as a user probes it
+    models = [get_model(name, shape, 10, nnx.Rngs(seed), **fields) for seed in range(2)]
+    x = np.random.default_rng(0).integers(0, 255, (16, *shape)).astype(np.uint8)
+    run = TrainedRun.from_models(models, x, np.arange(16, dtype=np.int32) % 10)
+    names = [n for n in applicable_probes(run) if n != "cost" or name == "mlp"]  # cost compiles 6 programs: once
+    results = run_probes(tmp_path, names, options=ProbeOptions(examples=16, max_shift=2), run=run)
+    assert set(names) <= set(results)
+    on_disk = json.loads((tmp_path / "probes.json").read_text())
+    assert set(on_disk) == set(results)
+    if name == "mnist1d_cnn":  # int padding: the first layer's output is not a whole fraction of the input
+        assert on_disk["equivariance"]["strides"][0] is None
+
+
+def test_each_probe_result_is_on_disk_before_the_next_probe_runs(tmp_path, monkeypatch):
+    from research.probes import PROBES
+
+    run = _replicas(1, family="conv", widths=(3,), kernel_sizes=3)
+
+    def broken(run, options):
+        raise RuntimeError("a probe that fails")
+
+    monkeypatch.setitem(PROBES._items, "broken", broken)
+    with pytest.raises(RuntimeError):
+        run_probes(tmp_path, ["shift", "consistency", "broken"], options=OPTIONS, run=run)
+    assert set(json.loads((tmp_path / "probes.json").read_text())) == {"shift", "consistency"}

@@ -65,7 +65,10 @@ def tracking_functions(names) -> dict:
 def _split_large(result: dict, prefix: str, arrays: dict) -> dict:
     out = {}
     for key, value in result.items():
-        array = np.asarray(value) if isinstance(value, (list, np.ndarray)) else None
+        try:
+            array = np.asarray(value) if isinstance(value, (list, np.ndarray)) else None
+        except ValueError:  # ragged (e.g. per-layer strides with None for layers without one): keep as JSON
+            array = None
         if array is not None and array.dtype != object and array.size > LARGE:
             arrays[f"{prefix}/{key}"] = array
             out[key] = {"npz": f"{prefix}/{key}", "shape": list(array.shape)}
@@ -104,14 +107,20 @@ def run_probes(run_dir: str | Path, names, *, options: ProbeOptions | None = Non
         result["seconds"] = time.perf_counter() - start
         result["step"] = run.step
         results[name] = _split_large(result, name, arrays)
+        _write_probes(run_dir, results, arrays)  # each probe's result is kept as soon as it exists
+    return results
+
+
+def _write_probes(run_dir: Path, results: dict, arrays: dict[str, np.ndarray]) -> None:
+    """``probes.npz`` (large arrays) then ``probes.json`` (which points into it), each atomically."""
     if arrays:
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
+        npz_path = run_dir / "probes.npz"
         tmp = npz_path.with_suffix(".npz.tmp")
         tmp.write_bytes(buffer.getvalue())
         tmp.replace(npz_path)
     atomic_write_json(run_dir / "probes.json", results)
-    return results
 
 
 def applicable_probes(run: TrainedRun) -> list[str]:

@@ -63,6 +63,28 @@ def validate(config: ml_collections.ConfigDict) -> None:
     lrs = tuple(config.optimizer.learning_rates)
     if any(isinstance(lr, (str, bool)) or float(lr) <= 0 for lr in lrs):
         raise UserError(f"optimizer.learning_rates must be > 0, got {lrs}")
+    if float(config.optimizer.learning_rate) <= 0:
+        raise UserError(f"optimizer.learning_rate must be > 0, got {config.optimizer.learning_rate}")
+    _in_range(config.optimizer, OPTIMIZER_RANGES)
+
+
+# The numeric optimizer keys' valid ranges: key -> (lowest allowed, first value above the range).
+OPTIMIZER_RANGES = {
+    "b1": (0.0, 1.0),
+    "b2": (0.0, 1.0),
+    "momentum": (0.0, 1.0),
+    "weight_decay": (0.0, float("inf")),
+    "grad_clip_norm": (0.0, float("inf")),
+    "warmup_steps": (0, float("inf")),
+}
+
+
+def _in_range(section, ranges: dict[str, tuple[float, float]]) -> None:
+    for key, (low, above) in ranges.items():
+        value = section.get(key, low)
+        if not low <= value < above:
+            upper = f" and < {above:g}" if above != float("inf") else ""
+            raise UserError(f"optimizer.{key} must be >= {low:g}{upper}, got {value!r}")
 
 
 def replica_grid(config) -> tuple[list[int], list[float]]:

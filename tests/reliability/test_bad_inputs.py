@@ -30,7 +30,10 @@ CATALOG = [
     # config keys and values
     ([*CNN, "--config.train.epoch=3"], "Did you mean 'epochs'"),
     ([*CNN, "--config.trian.epochs=3"], "Did you mean 'train'"),
-    ([*CNN, "--config.train.epochs=three"], "expected a int"),
+    ([*CNN, "--config.train.epochs=three"], "expected an int"),
+    ([*CNN, "--config.optimizer.b1=5.0"], "optimizer.b1 must be >= 0 and < 1"),
+    ([*CNN, "--config.optimizer.weight_decay=-3.0"], "optimizer.weight_decay must be >= 0"),
+    ([*CNN, "--config.optimizer.warmup_steps=-10"], "optimizer.warmup_steps must be >= 0"),
     ([*CNN, "--config.optimizer.learning_rate=fast"], "expected a float"),
     ([*CNN, "--config.train"], "cannot read override"),
     ([*CNN, "--config.train.epochs=0"], "epochs must be an integer >= 1"),
