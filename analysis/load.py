@@ -184,8 +184,10 @@ def load_results(directories, *, curves: bool = True) -> Results:
             }
             for probe, result in run_probes.items():
                 for name, value in result.items():
+                    if name in result.get("run_level", ()):
+                        continue  # e.g. the shift sizes: one list for the run, not a value per replica
                     scalar = _per_replica(value, r)
-                    if scalar is not None and name not in ("seconds", "step"):
+                    if scalar is not None and name not in ("seconds", "step", "run_level"):
                         row[f"probe.{probe}.{name}"] = scalar
             rows.append(row)
         if curves and (run_dir / "metrics.jsonl").exists():

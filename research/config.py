@@ -32,7 +32,9 @@ def default_config() -> ml_collections.ConfigDict:
     c.seed = 0  # the replicas use seeds seed, seed + 1, ..., seed + seeds - 1
     c.seeds = 1  # seeds per learning rate; replicas = seeds x len(optimizer.learning_rates), one program
     c.tag = ""  # a free label for the analysis (e.g. "matched_flops"); training ignores it
-    c.model = ml_collections.ConfigDict({"name": "mnist1d_cnn"})
+    # Not type-locked: model fields take several types (kernel_sizes 3 or (5, 3, 3), padding "SAME" or 1);
+    # the model checks its own fields when it is built.
+    c.model = ml_collections.ConfigDict({"name": "mnist1d_cnn"}, type_safe=False)
     c.data = ml_collections.ConfigDict(
         {
             "name": "mnist1d",
@@ -202,8 +204,20 @@ def apply_override(config: ml_collections.ConfigDict, key: str, text: str) -> No
 
 
 def set_value(config: ml_collections.ConfigDict, key: str, value) -> None:
-    """Set ``config.<key>`` from a Python value (a sweep's override), with the same checks."""
+    """Set ``config.<key>`` from a Python value (a sweep's override), with the same checks.
+
+    Fields of the open sections (``model``) take the value itself, with its own type
+    (``2`` stays an int padding beside ``"SAME"``); other fields keep their type, as
+    on the command line."""
     apply_override(config, key, value if isinstance(value, str) else repr(value))
+    *parents, leaf = key.split(".")
+    if parents and parents[0] in OPEN_SECTIONS and not isinstance(value, str):
+        node = config
+        for part in parents:
+            node = node[part]
+        with node.unlocked():
+            del node[leaf]
+            node[leaf] = tuple(value) if isinstance(value, list) else value
 
 
 def parse_override(arg: str) -> tuple[str, str]:

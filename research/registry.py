@@ -15,6 +15,11 @@ from research.errors import unknown
 T = TypeVar("T")
 
 
+def _origin(item) -> tuple[str, str]:
+    """Where a registered item was defined: (module, qualified name)."""
+    return getattr(item, "__module__", ""), getattr(item, "__qualname__", repr(item))
+
+
 class Registry(Generic[T]):
     """A named collection of factories of one kind."""
 
@@ -35,8 +40,11 @@ class Registry(Generic[T]):
         return decorator
 
     def _add(self, name: str, item: T) -> None:
-        if name in self._items:
+        old = self._items.get(name)
+        if old is not None and _origin(old) != _origin(item):
             raise ValueError(f"{self.kind} {name!r} registered twice")
+        # The same definition again (a study file that registers a data source, imported
+        # a second time by a sweep worker) replaces the first: harmless.
         self._items[name] = item
 
     def get(self, name: str) -> T:

@@ -305,6 +305,15 @@ def test_learning_rate_is_chosen_on_validation_never_on_test(tmp_path):
     assert unconverged(results.runs).all()
 
 
+def test_run_level_lists_are_not_spread_over_replicas(tmp_path):
+    probes = {"shift": {"run_level": ["magnitudes"], "magnitudes": [0, 1, 2], "accuracy_circular": [[0.9, 0.8, 0.7]] * SEEDS}}
+    _write_run(tmp_path / "s", "run", _config("conv"), 0.8, 100, probes=probes, curves=False, rates=(0.01,))
+    (tmp_path / "s" / "sweep.json").write_text(json.dumps({"study": "s.py:quick", "runs": {"run": {}}}))
+    runs = load_results([tmp_path]).runs
+    assert len(runs) == SEEDS == 3  # as many replicas as shift sizes: the case that used to be misread
+    assert "probe.shift.magnitudes" not in runs and "probe.shift.run_level" not in runs
+
+
 def test_failed_or_running_runs_are_rows_not_crashes(results_dir):
     runs = load_results([results_dir]).runs
     unfinished = runs[runs["run"] == "unfinished"]

@@ -161,3 +161,24 @@ def test_validation_split_is_stratified_seeded_and_disjoint_from_training():
     data.n_val = -2
     with pytest.raises(UserError, match="n_val"):
         load_dataset(data)
+
+
+def test_a_source_registered_in_a_study_file_survives_a_second_import(tmp_path):
+    from research.config import load_config_file
+    from research.data.sources import SOURCES
+
+    study = tmp_path / "my_study.py"
+    study.write_text(
+        "from research.config import default_config\n"
+        "from research.data.sources import SOURCES\n"
+        "@SOURCES.register('my_tiny_source')\n"
+        "def tiny(data_dir):\n"
+        "    raise NotImplementedError\n"
+        "def get_config(variant=None):\n"
+        "    return default_config()\n"
+    )
+    load_config_file(str(study))
+    load_config_file(str(study))  # a sweep worker imports the study again: the same definition, no error
+    assert "my_tiny_source" in SOURCES.names()
+    with pytest.raises(ValueError, match="registered twice"):
+        SOURCES.register("my_tiny_source", lambda data_dir: None)  # a different definition is refused

@@ -86,3 +86,23 @@ def test_every_study_lists_its_quick_paper_and_full_runs(study_name, tmp_path):
         spec = str(ROOT / "experiments" / f"{study_name}.py") + f":{variant}"
         assert invalid_runs({rid: build_config(spec, overrides) for rid, overrides in study_runs(spec)}) == {}
     assert len(STUDIES) == 9
+
+
+def test_sweep_values_keep_their_own_types_and_study_files_set_any_documented_type(tmp_path):
+    """Mixed-type axes (int or string padding, int or tuple kernel sizes) build as written."""
+    study = tmp_path / "mixed.py"
+    study.write_text(
+        "from experiments.common import lattice_config\n"
+        "from research.sweep import axis, product\n"
+        "def get_config(variant='quick'):\n"
+        "    c = lattice_config('quick')\n"
+        "    c.model.kernel_sizes = 3  # an int for every layer, although the base config has a tuple\n"
+        "    return c\n"
+        "def get_sweep(variant='quick'):\n"
+        "    return product(axis('model.padding', ['SAME', 2]), axis('model.kernel_sizes', [3, (5, 3, 3)]))\n"
+    )
+    runs = study_runs(f"{study}:quick")
+    configs = {rid: build_config(f"{study}:quick", overrides) for rid, overrides in runs}
+    assert sorted(repr(c.model.padding) for c in configs.values()) == ["'SAME'", "'SAME'", "2", "2"]
+    assert {repr(c.model.kernel_sizes) for c in configs.values()} == {"3", "(5, 3, 3)"}
+    assert invalid_runs(configs) == {}

@@ -43,6 +43,7 @@ def position_map(run: TrainedRun, options: ProbeOptions) -> dict:
     acc = np.stack([accuracy(run, place_on_canvas(x, (size,) * len(spatial), position=corner)[0], y) for corner in grid], -1)
     inside = (grid <= region).all(axis=1)
     return {
+        "run_level": ["corners", "axes"],  # lists that are not one value per replica
         "corners": [list(map(int, c)) for c in grid],
         "axes": axes,
         "region": region,

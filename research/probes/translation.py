@@ -42,7 +42,7 @@ def shift_curves(run: TrainedRun, options: ProbeOptions) -> dict:
     x, y = probe_examples(run, options)
     steps = directions(len(spatial_shape(run)))
     magnitudes = list(range(max_shift(run, options) + 1))
-    result: dict = {"magnitudes": magnitudes}
+    result: dict = {"run_level": ["magnitudes"], "magnitudes": magnitudes}
     base = accuracy(run, x, y)
     for mode in SHIFT_MODES:
         curve = [base] + [
@@ -148,6 +148,7 @@ def equivariance(run: TrainedRun, options: ProbeOptions) -> dict:
             per_axis.append(np.linalg.norm(diff, axis=-1) / np.maximum(norm, 1e-12))
         errors.append(np.mean(per_axis, 0).tolist())
     return {
+        "run_level": ["layers", "strides"],
         "layers": list(range(len(features))),
         "strides": strides,
         "error": np.asarray(errors).T.tolist(),  # (replicas, layers): shifts by the layer's total stride
