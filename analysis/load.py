@@ -58,6 +58,22 @@ REPLICA_NUMBERS = (
 )
 
 
+def _with_model_defaults(config: dict) -> dict:
+    """A run's config with its model's default fields filled in: runs written before
+    config.json stored them (e.g. ``family`` left at the variant's default) still load."""
+    model = config.get("model")
+    if not isinstance(model, dict) or "name" not in model:
+        return config
+    from research.errors import UserError as _UserError
+    from research.models import model_defaults
+
+    try:
+        defaults = model_defaults(model["name"])
+    except _UserError:  # a model this checkout does not know: keep what the file says
+        return config
+    return {**config, "model": {**defaults, **model}}
+
+
 def _read_json(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text())
@@ -153,7 +169,7 @@ def load_runs(directories) -> pd.DataFrame:
 def load_results(directories, *, curves: bool = True) -> Results:
     rows, curve_rows, probes = [], [], {}
     for study, run_dir in find_runs(directories):
-        config = _read_json(run_dir / "config.json") or {}
+        config = _with_model_defaults(_read_json(run_dir / "config.json") or {})
         summary = _read_json(run_dir / "summary.json") or {}
         run_probes = _read_json(run_dir / "probes.json") or {}
         key = f"{study}/{run_dir.name}"

@@ -209,3 +209,22 @@ def test_shift_augmentation_changes_training_deterministically(tmp_path):
     runs = [train_and_evaluate(tiny_config(epochs=1, augment_shift=3), tmp_path / f"aug{i}", progress=False) for i in range(2)]
     assert strip_timing(runs[0]) == strip_timing(runs[1])
     assert runs[0]["replicas"] != plain["replicas"]
+
+
+def test_config_json_stores_the_resolved_model_and_old_runs_still_resume_and_load(tmp_path):
+    from analysis import load_results
+
+    config = tiny_config("cnn", epochs=1)
+    config.model.name = "mnist1d_cnn"  # family, widths... left at the variant's defaults
+    for key in ("family", "widths", "kernel_sizes", "strides"):
+        del config.model[key]
+    summary = train_and_evaluate(config, tmp_path / "run", progress=False)
+    stored = json.loads((tmp_path / "run" / "config.json").read_text())["model"]
+    assert stored["family"] == "conv" and stored["widths"] == [25, 25, 25] and stored["padding"] == 1
+    # A run written before defaults were stored: same run, resumes as finished, and loads with its family.
+    old = json.loads((tmp_path / "run" / "config.json").read_text())
+    old["model"] = {"name": "mnist1d_cnn"}
+    (tmp_path / "run" / "config.json").write_text(json.dumps(old))
+    assert strip_timing(train_and_evaluate(config, tmp_path / "run", progress=False)) == strip_timing(summary)
+    (tmp_path / "run" / "config.json").write_text(json.dumps(old))
+    assert set(load_results([tmp_path]).runs["family"]) == {"conv"}

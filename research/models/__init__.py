@@ -55,6 +55,18 @@ def model_fields(name: str) -> list[str]:
     return [p for p, v in params.items() if v.kind == v.KEYWORD_ONLY and p != "rngs"]
 
 
+def model_defaults(name: str) -> dict:
+    """Every field of model ``name`` with the value it takes when the config does not set it
+    (the variant's ``partial`` keywords over the class's defaults)."""
+    factory = MODELS.get(name)
+    fn = factory.func if isinstance(factory, partial) else factory
+    params = inspect.signature(fn.__init__ if isinstance(fn, type) else fn).parameters
+    defaults = {p: v.default for p, v in params.items() if v.kind == v.KEYWORD_ONLY and p != "rngs"}
+    if isinstance(factory, partial):
+        defaults.update(factory.keywords)
+    return {k: (tuple(v) if isinstance(v, list) else v) for k, v in defaults.items() if v is not inspect.Parameter.empty}
+
+
 def get_model(name: str, input_shape: Sequence[int], num_classes: int, rngs: nnx.Rngs, **fields) -> nnx.Module:
     """Build model ``name``; ``fields`` override the variant's defaults."""
     factory = MODELS.get(name)
@@ -77,5 +89,6 @@ __all__ = [
     "count_macs",
     "count_params",
     "get_model",
+    "model_defaults",
     "model_fields",
 ]

@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 from research.config import config_to_json
 from research.data import Dataset, load_dataset, model_inputs
 from research.errors import UserError
-from research.models import count_params, get_model
+from research.models import count_params, get_model, model_defaults
 from research.models.embed import EMBEDDABLE, embed_network_params
 from research.train.checkpoint import Checkpointer
 from research.train.engine import Engine, TrainState, choose_strategy, replica_sharding, run_once
@@ -133,6 +133,12 @@ def validate_embedding(config, model) -> tuple[int, str]:
     return at, target
 
 
+def resolved_model(model: dict) -> dict:
+    """A config's model section with every field the model takes, defaults filled in (JSON types)."""
+    defaults = json.loads(json.dumps(model_defaults(model["name"])))
+    return {**defaults, **model}
+
+
 def _diff_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
     keys = []
     for k in sorted(set(a) | set(b)):
@@ -155,7 +161,8 @@ def prepare_workdir(workdir: Path, config_json: dict, overwrite: bool) -> dict |
         return None
     try:
         old = json.loads(existing.read_text())
-    except (OSError, json.JSONDecodeError):
+        old["model"] = resolved_model(old["model"])  # a run written before defaults were stored
+    except (OSError, json.JSONDecodeError, KeyError, TypeError):
         old = None
     if overwrite:
         for name in ("config.json", "metrics.jsonl", "summary.json", "checkpoints"):
@@ -431,6 +438,7 @@ def train_and_evaluate(
     t_start, workdir, track = time.perf_counter(), Path(workdir), track or {}
     plan = plan_run(config, track)
     config_json = config_to_json(config)
+    config_json["model"] = resolved_model(config_json["model"])  # defaults included, so every run says what it trained
     finished = prepare_workdir(workdir, config_json, overwrite)
     if finished is not None:
         return finished
