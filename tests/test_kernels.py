@@ -1,0 +1,93 @@
+"""NNGP kernels (research.kernels): exact facts of the infinite-width lattice, and a Monte
+Carlo check against wide random nets built by research.models."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from research.errors import UserError
+from research.kernels import nngp_fn
+from research.models import get_model
+
+FAMILIES = ("conv", "full_kernel_conv", "locally_connected", "dense")
+RNG = np.random.default_rng(0)
+
+
+@pytest.mark.parametrize(
+    "shape,fields",
+    [
+        ((12, 2), dict(widths=(8, 8), kernel_sizes=3, strides=(2, 1), padding="SAME")),
+        ((12, 2), dict(widths=(8, 8, 8), kernel_sizes=(5, 3, 3), strides=2, padding=1)),
+        ((12, 1), dict(widths=(8,), kernel_sizes=3, strides=1, padding="CIRCULAR")),
+        ((6, 6, 1), dict(widths=(8, 8), kernel_sizes=3, strides=(2, 1), padding="SAME")),
+        ((6, 6, 2), dict(widths=(8,), kernel_sizes=3, strides=2, padding="VALID")),
+    ],
+)
+def test_without_pooling_conv_and_locally_connected_have_the_same_kernel_and_pooling_tells_them_apart(shape, fields):
+    x = RNG.normal(size=(5, *shape))
+    flatten = [nngp_fn({"name": "lattice", "family": f, "head": "flatten", **fields}, shape)(x, x) for f in ("conv", "locally_connected")]
+    np.testing.assert_array_equal(flatten[0], flatten[1])  # exactly: both read only the diagonal
+    pooled = [nngp_fn({"name": "lattice", "family": f, "head": "global_avg", **fields}, shape)(x, x) for f in ("conv", "locally_connected")]
+    assert np.abs(pooled[0] - pooled[1]).max() > 1e-3 * np.abs(pooled[0]).max()
+
+
+@pytest.mark.parametrize("padding", ["SAME", "CIRCULAR"])
+def test_full_kernel_conv_and_dense_as_the_theory_says(padding):
+    """Sharing without locality, against neither. Every output of a full-kernel conv sees
+    every input position once, so its diagonal (p == q) is the mean of its input's diagonal,
+    as a dense map's is: with a flatten head the two kernels are equal, at any depth. A
+    global-average head reads the off-diagonal, where the shared full kernel correlates
+    positions and the dense map's independent positions do not, so there they differ. And
+    the dense kernel ignores where things are: a fixed permutation of the input positions
+    leaves it unchanged (the prior C6 tests)."""
+    shape = (8, 1)
+    x = RNG.normal(size=(6, *shape))
+    fields = dict(widths=(16, 16), kernel_sizes=3, strides=(2, 1), padding=padding)
+    kernels = {
+        (f, head): nngp_fn({"name": "lattice", "family": f, "head": head, **fields}, shape)(x, x)
+        for f in ("full_kernel_conv", "dense")
+        for head in ("flatten", "global_avg")
+    }
+    np.testing.assert_allclose(kernels["full_kernel_conv", "flatten"], kernels["dense", "flatten"], rtol=1e-12)
+    gap = np.abs(kernels["full_kernel_conv", "global_avg"] - kernels["dense", "global_avg"]).max()
+    assert gap > 1e-3 * np.abs(kernels["dense", "global_avg"]).max()
+    perm = RNG.permutation(8)
+    dense = nngp_fn({"name": "lattice", "family": "dense", "head": "flatten", **fields}, shape)
+    np.testing.assert_allclose(dense(x[:, perm], x[:, perm]), dense(x, x), rtol=1e-12)
+
+
+def test_no_closed_form_is_refused_in_one_line():
+    for fields in (dict(pooling="max"), dict(head="global_max")):
+        with pytest.raises(UserError, match="no closed-form"):
+            nngp_fn({"name": "lattice", "widths": (4,), **fields}, (8, 1))
+
+
+def _empirical(config: dict, shape, x: np.ndarray, draws: int, chunk: int = 25) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard error over random initialisations of one output unit's kernel."""
+    name = config.pop("name")
+    graphdef = nnx.graphdef(nnx.eval_shape(lambda: get_model(name, shape, 10, nnx.Rngs(0), **config)))
+
+    def logits(seed):
+        params = nnx.state(get_model(name, shape, 10, nnx.Rngs(jax.random.key(seed)), **config), nnx.Param)
+        out = nnx.merge(graphdef, params)(jnp.asarray(x, jnp.float32))  # (n, classes)
+        return jnp.einsum("ak,bk->ab", out, out) / out.shape[1]
+
+    batched = jax.jit(jax.vmap(logits))
+    samples = np.concatenate([np.asarray(batched(jnp.arange(c, c + chunk, dtype=jnp.uint32))) for c in range(0, draws, chunk)])
+    return samples.mean(0), samples.std(0) / np.sqrt(draws)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("head", ["flatten", "global_avg"])
+def test_wide_random_nets_match_the_analytic_kernel_within_sampling_error(family, head):
+    shape = (6, 1)
+    x = RNG.normal(size=(4, *shape))
+    config = dict(name="lattice", family=family, head=head, widths=(512, 512), kernel_sizes=3, strides=(2, 1), padding="SAME")
+    analytic = nngp_fn(dict(config), shape)(x, x)
+    mean, error = _empirical(dict(config), shape, x, draws=200)
+    tolerance = 4 * error + 0.02 * np.abs(analytic).max()  # sampling error, plus finite-width bias O(1/512)
+    assert np.all(np.abs(mean - analytic) <= tolerance), (np.abs(mean - analytic).max(), tolerance.min())
