@@ -124,6 +124,56 @@ def _lattice(cov: Cov, layer: SpatialLayer, weight_var: float, bias_var: float) 
     return Cov(mapped(cov.cross, 2), mapped(cov.self1, 1), mapped(cov.self2, 1), cov.full, nd)
 
 
+def _patches(x: np.ndarray, layer: SpatialLayer) -> np.ndarray:
+    """``(n, *out_spatial, taps * channels)``: every output position's input patch (padded as the layer)."""
+    width = [(0, 0), *layer.resolved.pads, (0, 0)]
+    x = np.pad(x, width, mode="wrap" if layer.resolved.circular else "constant")
+    taps = []
+    for offsets in itertools.product(*(range(k) for k in layer.kernel_size)):
+        index = [slice(None)] + [slice(t, t + s * (n - 1) + 1, s) for t, s, n in zip(offsets, layer.strides, layer.out_spatial)]
+        taps.append(x[tuple(index + [slice(None)])])
+    return np.concatenate(taps, axis=-1)
+
+
+def _first_layer(x1: np.ndarray, x2: np.ndarray, layer: SpatialLayer, full: bool, weight_var: float, bias_var: float) -> Cov:
+    """The first lattice layer's pre-activation covariance straight from the inputs' patches
+    (never the inputs' position-by-position covariance, which full mode could not hold)."""
+    out, nd = layer.out_spatial, len(layer.out_spatial)
+    if layer.family == "dense":
+        cov = _input_cov(x1, x2)
+        return (
+            _lattice(Cov(cov.cross, cov.self1, cov.self2, False, nd), layer, weight_var, bias_var)
+            if not full
+            else _dense_full(cov, layer, weight_var, bias_var)
+        )
+    scale = weight_var / layer.fan_in
+    p1, p2 = _patches(x1, layer), _patches(x2, layer)
+    f = p1.shape[-1]
+    a, b = p1.reshape(len(x1), -1, f), p2.reshape(len(x2), -1, f)
+    if not full:
+        cross = np.einsum("aof,bof->abo", a, b).reshape(len(x1), len(x2), *out)
+        return Cov(scale * cross + bias_var, scale * (p1**2).sum(-1) + bias_var, scale * (p2**2).sum(-1) + bias_var, False, nd)
+    cross = (scale * np.einsum("aof,bpf->abop", a, b) + bias_var).reshape(len(x1), len(x2), *out, *out)
+    self1 = (scale * np.einsum("aof,apf->aop", a, a) + bias_var).reshape(len(x1), *out, *out)
+    self2 = (scale * np.einsum("aof,apf->aop", b, b) + bias_var).reshape(len(x2), *out, *out)
+    if layer.family == "locally_connected":
+        eye = _identity(out)
+        cross, self1, self2 = (k * eye + bias_var * (1 - eye) for k in (cross, self1, self2))
+    return Cov(cross, self1, self2, True, nd)
+
+
+def _dense_full(cov: Cov, layer: SpatialLayer, weight_var: float, bias_var: float) -> Cov:
+    """A dense first layer in full mode, from the inputs' diagonal covariance."""
+    nd, out = cov.nd, layer.out_spatial
+    eye = _identity(out)
+
+    def mapped(x, lead):
+        mean = weight_var * x.reshape(*x.shape[:lead], -1).mean(-1) + bias_var
+        return mean.reshape(*mean.shape, *([1] * 2 * nd)) * eye + bias_var * (1 - eye)
+
+    return Cov(mapped(cov.cross, 2), mapped(cov.self1, 1), mapped(cov.self2, 1), True, nd)
+
+
 def _arccos(k: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> np.ndarray:
     norm = np.sqrt(np.maximum(s1 * s2, 0.0))
     cos = np.clip(np.divide(k, norm, out=np.zeros_like(k), where=norm > 0), -1.0, 1.0)
@@ -213,30 +263,12 @@ def _dense_stack(cross, v1, v2, hidden: int, weight_var: float, bias_var: float)
     return weight_var * cross + bias_var
 
 
-def _input_cov(x1: np.ndarray, x2: np.ndarray, full: bool) -> Cov:
-    """Per-channel covariance of the inputs (the mean over channels of products)."""
-    nd = x1.ndim - 2
-    c = x1.shape[-1]
-    if full:
-        cross = np.einsum("a...c,b...c->ab...", x1, x2) / c if nd == 0 else _outer(x1, x2) / c
-        return Cov(cross, _outer_self(x1) / c, _outer_self(x2) / c, True, nd)
-    cross = np.einsum("apc,bpc->abp", x1.reshape(len(x1), -1, c), x2.reshape(len(x2), -1, c)).reshape(
-        len(x1), len(x2), *x1.shape[1:-1]
-    ) / c
+def _input_cov(x1: np.ndarray, x2: np.ndarray) -> Cov:
+    """Per-channel covariance of the inputs on the diagonal (position by position)."""
+    nd, c = x1.ndim - 2, x1.shape[-1]
+    a, b = x1.reshape(len(x1), -1, c), x2.reshape(len(x2), -1, c)
+    cross = np.einsum("apc,bpc->abp", a, b).reshape(len(x1), len(x2), *x1.shape[1:-1]) / c
     return Cov(cross, (x1**2).mean(-1), (x2**2).mean(-1), False, nd)
-
-
-def _outer(x1: np.ndarray, x2: np.ndarray) -> np.ndarray:
-    spatial = x1.shape[1:-1]
-    a = x1.reshape(len(x1), -1, x1.shape[-1])
-    b = x2.reshape(len(x2), -1, x2.shape[-1])
-    return np.einsum("apc,bqc->abpq", a, b).reshape(len(x1), len(x2), *spatial, *spatial)
-
-
-def _outer_self(x: np.ndarray) -> np.ndarray:
-    spatial = x.shape[1:-1]
-    a = x.reshape(len(x), -1, x.shape[-1])
-    return np.einsum("apc,aqc->apq", a, a).reshape(len(x), *spatial, *spatial)
 
 
 def _abstract_model(model_config, input_shape: Sequence[int]) -> nnx.Module:
@@ -255,13 +287,20 @@ def nngp_fn(model_config, input_shape: Sequence[int], *, weight_var: float = 1.0
     if hasattr(model, "layers"):
         pooling, head = model.pooling, model.head
         if pooling == "max" or head == "global_max":
-            raise UserError(f"{'max pooling' if pooling == 'max' else 'a global-max head'} has no closed-form NNGP kernel; use avg/blur/stride pooling or a flatten/global_avg head")
+            raise UserError(
+                f"{'max pooling' if pooling == 'max' else 'a global-max head'} has no closed-form NNGP kernel; use avg/blur/stride pooling or a flatten/global_avg head"
+            )
         full = head == "global_avg" or pooling in ("avg", "blur")
 
         def one_block(x1, x2):
-            cov = _input_cov(x1, x2, full)
+            cov = None
             for layer in model.layers:
-                cov = _pool(_relu(_lattice(cov, layer, weight_var, bias_var)), pooling, model.pool_window, model.pool_stride)
+                cov = (
+                    _first_layer(x1, x2, layer, full, weight_var, bias_var)
+                    if cov is None
+                    else _lattice(cov, layer, weight_var, bias_var)
+                )
+                cov = _pool(_relu(cov), pooling, model.pool_window, model.pool_stride)
             cross, v1, v2 = _head(cov, head, weight_var, bias_var)
             return _dense_stack(cross, v1, v2, len(model.head_hidden), weight_var, bias_var)
 
@@ -272,14 +311,24 @@ def nngp_fn(model_config, input_shape: Sequence[int], *, weight_var: float = 1.0
             d = a.shape[1]
             return _dense_stack(a @ b.T / d, (a**2).mean(1), (b**2).mean(1), len(model.hidden), weight_var, bias_var)
 
-    def kernel(x1: np.ndarray, x2: np.ndarray) -> np.ndarray:
-        x1, x2 = np.asarray(x1, np.float64), np.asarray(x2, np.float64)
+    block = BLOCK
+    if hasattr(model, "layers") and full:  # keep a block's (n1, n2, S, S) covariance near 2e7 entries
+        positions = math.prod(model.layers[0].out_spatial)
+        block = int(max(8, min(BLOCK, math.sqrt(2e7) / positions)))
+
+    def kernel(x1: np.ndarray, x2: np.ndarray | None = None) -> np.ndarray:
+        """``(n1, n2)``; ``k(x)`` is the symmetric ``k(x, x)``, each block pair computed once."""
+        symmetric = x2 is None
+        x1 = np.asarray(x1, np.float64)
+        x2 = x1 if symmetric else np.asarray(x2, np.float64)
         if x1.shape[1:] != tuple(input_shape) or x2.shape[1:] != tuple(input_shape):
             raise UserError(f"inputs must have shape (n, {', '.join(map(str, input_shape))}), got {x1.shape} and {x2.shape}")
         out = np.empty((len(x1), len(x2)))
-        for i in range(0, len(x1), BLOCK):
-            for j in range(0, len(x2), BLOCK):
-                out[i : i + BLOCK, j : j + BLOCK] = one_block(x1[i : i + BLOCK], x2[j : j + BLOCK])
+        for i in range(0, len(x1), block):
+            for j in range(i if symmetric else 0, len(x2), block):
+                out[i : i + block, j : j + block] = one_block(x1[i : i + block], x2[j : j + block])
+                if symmetric and j != i:
+                    out[j : j + block, i : i + block] = out[i : i + block, j : j + block].T
         return out
 
     return kernel
