@@ -42,6 +42,11 @@ def cmd_train(args, overrides: list[str]) -> int:
     from research.pipeline import train_and_probe
 
     config = load_config(args.config, overrides)
+    if args.print_config:
+        from research.config import config_to_json
+
+        print(json.dumps(config_to_json(config), indent=2))
+        return 0
     before = Path(args.workdir) / "summary.json"
     finished_before = (
         not args.overwrite and before.exists() and json.loads(before.read_text()).get("status") in ("done", "diverged")
@@ -92,10 +97,18 @@ def cmd_sweep(args, overrides: list[str]) -> int:
         workers=args.workers,
         ray_address=args.ray_address,
         retries=args.retries,
-        dry_run=args.dry_run,
+        dry_run=args.dry_run or args.print_config,
         progress=not args.no_progress,
+        overrides=overrides,
     )
     runs = index["runs"]
+    if args.print_config:
+        from research.config import config_to_json
+        from research.sweep.jobs import build_config
+
+        for rid, entry in runs.items():
+            print(f"# {rid}\n{json.dumps(config_to_json(build_config(args.config, entry['overrides'])), indent=2)}")
+        return 0
     if args.dry_run:
         for rid, entry in runs.items():
             print(f"{entry['status']:11s} {rid}  {json.dumps(entry['overrides'])}")
@@ -161,8 +174,18 @@ def cmd_reproduce(args, overrides: list[str]) -> int:
     return 1 if outcome["failed"] else 0
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("conv-vs-dense")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="conv-vs-dense: what convolutions buy over dense layers, measured.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     train = sub.add_parser(
@@ -173,7 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example: cvd train --config experiments/mnist1d.py:cnn --config.train.epochs=10 --workdir runs/cnn",
     )
     train.add_argument("--config", required=True, help="study file and variant, e.g. experiments/mnist1d.py:cnn")
-    train.add_argument("--workdir", required=True, help="run directory (config.json, metrics.jsonl, summary.json, checkpoints/)")
+    train.add_argument("--workdir", help="run directory (config.json, metrics.jsonl, summary.json, checkpoints/)")
+    train.add_argument("--print-config", action="store_true", help="print the resolved config and exit (trains nothing)")
     train.add_argument("--overwrite", action="store_true", help="replace a run in the workdir that has a different config")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)
@@ -186,8 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
         "sweep",
         help="run every run of a study's sweep (resumable, failure-isolated)",
         description="Expand a study's get_sweep(variant) and train every run into DIR/runs/<id>, indexed in DIR/sweep.json. "
-        "The same command again skips finished runs, resumes interrupted ones and retries failed ones.",
-        epilog="example: cvd sweep --config experiments/weight_sharing.py:quick --workdir runs/weight_sharing",
+        "The same command again skips finished runs, resumes interrupted ones and retries failed ones. "
+        "--config.section.key=value overrides apply to every run (recorded in sweep.json).",
+        epilog="example: cvd sweep --config experiments/weight_sharing.py:quick --config.train.epochs=1 --workdir runs/ws",
     )
     sweep.add_argument("--config", required=True, help="study file and variant, e.g. experiments/pooling.py:quick")
     sweep.add_argument("--workdir", required=True, help="sweep directory")
@@ -198,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--ray-address", default=None, help="an existing Ray cluster (default: start a local Ray)")
     sweep.add_argument("--retries", type=int, default=1, help="times to retry a failed run in this invocation (default 1)")
     sweep.add_argument("--dry-run", action="store_true", help="list the runs and their status; train nothing")
+    sweep.add_argument("--print-config", action="store_true", help="print every run's resolved config and exit")
     sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
     sweep.set_defaults(func=cmd_sweep)
 
@@ -265,8 +291,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rest, overrides = _split_overrides(argv)
         args = build_parser().parse_args(rest)
-        if overrides and args.command != "train":
+        if overrides and args.command not in ("train", "sweep"):
             raise UserError(f"{PROG} {args.command} takes no --config.* overrides")
+        if args.command == "train" and not args.workdir and not args.print_config:
+            raise UserError(f"{PROG} train needs --workdir (or --print-config)")
         return args.func(args, overrides)
     except UserError as e:
         print(f"{PROG}: error: {' '.join(str(e).split())}", file=sys.stderr)

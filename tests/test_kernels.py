@@ -29,9 +29,14 @@ RNG = np.random.default_rng(0)
 )
 def test_without_pooling_conv_and_locally_connected_have_the_same_kernel_and_pooling_tells_them_apart(shape, fields):
     x = RNG.normal(size=(5, *shape))
-    flatten = [nngp_fn({"name": "lattice", "family": f, "head": "flatten", **fields}, shape)(x, x) for f in ("conv", "locally_connected")]
+    flatten = [
+        nngp_fn({"name": "lattice", "family": f, "head": "flatten", **fields}, shape)(x, x) for f in ("conv", "locally_connected")
+    ]
     np.testing.assert_array_equal(flatten[0], flatten[1])  # exactly: both read only the diagonal
-    pooled = [nngp_fn({"name": "lattice", "family": f, "head": "global_avg", **fields}, shape)(x, x) for f in ("conv", "locally_connected")]
+    pooled = [
+        nngp_fn({"name": "lattice", "family": f, "head": "global_avg", **fields}, shape)(x, x)
+        for f in ("conv", "locally_connected")
+    ]
     assert np.abs(pooled[0] - pooled[1]).max() > 1e-3 * np.abs(pooled[0]).max()
 
 

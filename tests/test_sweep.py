@@ -106,3 +106,20 @@ def test_sweep_values_keep_their_own_types_and_study_files_set_any_documented_ty
     assert sorted(repr(c.model.padding) for c in configs.values()) == ["'SAME'", "'SAME'", "2", "2"]
     assert {repr(c.model.kernel_sizes) for c in configs.values()} == {"3", "(5, 3, 3)"}
     assert invalid_runs(configs) == {}
+
+
+def test_command_line_overrides_apply_to_every_run_of_a_sweep(study, tmp_path, capsys):
+    from research.cli import main
+
+    workdir = tmp_path / "sweep"
+    argv = ["sweep", "--config", f"{study}:base", "--config.train.epochs=1", "--workdir", str(workdir), "--no-progress"]
+    assert main([*argv, "--print-config"]) == 0
+    assert '"epochs": 1' in capsys.readouterr().out and not workdir.exists()
+    assert main(argv) == 0
+    index = json.loads((workdir / "sweep.json").read_text())
+    assert index["overrides"] == {"train.epochs": "1"} and set(index["counts"]) == {"done"}
+    epochs = {
+        json.loads((workdir / entry["workdir"] / "config.json").read_text())["train"]["epochs"]
+        for entry in index["runs"].values()
+    }
+    assert epochs == {1}

@@ -15,12 +15,12 @@ import contextlib
 import fcntl
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from research.config import load_study_module, split_spec
+from research.config import load_study_module, parse_override, split_spec
 from research.errors import UserError
 from research.pipeline import run_complete
 from research.sweep.grid import Overrides, axis, product, run_id, varying_keys, zip_axes
@@ -130,13 +130,18 @@ def run_sweep(
     retries: int = 1,
     dry_run: bool = False,
     progress: bool = True,
+    overrides: Sequence[str] = (),
 ) -> dict:
-    """Run (or, with ``dry_run``, list) every run of a study; returns the sweep index."""
+    """Run (or, with ``dry_run``, list) every run of a study; returns the sweep index.
+
+    ``overrides`` (``["train.epochs=1", ...]``, from the command line) apply to every run,
+    after the run's own; run ids stay those of the study."""
     if launcher not in LAUNCHERS:
         raise UserError(f"unknown launcher {launcher!r}; valid: {', '.join(LAUNCHERS)}")
     if retries < 0:
         raise UserError(f"--retries must be >= 0, got {retries}")
-    runs = study_runs(spec)
+    common = dict(parse_override(arg) for arg in overrides)
+    runs = [(rid, {**own, **common}) for rid, own in study_runs(spec)]
     directory = Path(directory)
     if dry_run:
         return {
@@ -149,7 +154,7 @@ def run_sweep(
     with sweep_lock(directory):
         index_path = directory / "sweep.json"
         previous = json.loads(index_path.read_text()).get("runs", {}) if index_path.exists() else {}
-        index = {"study": spec, "launcher": launcher, "runs": {}}
+        index = {"study": spec, "launcher": launcher, "overrides": common, "runs": {}}
         for rid, overrides in runs:
             status, error = run_status(directory / "runs" / rid, configs[rid])
             if rid in invalid:
