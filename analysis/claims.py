@@ -113,13 +113,29 @@ def _matched_parameters(shapes: pd.DataFrame, matched: pd.DataFrame):
         yield difference(label, conv["test_accuracy"], lc["test_accuracy"], ACC, dataset=first["dataset"])
 
 
+def _infinite_width_notes(results: Results) -> list[str]:
+    """What the NNGP kernels say: conv vs locally connected kernel-regression accuracy per head."""
+    kernels = results.study("infinite_width").dropna(subset=["test_accuracy"])
+    notes = []
+    for (dataset, head), sub in kernels.groupby(["dataset", "head"]):
+        acc = sub.groupby("family")["test_accuracy"].mean()
+        if {"conv", "locally_connected"} <= set(acc.index):
+            same = " (the same kernel: sharing without pooling has no effect at infinite width)" if head == "flatten" else ""
+            notes.append(
+                f"{dataset}, infinite width, {head} head, {int(sub['train_examples'].iloc[0])} training examples: kernel regression "
+                f"conv {100 * acc['conv']:.1f}% vs locally connected {100 * acc['locally_connected']:.1f}%{same}"
+            )
+    return notes
+
+
 def claim_c1(results: Results) -> Claim:
     c = Claim(
         "C1",
         "Weight sharing cuts parameters and improves generalisation.",
-        ["F1_accuracy_vs_params", "F2_sample_efficiency"],
+        ["F1_accuracy_vs_params", "F2_sample_efficiency", "F12_infinite_width"],
         "weight_sharing",
     )
+    c.notes += _infinite_width_notes(results)
     runs = live(results.study("weight_sharing"))
     matched, shapes = runs[runs["tag"] == "matched_params"], runs[runs["tag"] != "matched_params"]
     for effect, sub in _matched_shapes(shapes, "conv", "locally_connected", "conv - locally connected (matched shapes)"):

@@ -288,6 +288,22 @@ def machine() -> dict:
     }
 
 
+def nngp_kernel(n: int = 5000) -> dict:
+    """Seconds for the reference MNIST-1D CNN's n x n NNGP kernel (issue target: <= 60 s for 5000 on 2 cores)."""
+    from research.kernels import nngp_fn
+
+    x = np.random.default_rng(0).normal(size=(n, 40, 1))
+    kernel = nngp_fn({"name": "mnist1d_cnn"}, (40, 1))
+    start = time.perf_counter()
+    gram = kernel(x)
+    return {
+        "model": "mnist1d_cnn",
+        "examples": n,
+        "seconds": time.perf_counter() - start,
+        "finite": bool(np.isfinite(gram).all()),
+    }
+
+
 SECTIONS = {
     "strategies": strategies,
     "sweep": sweep_vs_torch,
@@ -295,6 +311,7 @@ SECTIONS = {
     "fraction_of_peak": fraction_of_peak,
     "locally_connected": locally_connected_and_compile,
     "compile": repeated_sweep_compiles,
+    "nngp_kernel": nngp_kernel,
 }
 
 
@@ -341,6 +358,9 @@ def summary_lines(results: dict) -> list[str]:
             f"{row['vs_conv']:.2f}x conv, "
             f"first call {row['first_call_s']:.2f} s"
         )
+    if "nngp_kernel" in results:
+        k = results["nngp_kernel"]
+        lines.append(f"NNGP kernel {k['model']}: {k['examples']} x {k['examples']} in {k['seconds']:.1f} s")
     if "compile" in results:
         c = results["compile"]
         lines.append(

@@ -25,9 +25,18 @@ def probe_config(config) -> tuple[list[str], dict]:
 
 
 def train_and_probe(config, workdir: str | Path, *, overwrite: bool = False, progress: bool = True) -> dict:
-    """Train (or reuse a finished run), then run the final probes it still lacks."""
+    """Train (or reuse a finished run), then run the final probes it still lacks. A config
+    with ``task = "kernel_regression"`` fits its infinite-width kernel instead (no probes)."""
     from research.probes import missing_probes, run_probes
     from research.train import train_and_evaluate
+
+    task = config.get("task", "train")
+    if task == "kernel_regression":
+        from research.kernels.regression import kernel_regression
+
+        return kernel_regression(config, workdir)
+    if task != "train":
+        raise UserError(f"unknown task {task!r}; valid: train, kernel_regression")
 
     final, trackers = probe_config(config)
     summary = train_and_evaluate(config, workdir, overwrite=overwrite, progress=progress, track=trackers)

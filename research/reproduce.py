@@ -38,6 +38,7 @@ STUDIES = (
     "position",
     "compute",
     "embedding",
+    "infinite_width",
 )
 
 # name -> (study file, variant, overrides, published accuracy %). The reference models train

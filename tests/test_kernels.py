@@ -3,6 +3,8 @@ Carlo check against wide random nets built by research.models."""
 
 from __future__ import annotations
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -96,3 +98,28 @@ def test_wide_random_nets_match_the_analytic_kernel_within_sampling_error(family
     mean, error = _empirical(dict(config), shape, x, draws=200)
     tolerance = 4 * error + 0.02 * np.abs(analytic).max()  # sampling error, plus finite-width bias O(1/512)
     assert np.all(np.abs(mean - analytic) <= tolerance), (np.abs(mean - analytic).max(), tolerance.min())
+
+
+def test_kernel_regression_runs_as_a_sweep_task_and_conv_equals_locally_connected_without_pooling(tmp_path):
+    from research.config import default_config
+    from research.pipeline import train_and_probe
+
+    accuracies = {}
+    for family in ("conv", "locally_connected"):
+        c = default_config()
+        c.task = "kernel_regression"
+        c.data.n_per_class = 20
+        c.data.n_test = 200
+        c.model.name = "lattice"
+        c.model.family = family
+        c.model.widths = (8, 8)
+        c.model.kernel_sizes = 3
+        c.model.strides = 2
+        summary = train_and_probe(c, tmp_path / family, progress=False)
+        record = json.loads((tmp_path / family / "kernel.json").read_text())
+        assert summary["status"] == "done" and summary["replicas"][0]["test_accuracy"] == record["test_accuracy"]
+        assert {"family", "head", "dataset", "n_train", "test_accuracy", "val_accuracy", "ridge", "wall_time_s"} <= set(record)
+        assert record["n_train"] == 200 and record["family"] == family
+        accuracies[family] = (record["val_accuracy"], record["test_accuracy"], record["ridge"])
+        assert train_and_probe(c, tmp_path / family, progress=False) == summary  # finished: reused, nothing recomputed
+    assert accuracies["conv"] == accuracies["locally_connected"]

@@ -85,7 +85,7 @@ def test_every_study_lists_its_quick_paper_and_full_runs(study_name, tmp_path):
     for variant in ("quick", "paper"):
         spec = str(ROOT / "experiments" / f"{study_name}.py") + f":{variant}"
         assert invalid_runs({rid: build_config(spec, overrides) for rid, overrides in study_runs(spec)}) == {}
-    assert len(STUDIES) == 9
+    assert len(STUDIES) == 10
 
 
 def test_sweep_values_keep_their_own_types_and_study_files_set_any_documented_type(tmp_path):

@@ -23,6 +23,7 @@ from analysis.figures import (  # noqa: E402,F401  (each module registers its fi
     f09_efcn,
     f10_curves,
     f11_locality,
+    f12_infinite_width,
     f13_learning_rates,
 )
 
