@@ -155,6 +155,7 @@ def _shift_probes(accuracy: float, invariant: bool, equivariant: bool) -> dict:
 def results_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("results")
     fams = ["conv", "locally_connected", "dense"]
+    fams_kernel = [("conv", 0.88), ("locally_connected", 0.88), ("dense", 0.6)]
     _sweep(
         root,
         "weight_sharing",
@@ -253,6 +254,11 @@ def results_dir(tmp_path_factory) -> Path:
         [(_config("conv"), 0.88, 1000), (_config("dense"), 0.66, 9000)]
         + [(_config("conv", embed_at=t), 0.7 + t / 100, 9000) for t in (2, 5, 10)],
     )
+    _sweep(
+        root,
+        "infinite_width",
+        [(_config(f, head=head), acc, 0, None, False, "done", (0.01,)) for f, acc in fams_kernel for head in ("flatten", "global_avg")],
+    )
     # An unfinished run: shown, not crashing.
     _write_run(root / "weight_sharing", "unfinished", _config("dense", widths=(64,) * 3), 0.0, 0, status="running", curves=False)
     index = json.loads((root / "weight_sharing" / "sweep.json").read_text())
@@ -264,11 +270,11 @@ def results_dir(tmp_path_factory) -> Path:
 def test_every_figure_is_drawn_from_synthetic_results(results_dir, tmp_path):
     result = analyze([results_dir], tmp_path, progress=False)
     assert result.skipped == []
-    assert sorted(result.figures) == FIGURES.names() and len(FIGURES.names()) == 12
+    assert sorted(result.figures) == FIGURES.names() and len(FIGURES.names()) == 13
     for name in FIGURES.names():
         assert (tmp_path / f"{name}.png").stat().st_size > 10_000 and (tmp_path / f"{name}.pdf").exists()
     html = (tmp_path / "report.html").read_text()
-    assert html.count("data:image/png;base64,") >= 12  # self-contained
+    assert html.count("data:image/png;base64,") >= 13  # self-contained
     md = (tmp_path / "report.md").read_text()
     assert "## Learning rates chosen on validation" in md and "| 0.003, 0.01 | 0.01 (edge of grid) |" in md
     assert "the training subset (`data.subset_seed`)" in md  # which variance the CIs cover
