@@ -257,7 +257,11 @@ def results_dir(tmp_path_factory) -> Path:
     _sweep(
         root,
         "infinite_width",
-        [(_config(f, head=head), acc, 0, None, False, "done", (0.01,)) for f, acc in fams_kernel for head in ("flatten", "global_avg")],
+        [
+            (_config(f, head=head), acc, 0, None, False, "done", (0.01,))
+            for f, acc in fams_kernel
+            for head in ("flatten", "global_avg")
+        ],
     )
     # An unfinished run: shown, not crashing.
     _write_run(root / "weight_sharing", "unfinished", _config("dense", widths=(64,) * 3), 0.0, 0, status="running", curves=False)
