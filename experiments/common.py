@@ -44,7 +44,7 @@ class Budget:
 
 
 BUDGETS = {
-    "quick": Budget(2, 10, (3e-3, 1e-2), (1e-3, 3e-3), 100, 6, 1000, 600),
+    "quick": Budget(2, 8, (3e-3, 1e-2), (1e-3, 3e-3), 100, 4, 1000, 600),
     # Sized from 2-epoch timings on the 2-core machine (20 replicas per run): ~140 min in all.
     "paper": Budget(5, 40, (1e-3, 3e-3, 1e-2, 3e-2), (3e-4, 1e-3, 3e-3, 1e-2), 100, 15, 1000, 1500),
     "full": Budget(5, 150, (1e-3, 3e-3, 1e-2, 3e-2), (3e-4, 1e-3, 3e-3, 1e-2), 0, 0, 0, 6000),

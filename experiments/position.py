@@ -12,7 +12,7 @@ channels, kernels 5 then 3, strides 2 then 1, max pooling after each (total
 stride 8, which the 0..8 region covers); dense: strides 4 then 2 (2.8M
 parameters; at the conv's shapes it would be 40M). MNIST-1D on an 80-long
 canvas is the fallback when Fashion-MNIST is absent. quick: 1500 training
-images, 4 epochs; paper: 8 epochs; full: all 60000, 30 epochs;
+images, 3 epochs; paper: 8 epochs; full: all 60000, 30 epochs;
 each with its profile's seeds and learning-rate grid. Expected: dense accuracy collapses off the training
 region; conv with global pooling stays within a few points of its in-region
 accuracy.
@@ -60,7 +60,7 @@ def get_config(variant: str = "quick"):
         apply_override(c, f"model.{key}", value)
     c.optimizer.schedule = "cosine"
     c.train.batch_size = 100
-    c.train.epochs = 4 if quick else (8 if cpu else 30)
+    c.train.epochs = 3 if quick else (8 if cpu else 30)
     c.probes.final = ("position",)
     c.probes.examples = 300 if cpu else 1000
     return c

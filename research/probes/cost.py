@@ -26,7 +26,7 @@ from research.probes.base import ProbeOptions, register_probe
 from research.train.trained import TrainedRun
 
 PEAK_MATMUL_SIZE = 1024
-SCALING_BATCHES = (1, 8, 64, 256, 1024)
+SCALING_BATCHES = (1, 16, 256, 1024)
 
 
 def xla_flops(compiled) -> float:
