@@ -90,7 +90,10 @@ CATALOG = [
     (["sweep", "--config", "{tmp}/study.py:base", "--workdir", "{tmp}/sweep", "--launcher", "slurm"], "invalid choice"),
     (["sweep", "--config", "{tmp}/study.py:base", "--workdir", "{tmp}/sweep", "--retries", "-1"], "--retries must be >= 0"),
     (["sweep", "--config", "{tmp}/bad_sweep.py", "--workdir", "{tmp}/sweep"], "Did you mean 'model'"),
-    (["sweep", "--config", "{tmp}/study.py:base", "--workdir", "{tmp}/sweep", "--config.train.epochz=3"], "Did you mean 'epochs'"),
+    (
+        ["sweep", "--config", "{tmp}/study.py:base", "--workdir", "{tmp}/sweep", "--config.train.epochz=3"],
+        "Did you mean 'epochs'",
+    ),
     (["analyze", "{tmp}", "--config.seeds=3"], "takes no --config"),
     (["probe", "{tmp}/not_a_run"], "is not a run directory"),
     (["probe", "{tmp}/finished", "--probe", "translaton"], "Did you mean 'translation'"),
