@@ -227,6 +227,12 @@ def claim_c2(results: Results) -> Claim:
 CONSISTENCY = "probe.consistency.consistency_circular"
 
 
+def _consistency_difference(label: str, a, b, dataset: str) -> Effect:
+    """``a - b`` in points of consistency (already percentages), against the consistency margin."""
+    margin = THRESHOLDS["consistency_points"]
+    return difference(label, a, b, margin, dataset=dataset, unit="points of consistency", scale=1.0)
+
+
 def _largest(results: Results, keys, key: str) -> float | None:
     values = [
         np.asarray(results.probes[k]["equivariance"].get(key, []), float)
@@ -265,7 +271,6 @@ def claim_c3(results: Results) -> Claim:
         "translation",
     )
     runs = live(results.study("translation"))
-    margin = THRESHOLDS["consistency_points"]
     if not runs.empty and CONSISTENCY in runs:
         plain = runs[runs["augment_shift"] == 0]
         strided = plain[plain["strides"].astype(str) != "1"]  # the stride-1 conv nets have no dense partner
@@ -274,14 +279,11 @@ def claim_c3(results: Results) -> Claim:
             conv = select(sub, CONSISTENCY, family="conv")
             for other, target in (("dense", c.deciding), ("locally_connected", c.shown)):
                 target.append(
-                    difference(
+                    _consistency_difference(
                         f"{where}: consistency, conv - {other}",
                         conv,
                         select(sub, CONSISTENCY, family=other),
-                        margin,
-                        dataset=dataset,
-                        unit="points of consistency",
-                        scale=1.0,
+                        dataset,
                     )
                 )
         conv = strided[strided["family"] == "conv"]
@@ -293,27 +295,21 @@ def claim_c3(results: Results) -> Claim:
         for (dataset, padding), sub in conv.groupby(["dataset", "padding"]):  # one factor: the head
             for head in sorted(set(sub["head"]) - {"flatten"}):
                 c.shown.append(
-                    difference(
+                    _consistency_difference(
                         f"{dataset}, conv, {padding} padding: consistency, {head} - flatten head",
                         select(sub, CONSISTENCY, head=head),
                         select(sub, CONSISTENCY, head="flatten"),
-                        margin,
-                        dataset=dataset,
-                        unit="points of consistency",
-                        scale=1.0,
+                        dataset,
                     )
                 )
         for (dataset, head), sub in conv.groupby(["dataset", "head"]):  # one factor: the padding
             if {"CIRCULAR", "SAME"} <= set(sub["padding"]):
                 c.shown.append(
-                    difference(
+                    _consistency_difference(
                         f"{dataset}, conv, {head} head: consistency, circular - zero padding",
                         select(sub, CONSISTENCY, padding="CIRCULAR"),
                         select(sub, CONSISTENCY, padding="SAME"),
-                        margin,
-                        dataset=dataset,
-                        unit="points of consistency",
-                        scale=1.0,
+                        dataset,
                     )
                 )
         c.notes += _equivariance_notes(results, plain)
@@ -482,14 +478,11 @@ def claim_c5(results: Results) -> Claim:
             correct = "probe.consistency.consistency_correct_circular"
             if correct in sub:
                 c.shown.append(
-                    difference(
+                    _consistency_difference(
                         f"{dataset}: consistency among correctly classified copies, {name} - no pooling",
                         group[correct],
                         none[correct],
-                        THRESHOLDS["consistency_points"],
-                        dataset=dataset,
-                        unit="points of consistency",
-                        scale=1.0,
+                        dataset,
                     )
                 )
             if name in ("max", "avg", "blur") and not groups["stride"].empty:

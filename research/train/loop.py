@@ -63,8 +63,6 @@ def validate(config: ml_collections.ConfigDict) -> None:
     lrs = tuple(config.optimizer.learning_rates)
     if any(isinstance(lr, (str, bool)) or float(lr) <= 0 for lr in lrs):
         raise UserError(f"optimizer.learning_rates must be > 0, got {lrs}")
-    if float(config.optimizer.learning_rate) <= 0:
-        raise UserError(f"optimizer.learning_rate must be > 0, got {config.optimizer.learning_rate}")
     _in_range(config.optimizer, OPTIMIZER_RANGES)
 
 
