@@ -102,15 +102,17 @@ def _identity(spatial: Sequence[int]) -> np.ndarray:
     return np.eye(math.prod(spatial)).reshape(*spatial, *spatial)
 
 
-def _lattice(cov: Cov, layer: SpatialLayer, weight_var: float, bias_var: float) -> Cov:
-    """Pre-activation covariance after one lattice layer."""
+def _lattice(cov: Cov, layer: SpatialLayer, weight_var: float, bias_var: float, full_out: bool | None = None) -> Cov:
+    """Pre-activation covariance after one lattice layer. A dense map reads only the diagonal,
+    so it may also turn a diagonal input into a full output (``full_out``: a dense first layer)."""
     nd, out = cov.nd, layer.out_spatial
+    full_out = cov.full if full_out is None else full_out
 
     def mapped(x: np.ndarray, lead: int) -> np.ndarray:
         if layer.family == "dense":  # every output position: the mean of the diagonal, independently
             diag = _diagonal(x, lead, nd) if cov.full else x
             mean = weight_var * diag.reshape(*x.shape[:lead], -1).mean(-1) + bias_var
-            if not cov.full:
+            if not full_out:
                 return np.broadcast_to(mean.reshape(*mean.shape, *([1] * nd)), (*mean.shape, *out)).copy()
             eye = _identity(out)
             return mean.reshape(*mean.shape, *([1] * 2 * nd)) * eye + bias_var * (1 - eye)
@@ -121,7 +123,7 @@ def _lattice(cov: Cov, layer: SpatialLayer, weight_var: float, bias_var: float) 
             y = y * eye + bias_var * (1 - eye)
         return y
 
-    return Cov(mapped(cov.cross, 2), mapped(cov.self1, 1), mapped(cov.self2, 1), cov.full, nd)
+    return Cov(mapped(cov.cross, 2), mapped(cov.self1, 1), mapped(cov.self2, 1), full_out, nd)
 
 
 def _patches(x: np.ndarray, layer: SpatialLayer) -> np.ndarray:
@@ -140,12 +142,7 @@ def _first_layer(x1: np.ndarray, x2: np.ndarray, layer: SpatialLayer, full: bool
     (never the inputs' position-by-position covariance, which full mode could not hold)."""
     out, nd = layer.out_spatial, len(layer.out_spatial)
     if layer.family == "dense":
-        cov = _input_cov(x1, x2)
-        return (
-            _lattice(Cov(cov.cross, cov.self1, cov.self2, False, nd), layer, weight_var, bias_var)
-            if not full
-            else _dense_full(cov, layer, weight_var, bias_var)
-        )
+        return _lattice(_input_cov(x1, x2), layer, weight_var, bias_var, full_out=full)
     scale = weight_var / layer.fan_in
     p1, p2 = _patches(x1, layer), _patches(x2, layer)
     f = p1.shape[-1]
@@ -160,18 +157,6 @@ def _first_layer(x1: np.ndarray, x2: np.ndarray, layer: SpatialLayer, full: bool
         eye = _identity(out)
         cross, self1, self2 = (k * eye + bias_var * (1 - eye) for k in (cross, self1, self2))
     return Cov(cross, self1, self2, True, nd)
-
-
-def _dense_full(cov: Cov, layer: SpatialLayer, weight_var: float, bias_var: float) -> Cov:
-    """A dense first layer in full mode, from the inputs' diagonal covariance."""
-    nd, out = cov.nd, layer.out_spatial
-    eye = _identity(out)
-
-    def mapped(x, lead):
-        mean = weight_var * x.reshape(*x.shape[:lead], -1).mean(-1) + bias_var
-        return mean.reshape(*mean.shape, *([1] * 2 * nd)) * eye + bias_var * (1 - eye)
-
-    return Cov(mapped(cov.cross, 2), mapped(cov.self1, 1), mapped(cov.self2, 1), True, nd)
 
 
 def _arccos(k: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> np.ndarray:
