@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analysis.load import Results, load_results, tidy
+from research.progress import progress_bar
 
 
 @dataclass
@@ -30,8 +31,6 @@ class Analysis:
 
 def analyze(directories, out: str | Path | None = None, *, progress: bool = True) -> Analysis:
     """Load results, draw every figure that has data, write the report into ``out``."""
-    from tqdm.auto import tqdm
-
     from analysis import style
     from analysis.figures import FIGURES
     from analysis.report import write_report
@@ -40,14 +39,18 @@ def analyze(directories, out: str | Path | None = None, *, progress: bool = True
     out = Path(out) if out else directories[0] / "report"
     results = load_results(directories)
     figures, skipped = {}, []
-    for name in tqdm(FIGURES.names(), desc="figures", disable=not progress, unit="fig"):
+    bar = progress_bar(total=len(FIGURES.names()), desc="figures", disable=not progress, unit="fig")
+    for name in FIGURES.names():
+        bar.set_postfix_str(name, refresh=False)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # empty CI groups
             fig = FIGURES.get(name)(results)
         if fig is None:
             skipped.append(name)
-            continue
-        figures[name] = style.save(fig, out, name)[0]
+        else:
+            figures[name] = style.save(fig, out, name)[0]
+        bar.update(1)
+    bar.close()
     md, page, claims = write_report(results, figures, out, ", ".join(map(str, directories)))
     return Analysis(results, figures, md, page, claims, skipped)
 

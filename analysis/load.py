@@ -154,6 +154,7 @@ class Results:
     curves: pd.DataFrame  # their metrics.jsonl records
     probes: dict[str, dict] = field(default_factory=dict)  # run key -> probes.json contents
     grid: pd.DataFrame | None = None  # every replica of every rate
+    provenance: dict = field(default_factory=dict)  # what produced the runs: see provenance_summary
 
     def study(self, name: str) -> pd.DataFrame:
         return self.runs[self.runs["study"] == name]
@@ -167,9 +168,10 @@ def load_runs(directories) -> pd.DataFrame:
 
 
 def load_results(directories, *, curves: bool = True) -> Results:
-    rows, curve_rows, probes = [], [], {}
+    rows, curve_rows, probes, produced_by = [], [], {}, []
     for study, run_dir in find_runs(directories):
         config = _with_model_defaults(_read_json(run_dir / "config.json") or {})
+        produced_by.append(config.get("provenance"))
         summary = _read_json(run_dir / "summary.json") or {}
         run_probes = _read_json(run_dir / "probes.json") or {}
         key = f"{study}/{run_dir.name}"
@@ -224,7 +226,33 @@ def load_results(directories, *, curves: bool = True) -> Results:
         chosen = set(zip(runs["run_key"], runs["replica"]))
         keep = [(k, r) in chosen for k, r in zip(curve_frame["run_key"], curve_frame["replica"])]
         curve_frame = curve_frame[np.asarray(keep, bool)].reset_index(drop=True)
-    return Results(runs=runs, curves=curve_frame, probes=probes, grid=grid)
+    return Results(
+        runs=runs, curves=curve_frame, probes=probes, grid=grid, provenance=provenance_summary(produced_by, directories)
+    )
+
+
+def provenance_summary(records: list[dict | None], directories) -> dict:
+    """What produced the runs, from their ``config.json`` provenance and any ``timing.json``
+    (``cvd reproduce``) at the top of ``directories``: ``{"commits": {commit: runs},
+    "versions", "machines", "dates": (first, last), "unrecorded": runs without provenance,
+    "timing": timing.json contents or None}``."""
+    recorded = [r for r in records if r]
+    commits: dict[str, int] = {}
+    for r in recorded:
+        label = (r.get("commit") or "unknown")[:12] + (" (uncommitted changes)" if r.get("dirty") else "")
+        commits[label] = commits.get(label, 0) + 1
+    versions = sorted({json.dumps(r.get("versions", {}), sort_keys=True) for r in recorded})
+    machines = sorted({json.dumps(r.get("machine", {}), sort_keys=True) for r in recorded})
+    dates = sorted(r["date"] for r in recorded if r.get("date"))
+    timing = next((t for d in map(Path, directories) if (t := _read_json(d / "timing.json"))), None)
+    return {
+        "commits": commits,
+        "versions": [json.loads(v) for v in versions],
+        "machines": [json.loads(m) for m in machines],
+        "dates": (dates[0], dates[-1]) if dates else None,
+        "unrecorded": len(records) - len(recorded),
+        "timing": timing,
+    }
 
 
 def tidy(runs: pd.DataFrame) -> pd.DataFrame:

@@ -155,11 +155,46 @@ def claim_lines(c: Claim, *, markdown: bool) -> list[str]:
     return lines
 
 
+def provenance_rows(results: Results, source: str) -> list[tuple[str, str]]:
+    """``(label, text)`` rows saying what produced the report: profile, code, packages,
+    machine, dates, wall time per stage."""
+    p = results.provenance or {}
+    timing = p.get("timing") or {}
+    rows = [("results", source)]
+    if timing:
+        rows.append(
+            ("profile", f"cvd reproduce --profile {timing.get('profile', '?')} (launcher {timing.get('launcher', 'local')})")
+        )
+    commits = p.get("commits") or {}
+    code = "; ".join(f"commit {c} ({n} runs)" for c, n in commits.items()) or "not recorded"
+    if p.get("unrecorded"):
+        code += f"; {p['unrecorded']} runs written before provenance was recorded"
+    rows.append(("code", code))
+    for versions in p.get("versions") or []:
+        rows.append(("packages", ", ".join(f"{k} {v}" for k, v in versions.items())))
+    for m in p.get("machines") or []:
+        rows.append(
+            (
+                "machine",
+                f"{m.get('backend')} backend, {m.get('devices')}, {m.get('cpu_cores')} CPU cores, {m.get('platform')}, Python {m.get('python')}",
+            )
+        )
+    if p.get("dates"):
+        first, last = p["dates"]
+        rows.append(("trained", first if first == last else f"{first} to {last}"))
+    seconds = timing.get("seconds") or {}
+    if seconds:
+        stages = ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items() if k != "total")
+        total = f"{seconds['total']:.0f} s in all: " if "total" in seconds else ""
+        rows.append(("wall time", total + stages))
+    return rows
+
+
 def _md(claims: list[Claim], figures: dict[str, Path], source: str, results: Results) -> str:
     lines = [
         "# Conv vs dense: the claims, measured",
         "",
-        f"Results: `{source}`.",
+        *(f"- **{label}**: {text}" for label, text in provenance_rows(results, f"`{source}`")),
         "",
         "| claim | verdict | pooled deciding effect |",
         "|---|---|---|",
@@ -193,9 +228,11 @@ def _html(claims: list[Claim], figures: dict[str, Path], source: str, results: R
         "<!doctype html><html><head><meta charset='utf-8'><title>Conv vs dense: the claims, measured</title>",
         "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;line-height:1.45}"
         "img{max-width:100%;border:1px solid #ddd;margin:0.5em 0}td,th{border:1px solid #ccc;padding:4px 8px}"
-        "table{border-collapse:collapse}.v{font-weight:bold}</style></head><body>",
+        "table{border-collapse:collapse}.v{font-weight:bold}.about th{text-align:left;background:#f4f4f4}</style></head><body>",
         "<h1>Conv vs dense: the claims, measured</h1>",
-        f"<p>Results: <code>{html.escape(source)}</code></p>",
+        "<table class='about'>"
+        + "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in provenance_rows(results, source))
+        + "</table><p></p>",
         "<table><tr><th>claim</th><th>verdict</th><th>pooled deciding effect</th></tr>",
     ]
     parts += [
@@ -227,7 +264,7 @@ def _html(claims: list[Claim], figures: dict[str, Path], source: str, results: R
 
 def write_report(results: Results, figures: dict[str, Path], out: Path, source: str) -> tuple[Path, Path, list[Claim]]:
     """Write ``report.md`` and ``report.html``; ``figures`` maps figure names to their PNGs."""
-    from research.train.metrics import atomic_write_text
+    from research.rundir import atomic_write_text
 
     claims = evaluate_claims(results)
     md, page = out / "report.md", out / "report.html"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -40,6 +41,7 @@ def _split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
 def cmd_train(args, overrides: list[str]) -> int:
     from research.config import load_config
     from research.pipeline import train_and_probe
+    from research.rundir import FINISHED
 
     config = load_config(args.config, overrides)
     if args.print_config:
@@ -48,9 +50,7 @@ def cmd_train(args, overrides: list[str]) -> int:
         print(json.dumps(config_to_json(config), indent=2))
         return 0
     before = Path(args.workdir) / "summary.json"
-    finished_before = (
-        not args.overwrite and before.exists() and json.loads(before.read_text()).get("status") in ("done", "diverged")
-    )
+    finished_before = not args.overwrite and before.exists() and json.loads(before.read_text()).get("status") in FINISHED
     summary = train_and_probe(config, args.workdir, overwrite=args.overwrite, progress=not args.no_progress)
     if finished_before:
         print(f"{args.workdir}: already finished; nothing ran (pass --overwrite to train it again). Its summary:")
@@ -68,7 +68,7 @@ def cmd_train(args, overrides: list[str]) -> int:
 
 def cmd_list(args, overrides: list[str]) -> int:
     from research.data import dataset_names
-    from research.models import FAMILIES, MODELS, model_fields
+    from research.models import FAMILIES, MODELS, model_defaults, model_fields
     from research.probes import GROUPS, PROBES
 
     if args.kind == "probes":
@@ -79,7 +79,9 @@ def cmd_list(args, overrides: list[str]) -> int:
             print(f"{name:13s} group: {', '.join(members)}")
     elif args.kind == "models":
         for name in MODELS.names():
-            print(f"{name:16s} fields: {', '.join(model_fields(name))}")
+            defaults = model_defaults(name)
+            fields = [f"{f}={defaults[f]!r}" if f in defaults else f"{f} (required)" for f in model_fields(name)]
+            print(f"{name}\n  " + "\n  ".join(fields))
     elif args.kind == "datasets":
         print("\n".join(dataset_names()))
     else:
@@ -95,7 +97,7 @@ def cmd_sweep(args, overrides: list[str]) -> int:
         Path(args.workdir),
         launcher=args.launcher,
         workers=args.workers,
-        ray_address=args.ray_address,
+        options=_launch_options(args),
         retries=args.retries,
         dry_run=args.dry_run or args.print_config,
         progress=not args.no_progress,
@@ -170,8 +172,54 @@ def cmd_bench(args, overrides: list[str]) -> int:
 def cmd_reproduce(args, overrides: list[str]) -> int:
     from research.reproduce import reproduce
 
-    outcome = reproduce(args.profile, Path(args.workdir), workers=args.workers, progress=not args.no_progress)
+    outcome = reproduce(
+        args.profile,
+        Path(args.workdir),
+        launcher=args.launcher,
+        workers=args.workers,
+        options=_launch_options(args),
+        progress=not args.no_progress,
+    )
     return 1 if outcome["failed"] else 0
+
+
+def _add_launcher_arguments(parser: argparse.ArgumentParser) -> None:
+    from research.sweep.launchers import LAUNCHERS
+
+    group = parser.add_argument_group("launcher", "where the runs train (ray and slurm need a filesystem every node shares)")
+    group.add_argument(
+        "--launcher", choices=LAUNCHERS, default="local", help="local worker processes (default), Ray tasks or SLURM jobs"
+    )
+    group.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="runs at once (default: local one per GPU, on CPU one; ray the cluster's GPUs or CPUs; slurm all)",
+    )
+    group.add_argument("--ray-address", default=None, help="an existing Ray cluster, host:port (default: start a local Ray)")
+    group.add_argument("--slurm-partition", default=None, help="SLURM partition (default: the cluster's default)")
+    group.add_argument("--slurm-time", type=int, default=60, help="time limit of each run's SLURM job, minutes (default 60)")
+    group.add_argument("--slurm-gpus", type=int, default=0, help="GPUs per run's SLURM job (default 0)")
+    group.add_argument("--slurm-cpus", type=int, default=2, help="CPUs per run's SLURM job (default 2)")
+    group.add_argument(
+        "--slurm-cluster",
+        choices=("slurm", "local"),
+        default="slurm",
+        help="local: submitit's local executor, to try it without SLURM",
+    )
+
+
+def _launch_options(args):
+    from research.sweep.launchers import LaunchOptions
+
+    return LaunchOptions(
+        ray_address=args.ray_address,
+        slurm_partition=args.slurm_partition,
+        slurm_time_min=args.slurm_time,
+        slurm_gpus=args.slurm_gpus,
+        slurm_cpus=args.slurm_cpus,
+        slurm_cluster=args.slurm_cluster,
+    )
 
 
 def _version() -> str:
@@ -216,11 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sweep.add_argument("--config", required=True, help="study file and variant, e.g. experiments/pooling.py:quick")
     sweep.add_argument("--workdir", required=True, help="sweep directory")
-    sweep.add_argument(
-        "--launcher", choices=("local", "ray"), default="local", help="local worker processes (default) or Ray tasks"
-    )
-    sweep.add_argument("--workers", type=int, default=None, help="jobs at once (default: one per accelerator; on CPU one)")
-    sweep.add_argument("--ray-address", default=None, help="an existing Ray cluster (default: start a local Ray)")
+    _add_launcher_arguments(sweep)
     sweep.add_argument("--retries", type=int, default=1, help="times to retry a failed run in this invocation (default 1)")
     sweep.add_argument("--dry-run", action="store_true", help="list the runs and their status; train nothing")
     sweep.add_argument("--print-config", action="store_true", help="print every run's resolved config and exit")
@@ -280,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="quick: 2 CPU cores, no download, a smoke test (default); paper: the CPU profile the README publishes (hours); full: GPU",
     )
     repro.add_argument("--workdir", default="runs/reproduce", help="where the runs go (default: runs/reproduce)")
-    repro.add_argument("--workers", type=int, default=None, help="training processes at once (default: one per accelerator)")
+    _add_launcher_arguments(repro)
     repro.add_argument("--no-progress", action="store_true", help="no progress bars")
     repro.set_defaults(func=cmd_reproduce)
     return parser
@@ -295,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
             raise UserError(f"{PROG} {args.command} takes no --config.* overrides")
         if args.command == "train" and not args.workdir and not args.print_config:
             raise UserError(f"{PROG} train needs --workdir (or --print-config)")
+        if args.command in ("sweep", "reproduce"):  # the driver must not take the GPU memory its workers need
+            os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
         return args.func(args, overrides)
     except UserError as e:
         print(f"{PROG}: error: {' '.join(str(e).split())}", file=sys.stderr)

@@ -24,7 +24,8 @@ from pathlib import Path
 
 from research.config import load_config
 from research.data.sources import FASHION_MNIST_DIR, fashion_mnist_available
-from research.train.metrics import atomic_write_json, atomic_write_text
+from research.provenance import provenance
+from research.rundir import FINISHED, atomic_write_json, atomic_write_text
 
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 
@@ -92,11 +93,23 @@ def run_reference(profile: str, workdir: Path, progress: bool) -> list[dict]:
     return rows
 
 
-def reproduce(profile: str, workdir: Path, *, workers: int | None = None, progress: bool = True) -> dict:
-    """Run every stage of ``profile``; returns ``{"timing": seconds per stage,
+def reproduce(
+    profile: str,
+    workdir: Path,
+    *,
+    launcher: str = "local",
+    workers: int | None = None,
+    options=None,
+    progress: bool = True,
+) -> dict:
+    """Run every stage of ``profile``, every study's sweep through ``launcher`` (local, ray,
+    slurm; see :mod:`research.sweep.launchers`); returns ``{"timing": seconds per stage,
     "failed": unfinished runs per study, "analysis": the analysis result}``."""
     from analysis import analyze
     from research.sweep import run_sweep
+    from research.sweep.launchers import check_launcher
+
+    check_launcher(launcher)
 
     workdir = Path(workdir)
     if profile != "full" and not fashion_mnist_available():
@@ -110,9 +123,16 @@ def reproduce(profile: str, workdir: Path, *, workers: int | None = None, progre
     for study in STUDIES:
         t0 = time.perf_counter()
         print(f"== {study} ({profile})")
-        index = run_sweep(f"{EXPERIMENTS / study}.py:{profile}", workdir / study, workers=workers, progress=progress)
+        index = run_sweep(
+            f"{EXPERIMENTS / study}.py:{profile}",
+            workdir / study,
+            launcher=launcher,
+            workers=workers,
+            options=options,
+            progress=progress,
+        )
         timing[study] = time.perf_counter() - t0
-        bad = {s: n for s, n in index["counts"].items() if s not in ("done", "diverged")}
+        bad = {s: n for s, n in index["counts"].items() if s not in FINISHED}
         if bad:
             failed[study] = sum(bad.values())
             print(f"   {study}: " + ", ".join(f"{n} {s}" for s, n in bad.items()) + f" (see {workdir / study / 'sweep.json'})")
@@ -120,12 +140,19 @@ def reproduce(profile: str, workdir: Path, *, workers: int | None = None, progre
     print("== reference models")
     run_reference(profile, workdir / "reference", progress)
     timing["reference"] = time.perf_counter() - t0
+    about = {"profile": profile, "launcher": launcher, "provenance": provenance()}
+
+    def write_timing() -> None:
+        atomic_write_json(workdir / "timing.json", {**about, "seconds": timing, "failed_runs": failed})
+
+    timing["total"] = time.perf_counter() - start
+    write_timing()  # the report reads the stages so far
     t0 = time.perf_counter()
     print("== analysis")
     result = analyze([workdir], workdir / "report", progress=progress)
     timing["analysis"] = time.perf_counter() - t0
     timing["total"] = time.perf_counter() - start
-    atomic_write_json(workdir / "timing.json", {"profile": profile, "seconds": timing, "failed_runs": failed})
+    write_timing()
     print(f"\n{len(result.figures)} figures and the report in {workdir / 'report'} (report.md, report.html)")
     for claim in result.claims:
         print(f"  {claim.id} {claim.verdict}: {claim.statement}")

@@ -57,6 +57,8 @@ def get_config(variant=None):
 def get_sweep(variant=None):
     runs = product(axis("model.family", ["conv", "locally_connected", "dense"]), axis("model.kernel_sizes", [3, 5]),
                    axis("optimizer.learning_rate", [1e-2, 3e-3]))
+    if variant == "few":
+        runs = [r for r in runs if r["optimizer.learning_rate"] == 1e-2 and r["model.family"] != "dense"]
     if variant == "faulty":
         runs = runs[:1] + [
             {"model.family": "conv", "model.kernel_sizes": 99, "model.padding": "VALID"},  # invalid: kernel > input

@@ -16,6 +16,13 @@ from analysis.stats import diff_ci, mean_ci
 from research.errors import UserError
 
 SEEDS = 3
+PROVENANCE = {
+    "commit": "0123456789abcdef0123",
+    "dirty": True,
+    "versions": {"jax": "0.10.2", "flax": "0.12.0"},
+    "machine": {"backend": "cpu", "devices": "1 x cpu", "cpu_cores": 2, "platform": "Linux", "python": "3.11.7"},
+    "date": "2026-11-29 12:00 UTC",
+}
 RNG = np.random.default_rng(0)
 
 
@@ -69,7 +76,7 @@ def _write_run(
     run = sweep / "runs" / rid
     run.mkdir(parents=True)
     config["optimizer"]["learning_rates"] = list(rates)
-    (run / "config.json").write_text(json.dumps(config))
+    (run / "config.json").write_text(json.dumps({**config, "provenance": PROVENANCE}))
     if status == "done":
         replicas = []
         for i, rate in enumerate(rates):
@@ -268,6 +275,8 @@ def results_dir(tmp_path_factory) -> Path:
     index = json.loads((root / "weight_sharing" / "sweep.json").read_text())
     index["runs"]["unfinished"] = {"status": "running"}
     (root / "weight_sharing" / "sweep.json").write_text(json.dumps(index))
+    timing = {"profile": "quick", "launcher": "local", "seconds": {"weight_sharing": 60.0, "reference": 10.0, "total": 70.0}}
+    (root / "timing.json").write_text(json.dumps(timing))
     return root
 
 
@@ -282,6 +291,14 @@ def test_every_figure_is_drawn_from_synthetic_results(results_dir, tmp_path):
     md = (tmp_path / "report.md").read_text()
     assert "## Learning rates chosen on validation" in md and "| 0.003, 0.01 | 0.01 (edge of grid) |" in md
     assert "the training subset (`data.subset_seed`)" in md  # which variance the CIs cover
+    # It opens with what produced it: profile, commit (dirty), packages, machine, date, stage times.
+    header = md.split("| claim |")[0]
+    runs = len(load_results([results_dir]).grid["run_key"].unique())
+    assert f"- **code**: commit 0123456789ab (uncommitted changes) ({runs} runs)" in header
+    assert "- **profile**: cvd reproduce --profile quick (launcher local)" in header
+    assert "flax 0.12.0, jax 0.10.2" in header and "cpu backend, 1 x cpu, 2 CPU cores" in header
+    assert "- **wall time**: 70 s in all: weight_sharing 60 s, reference 10 s" in header
+    assert "<th>code</th><td>commit 0123456789ab" in html
 
 
 def test_verdicts_follow_the_numbers(results_dir):

@@ -36,20 +36,91 @@ def _summaries(directory: Path) -> dict:
     return {p.parent.name: strip_timing(json.loads(p.read_text())) for p in sorted((directory / "runs").glob("*/summary.json"))}
 
 
-def test_local_and_ray_launchers_give_identical_summaries(study, tmp_path):
-    ray = pytest.importorskip("ray")
-    local = run_sweep(f"{study}:base", tmp_path / "local", launcher="local", workers=2, progress=False)
-    assert len(local["runs"]) == 12 and local["counts"] == {"done": 12}
+@pytest.fixture(scope="module")
+def local_few(tmp_path_factory) -> Path:
+    """The tiny study's 4-run variant swept by the local launcher: the reference for the others."""
+    directory = tmp_path_factory.mktemp("local")
+    study = directory / "tiny_study.py"
+    study.write_text(TINY_STUDY)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+        index = run_sweep(f"{study}:few", directory / "sweep", workers=2, progress=False)
+    assert index["counts"] == {"done": 4}
+    return directory
+
+
+@pytest.fixture()
+def ray_cluster(monkeypatch):
+    """A real two-node Ray cluster on this machine: `ray start --head` and a second node,
+    one CPU each. Yields the head's address."""
+    pytest.importorskip("ray")
+    import shutil
+    import socket
+    import subprocess
+
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    common = ["--num-cpus=1", "--object-store-memory=100000000", "--disable-usage-stats"]
+    ray_cli = shutil.which("ray") or "ray"
+    subprocess.run(
+        [ray_cli, "start", "--head", f"--port={port}", "--include-dashboard=false", *common], check=True, capture_output=True
+    )
     try:
-        remote = run_sweep(f"{study}:base", tmp_path / "ray", launcher="ray", workers=2, progress=False)
+        subprocess.run([ray_cli, "start", f"--address=127.0.0.1:{port}", *common], check=True, capture_output=True)
+        yield f"127.0.0.1:{port}"
     finally:
+        import ray
+
         ray.shutdown()
-    assert remote["counts"] == {"done": 12}
-    local_summaries, ray_summaries = _summaries(tmp_path / "local"), _summaries(tmp_path / "ray")
-    assert len(local_summaries) == 12 and local_summaries == ray_summaries
-    # The same command again trains nothing.
-    again = run_sweep(f"{study}:base", tmp_path / "local", workers=2, progress=False)
-    assert all(entry["attempts"] == 1 for entry in again["runs"].values())
+        subprocess.run([ray_cli, "stop", "--force"], capture_output=True)
+
+
+def test_a_two_node_ray_cluster_runs_a_sweep_on_both_nodes_identical_to_the_local_launcher(local_few, ray_cluster, tmp_path):
+    from research.sweep import LaunchOptions
+
+    study = local_few / "tiny_study.py"
+    index = run_sweep(f"{study}:few", tmp_path, launcher="ray", options=LaunchOptions(ray_address=ray_cluster), progress=False)
+    assert index["counts"] == {"done": 4}
+    assert len({entry["node"] for entry in index["runs"].values()}) == 2, "in flight: the cluster's 2 CPUs, one per node"
+    assert _summaries(tmp_path) == _summaries(local_few / "sweep")
+    assert all((tmp_path / "logs" / f"{rid}.log").stat().st_size > 0 for rid in index["runs"])
+
+
+def test_the_slurm_launcher_through_submitit_local_executor_matches_the_local_launcher(local_few, tmp_path):
+    pytest.importorskip("submitit")
+    from research.sweep import LaunchOptions
+
+    study = local_few / "tiny_study.py"
+    index = run_sweep(
+        f"{study}:few", tmp_path, launcher="slurm", workers=2, options=LaunchOptions(slurm_cluster="local"), progress=False
+    )
+    assert index["counts"] == {"done": 4}
+    assert _summaries(tmp_path) == _summaries(local_few / "sweep")
+    assert (tmp_path / "slurm").is_dir() and all((tmp_path / "logs" / f"{rid}.log").exists() for rid in index["runs"])
+
+
+def test_a_missing_optional_launcher_is_one_line_and_writes_nothing(study, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
+    with pytest.raises(UserError, match=r"pip install -e '\.\[ray\]'"):
+        run_sweep(f"{study}:base", tmp_path / "sweep", launcher="ray", progress=False)
+    assert not (tmp_path / "sweep").exists()
+
+
+def test_local_workers_are_pinned_one_gpu_each_without_preallocation(monkeypatch):
+    from research.sweep.launchers import default_workers, visible_gpus, worker_env
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,5")
+    monkeypatch.delenv("XLA_PYTHON_CLIENT_PREALLOCATE", raising=False)
+    assert visible_gpus() == ["2", "5"] and default_workers() == 2
+    envs = [worker_env(slot, visible_gpus()) for slot in range(3)]
+    assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["2", "5", "2"]
+    assert all(e["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false" for e in envs)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert visible_gpus() == [] and default_workers() == 1
 
 
 def test_failed_and_diverged_runs_are_recorded_and_do_not_stop_the_others(study, tmp_path):
@@ -123,3 +194,9 @@ def test_command_line_overrides_apply_to_every_run_of_a_sweep(study, tmp_path, c
         for entry in index["runs"].values()
     }
     assert epochs == {1}
+    # One TensorBoard event file per run; each run's log holds its progress, one line per update.
+    assert len(list(workdir.rglob("events.out.tfevents*"))) == len(index["runs"]) == 12
+    for rid in index["runs"]:
+        lines = (workdir / "logs" / f"{rid}.log").read_text().splitlines()
+        progress = [line for line in lines if "step/s" in line or "s/step" in line]
+        assert progress and "\r" not in "".join(lines) and "100%" in progress[-1] and "loss=" in progress[-1]

@@ -84,6 +84,20 @@ def test_metrics_records_per_step_replica_and_split(tmp_path):
     assert [r["step"] for r in test if r["replica"] == 1] == [8, 16, 24]
     assert {"loss", "accuracy", "grad_norm", "param_norm", "seed", "learning_rate"} <= set(train[0])
     assert json.loads((tmp_path / "config.json").read_text())["seeds"] == 2
+    # The same numbers in one TensorBoard event file: per replica, their mean, and the config as hparams.
+    from research.train.metrics import read_event_scalars, read_events
+
+    (events,) = tmp_path.glob("events.out.tfevents*")
+    scalars = read_event_scalars(events)
+    assert [step for step, _ in scalars["test/accuracy"]] == [8, 16, 24]
+    for replica in (0, 1):
+        own = [r["accuracy"] for r in test if r["replica"] == replica]
+        assert [v for _, v in scalars[f"test/accuracy/lr_0.01_seed_{replica}"]] == pytest.approx(own)
+    mean = [(a["accuracy"] + b["accuracy"]) / 2 for a, b in zip(test[::2], test[1::2])]
+    assert [v for _, v in scalars["test/accuracy"]] == pytest.approx(mean)
+    assert len(scalars["train/loss/lr_0.01_seed_1"]) == 6
+    plugins = {v.metadata.plugin_data.plugin_name for e in read_events(events) for v in e.summary.value}
+    assert "hparams" in plugins
 
 
 def test_resume_after_a_crash_is_bit_identical(tmp_path, monkeypatch):
@@ -221,9 +235,16 @@ def test_config_json_stores_the_resolved_model_and_old_runs_still_resume_and_loa
     summary = train_and_evaluate(config, tmp_path / "run", progress=False)
     stored = json.loads((tmp_path / "run" / "config.json").read_text())["model"]
     assert stored["family"] == "conv" and stored["widths"] == [25, 25, 25] and stored["padding"] == 1
+    # What produced it: this checkout's commit, the packages, the machine.
+    produced = json.loads((tmp_path / "run" / "config.json").read_text())["provenance"]
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    if head.returncode == 0:
+        assert produced["commit"] == head.stdout.strip() and isinstance(produced["dirty"], bool)
+    assert "jax" in produced["versions"] and produced["machine"]["backend"] == "cpu"
     # A run written before defaults were stored: same run, resumes as finished, and loads with its family.
     old = json.loads((tmp_path / "run" / "config.json").read_text())
     old["model"] = {"name": "mnist1d_cnn"}
+    old.pop("provenance")  # nor did it record its provenance
     (tmp_path / "run" / "config.json").write_text(json.dumps(old))
     assert strip_timing(train_and_evaluate(config, tmp_path / "run", progress=False)) == strip_timing(summary)
     (tmp_path / "run" / "config.json").write_text(json.dumps(old))

@@ -19,11 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from research.config import config_to_json
 from research.data import load_dataset, model_inputs
 from research.errors import UserError
 from research.kernels import nngp_fn
-from research.train.metrics import atomic_write_json
+from research.rundir import atomic_write_json
 
 RIDGES = (1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)  # times the mean of the training kernel's diagonal
 
@@ -43,7 +42,7 @@ def posterior_accuracies(k_train: np.ndarray, k_eval: dict[str, np.ndarray], y_t
 
 def kernel_regression(config, workdir: str | Path) -> dict:
     """Compute (or reuse) one kernel-regression run; returns its summary."""
-    from research.train.loop import prepare_workdir, resolved_model
+    from research.rundir import make_workdir, prepare_workdir, run_config_json, write_config
 
     start = time.perf_counter()
     workdir = Path(workdir)
@@ -51,13 +50,12 @@ def kernel_regression(config, workdir: str | Path) -> dict:
     if "val" not in dataset.splits:
         raise UserError("kernel regression chooses its ridge on the validation split; set data.n_val to -1 or a count")
     kernel = nngp_fn(config.model, dataset.input_shape)
-    config_json = config_to_json(config)
-    config_json["model"] = resolved_model(config_json["model"])
+    config_json = run_config_json(config)
     finished = prepare_workdir(workdir, config_json, overwrite=False)
     if finished is not None:
         return finished
-    workdir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(workdir / "config.json", config_json)
+    make_workdir(workdir)
+    write_config(workdir, config_json)
     inputs = model_inputs(dataset, config.data.get("standardize", False))
     k_train = kernel(inputs["train"])
     k_eval = {name: kernel(inputs[name], inputs["train"]) for name in ("val", "test")}

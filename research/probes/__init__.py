@@ -28,7 +28,7 @@ import numpy as np
 from research.errors import UserError, unknown
 from research.probes import cost, locality, position, receptive_field, translation  # noqa: F401  (registers the probes)
 from research.probes.base import PROBES, ProbeOptions, register_probe
-from research.train.metrics import atomic_write_json
+from research.rundir import atomic_write_json
 from research.train.trained import TrainedRun, load_trained
 
 GROUPS = {"translation": ["shift", "consistency", "one_pixel", "equivariance"]}

@@ -132,6 +132,7 @@ def throughput_by_batch(model: nnx.Module, params: nnx.State, x: jax.Array, y: j
 
 @register_probe("cost")
 def cost(run: TrainedRun, options: ProbeOptions) -> dict:
+    """FLOPs and parameters per example, train-step time (5 timings), throughput from batch 1 to 1024, fraction of a measured matmul peak (C4)."""
     batch = int(run.config.train.batch_size) if run.config is not None else 100
     reps = -(-batch // len(run.x_test))
     x = jnp.asarray(run.normalize(np.concatenate([run.x_test] * reps)[:batch]))

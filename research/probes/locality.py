@@ -95,6 +95,7 @@ track_locality.check = check_dense_first
 
 @register_probe("locality")
 def locality(run: TrainedRun, options: ProbeOptions) -> dict:
+    """How local a dense first layer learned to be: its weight mass near each unit's centre against a shuffled baseline (C2)."""
     kernel, shape = first_dense_kernel(run.model, run.params)
     radius = default_radius(shape)
     result = locality_index(kernel, shape, radius)

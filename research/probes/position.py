@@ -28,6 +28,7 @@ def corner_grid(max_corner: int, region: int) -> list[int]:
 
 @register_probe("position")
 def position_map(run: TrainedRun, options: ProbeOptions) -> dict:
+    """Test accuracy at every canvas position, trained positions against unseen ones (C7; runs trained on a canvas)."""
     canvas = (run.dataset.info if run.dataset is not None else {}).get("canvas")
     if not canvas:
         raise UserError("the position probe needs a run trained on a canvas (set data.canvas_size and data.canvas_region)")

@@ -39,6 +39,7 @@ def max_shift(run: TrainedRun, options: ProbeOptions) -> int:
 
 @register_probe("shift")
 def shift_curves(run: TrainedRun, options: ProbeOptions) -> dict:
+    """Test accuracy against the size of a circular or zero-filled shift of the inputs (C3, C5)."""
     x, y = probe_examples(run, options)
     steps = directions(len(spatial_shape(run)))
     magnitudes = list(range(max_shift(run, options) + 1))
@@ -54,6 +55,7 @@ def shift_curves(run: TrainedRun, options: ProbeOptions) -> dict:
 
 @register_probe("consistency")
 def consistency(run: TrainedRun, options: ProbeOptions) -> dict:
+    """How often the prediction stays the same under random shifts, overall and on correctly classified examples (C3)."""
     x, y = probe_examples(run, options)
     rng = np.random.default_rng(0)
     m, ndim = max_shift(run, options), len(spatial_shape(run))
@@ -77,6 +79,7 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 
 @register_probe("one_pixel")
 def one_pixel(run: TrainedRun, options: ProbeOptions) -> dict:
+    """How often the top-1 prediction changes, and how far its probability moves, under a one-pixel shift (Azulay & Weiss 2019)."""
     x, _ = probe_examples(run, options)
     probs = _softmax(run.logits(x))
     top = probs.argmax(-1)
@@ -101,6 +104,7 @@ def _total_strides(input_spatial: tuple[int, ...], feature_spatial: tuple[int, .
 
 @register_probe("equivariance")
 def equivariance(run: TrainedRun, options: ProbeOptions) -> dict:
+    """Per layer, how far the features of a shifted input are from the shifted features, by the layer's stride and by one pixel (C3)."""
     x, _ = probe_examples(run, options, cap=500)
     spatial = spatial_shape(run)
     features = run.features(x)

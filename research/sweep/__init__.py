@@ -18,19 +18,17 @@ import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from research.config import load_study_module, parse_override, split_spec
 from research.errors import UserError
 from research.pipeline import run_complete
+from research.progress import progress_bar
+from research.rundir import FINISHED, atomic_write_json
 from research.sweep.grid import Overrides, axis, product, run_id, varying_keys, zip_axes
 from research.sweep.jobs import build_config
-from research.sweep.launchers import LAUNCHERS, Job, default_workers, run_local, run_ray
-from research.train.metrics import atomic_write_json
+from research.sweep.launchers import Job, LaunchOptions, check_launcher, launch
 
-FINISHED = ("done", "diverged")
-"""Statuses of runs that are not run again. ``invalid`` runs (the data set or
-model cannot be built) are recorded with their error and never launched."""
+# Runs with a FINISHED status are not run again. ``invalid`` runs (the data set or
+# model cannot be built) are recorded with their error and never launched.
 
 
 def study_runs(spec: str) -> list[tuple[str, Overrides]]:
@@ -126,7 +124,7 @@ def run_sweep(
     *,
     launcher: str = "local",
     workers: int | None = None,
-    ray_address: str | None = None,
+    options: LaunchOptions | None = None,
     retries: int = 1,
     dry_run: bool = False,
     progress: bool = True,
@@ -135,14 +133,17 @@ def run_sweep(
     """Run (or, with ``dry_run``, list) every run of a study; returns the sweep index.
 
     ``overrides`` (``["train.epochs=1", ...]``, from the command line) apply to every run,
-    after the run's own; run ids stay those of the study."""
-    if launcher not in LAUNCHERS:
-        raise UserError(f"unknown launcher {launcher!r}; valid: {', '.join(LAUNCHERS)}")
+    after the run's own; run ids stay those of the study. ``launcher``: local, ray or
+    slurm, with ``options`` (:class:`~research.sweep.launchers.LaunchOptions`)."""
+    check_launcher(launcher)  # before anything is written
+    options = options or LaunchOptions()
+    if workers is not None and workers < 1:
+        raise UserError(f"--workers must be >= 1, got {workers}")
     if retries < 0:
         raise UserError(f"--retries must be >= 0, got {retries}")
     common = dict(parse_override(arg) for arg in overrides)
     runs = [(rid, {**own, **common}) for rid, own in study_runs(spec)]
-    directory = Path(directory)
+    directory = Path(directory).resolve()  # absolute: workers on other nodes (Ray, SLURM) find it
     if dry_run:
         return {
             "study": spec,
@@ -175,7 +176,7 @@ def run_sweep(
             atomic_write_json(index_path, index)
 
         save()
-        bar = tqdm(total=len(runs), disable=not progress, unit="run", desc=directory.name, dynamic_ncols=True)
+        bar = progress_bar(total=len(runs), disable=not progress, unit="run", desc=directory.name)
         bar.update(sum(e["status"] in FINISHED for e in index["runs"].values()))
 
         def refresh() -> None:
@@ -191,6 +192,8 @@ def run_sweep(
 
         def on_end(job: Job, outcome: dict) -> None:
             entry = index["runs"][job.run_id]
+            if outcome.get("node"):
+                entry["node"] = outcome["node"]
             status, error = run_status(job.workdir, configs[job.run_id])
             if status == "unprobed":
                 error = "trained, but its final probes are missing (see the run's log)"
@@ -212,11 +215,7 @@ def run_sweep(
                 ]
                 if not todo:
                     break
-                n_workers = workers or default_workers()
-                if launcher == "local":
-                    run_local(todo, n_workers, on_start, on_end)
-                else:
-                    run_ray(todo, n_workers, on_start, on_end, ray_address)
+                launch(launcher, todo, workers, on_start, on_end, options)
         finally:
             for entry in index["runs"].values():
                 if entry["status"] == "running":
@@ -226,4 +225,4 @@ def run_sweep(
         return index
 
 
-__all__ = ["axis", "invalid_runs", "product", "run_id", "run_sweep", "study_runs", "zip_axes"]
+__all__ = ["LaunchOptions", "axis", "invalid_runs", "product", "run_id", "run_sweep", "study_runs", "zip_axes"]

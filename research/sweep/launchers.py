@@ -1,16 +1,27 @@
 """Launchers: run sweep jobs and report each one's outcome as it ends.
 
-* ``local``: a pool of long-lived worker processes (``python -m
-  research.sweep.worker``), each running one job at a time in its own
-  JAX process: a run that raises is recorded, a worker that crashes or is
-  killed fails its one job and is replaced, never the sweep. Default one
-  worker per device; on CPU one.
-* ``ray``: each job a Ray task with its CPU/GPU resources, on a local Ray
-  (``ray.init()``) or an existing cluster (``--ray-address``). Optional extra.
+* ``local`` (default): a pool of long-lived worker processes (``python -m
+  research.sweep.worker``), each running one job at a time in its own JAX
+  process: a run that raises is recorded, a worker that crashes or is killed
+  fails its one job and is replaced, never the sweep. One worker per visible
+  GPU, each pinned to its GPU (``CUDA_VISIBLE_DEVICES``); on CPU or TPU one.
+* ``ray``: each job a Ray task, on a local Ray (``ray.init()``) or an existing
+  cluster (``--ray-address``). A task asks for one CPU, and one GPU where the
+  cluster has GPUs; the jobs in flight default to what the cluster's resources
+  hold (its GPUs, else its CPUs), not to the driver's devices. Every node must
+  see the sweep directory and the study file at the same paths (a shared
+  filesystem) and have the package installed.
+* ``slurm``: each job a SLURM job through submitit (``--slurm-partition``,
+  ``--slurm-time``, ``--slurm-gpus``, ``--slurm-cpus``); the same shared-filesystem
+  requirement. ``--slurm-cluster local`` runs the jobs as local processes through
+  submitit's local executor, to try it without SLURM.
 
-A launcher calls ``on_start(job)`` and ``on_end(job, outcome)`` with outcome
-``{"ok": bool, "error": str | None}``; the sweep reads statuses from the run
-directories' ``summary.json``.
+Every launcher runs :func:`research.sweep.jobs.run_logged`, so every launcher
+writes the same run files and logs. A launcher calls ``on_start(job)`` and
+``on_end(job, outcome)`` with outcome ``{"ok": bool, "error": str | None}`` (plus
+``"node"`` where the job ran, for Ray); the sweep reads statuses from the run
+directories' ``summary.json``. Optional launchers' imports are checked by
+:func:`check_launcher` before the sweep writes anything.
 """
 
 from __future__ import annotations
@@ -18,15 +29,18 @@ from __future__ import annotations
 import json
 import os
 import select
+import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from research.errors import UserError
+from research.errors import UserError, unknown
 
-LAUNCHERS = ("local", "ray")
+LAUNCHERS = ("local", "ray", "slurm")
+_EXTRAS = {"ray": ("ray", "ray"), "slurm": ("submitit", "slurm")}  # launcher -> (module, pip extra)
 
 
 @dataclass(frozen=True)
@@ -38,6 +52,54 @@ class Job:
     log: Path
     cache_dir: Path
 
+    def request(self) -> dict:
+        """What :func:`research.sweep.jobs.run_logged` takes (JSON-able)."""
+        return {
+            "config": self.spec,
+            "workdir": str(self.workdir),
+            "overrides": self.overrides,
+            "cache_dir": str(self.cache_dir),
+            "log": str(self.log),
+        }
+
+
+@dataclass(frozen=True)
+class LaunchOptions:
+    """Launcher settings beyond ``workers``. ``slurm_time_min``: each job's time limit."""
+
+    ray_address: str | None = None
+    slurm_partition: str | None = None
+    slurm_time_min: int = 60
+    slurm_gpus: int = 0
+    slurm_cpus: int = 2
+    slurm_cluster: str = "slurm"  # or "local": submitit's local executor (no SLURM needed)
+
+    def __post_init__(self):
+        if self.slurm_cluster not in ("slurm", "local"):
+            raise unknown("--slurm-cluster", self.slurm_cluster, ("slurm", "local"))
+        for name in ("slurm_time_min", "slurm_cpus"):
+            if getattr(self, name) < 1:
+                raise UserError(f"--{name.replace('_min', '').replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.slurm_gpus < 0:
+            raise UserError(f"--slurm-gpus must be >= 0, got {self.slurm_gpus}")
+
+
+Callback = Callable[..., None]
+
+
+def check_launcher(name: str) -> None:
+    """Refuse (one line) an unknown launcher or one whose optional package is missing."""
+    if name not in LAUNCHERS:
+        raise unknown("launcher", name, LAUNCHERS)
+    if name in _EXTRAS:
+        module, extra = _EXTRAS[name]
+        try:
+            __import__(module)
+        except ImportError:
+            raise UserError(
+                f"the {name} launcher needs {module}: pip install {module} (or, in a clone of this repository, pip install -e '.[{extra}]')"
+            ) from None
+
 
 def _last_line(path: Path) -> str | None:
     try:
@@ -47,41 +109,56 @@ def _last_line(path: Path) -> str | None:
     return lines[-1][:300] if lines else None
 
 
-def default_workers() -> int:
+# -- local ------------------------------------------------------------------------------
+def visible_gpus() -> list[str]:
+    """GPU ids this process may use, found without starting JAX (which would take the
+    GPUs' memory in the launcher): ``CUDA_VISIBLE_DEVICES``, else ``nvidia-smi -L``."""
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        return [g.strip() for g in listed.split(",") if g.strip() and g.strip() != "-1"]
+    if shutil.which("nvidia-smi") is None:
+        return []
     try:
-        import jax
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [str(i) for i, _ in enumerate(line for line in out.splitlines() if line.startswith("GPU "))]
 
-        return 1 if jax.default_backend() == "cpu" else jax.device_count()
-    except Exception:
-        return 1
+
+def default_workers() -> int:
+    """One worker per visible GPU; on CPU (or a TPU host, one process owning every chip) one."""
+    return max(1, len(visible_gpus()))
+
+
+def worker_env(slot: int, gpus: list[str]) -> dict[str, str]:
+    """A worker's environment: pinned to one GPU (round robin over ``gpus``) and without
+    JAX's whole-memory preallocation, so workers sharing a device do not starve each other."""
+    env = os.environ.copy()
+    env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    if gpus:
+        env["CUDA_VISIBLE_DEVICES"] = gpus[slot % len(gpus)]
+    return env
 
 
 class _Worker:
     """One long-lived ``research.sweep.worker`` process and its current job."""
 
-    def __init__(self):
+    def __init__(self, slot: int, gpus: list[str]):
+        self.slot = slot
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "research.sweep.worker"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
-            env=os.environ.copy(),
+            env=worker_env(slot, gpus),
             text=True,
             bufsize=1,
         )
         self.job: Job | None = None
 
     def submit(self, job: Job) -> None:
-        job.log.parent.mkdir(parents=True, exist_ok=True)
         self.job = job
-        request = {
-            "config": job.spec,
-            "workdir": str(job.workdir),
-            "overrides": job.overrides,
-            "cache_dir": str(job.cache_dir),
-            "log": str(job.log),
-        }
-        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.write(json.dumps(job.request()) + "\n")
         self.proc.stdin.flush()
 
     def stop(self) -> None:
@@ -90,10 +167,11 @@ class _Worker:
         self.proc.wait()
 
 
-def run_local(jobs: list[Job], workers: int, on_start: Callable, on_end: Callable) -> None:
+def run_local(jobs: list[Job], workers: int, on_start: Callback, on_end: Callback, options: LaunchOptions) -> None:
     """Run jobs on ``workers`` long-lived worker processes; a worker that dies
-    fails its job only, and a new one takes its place."""
+    fails its job only, and a new one takes its slot (and its GPU)."""
     queue = list(jobs)
+    gpus = visible_gpus()
     pool: list[_Worker] = []
     try:
         while queue or any(w.job for w in pool):
@@ -102,8 +180,9 @@ def run_local(jobs: list[Job], workers: int, on_start: Callable, on_end: Callabl
                     job = queue.pop(0)
                     worker.submit(job)
                     on_start(job)
-            while queue and len(pool) < workers:
-                worker = _Worker()
+            free_slots = [s for s in range(workers) if s not in {w.slot for w in pool}]
+            while queue and free_slots:
+                worker = _Worker(free_slots.pop(0), gpus)
                 pool.append(worker)
                 job = queue.pop(0)
                 worker.submit(job)
@@ -127,49 +206,84 @@ def run_local(jobs: list[Job], workers: int, on_start: Callable, on_end: Callabl
             worker.stop()
 
 
-def run_ray(jobs: list[Job], workers: int, on_start: Callable, on_end: Callable, address: str | None = None) -> None:
-    try:
-        import ray
-    except ImportError:
-        raise UserError("the ray launcher needs Ray: pip install 'conv-vs-dense[ray]'") from None
-    from research.sweep.jobs import execute_job
+# -- Ray --------------------------------------------------------------------------------
+def _crash(e: BaseException) -> dict:
+    """A job whose process failed outside ``run_logged``: one line of why."""
+    cause = getattr(e, "cause", None) or e
+    text = str(cause).strip()
+    return {"ok": False, "error": f"{type(cause).__name__}: {text.splitlines()[-1][:300] if text else ''}"}
+
+
+def run_ray(jobs: list[Job], workers: int | None, on_start: Callback, on_end: Callback, options: LaunchOptions) -> None:
+    import ray
+
+    from research.sweep.jobs import run_logged
 
     if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    gpus = ray.cluster_resources().get("GPU", 0)
+        ray.init(address=options.ray_address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    resources = ray.cluster_resources()
+    gpus, cpus = int(resources.get("GPU", 0)), int(resources.get("CPU", 1))
 
     @ray.remote
-    def task(spec, overrides, workdir, cache_dir):
-        summary = execute_job(spec, overrides, workdir, cache_dir)
-        return summary.get("status")
+    def task(request):
+        return {**run_logged(request), "node": ray.get_runtime_context().get_node_id()}
 
-    resources = {"num_cpus": 1, "num_gpus": 1 if gpus else 0}
-    pending = {}
-    queue = list(jobs)
+    in_flight = workers or max(1, gpus or cpus)
+    options_ = {"num_cpus": 1, "num_gpus": 1 if gpus else 0}
+    pending, queue = {}, list(jobs)
     while queue or pending:
-        while queue and len(pending) < workers:
+        while queue and len(pending) < in_flight:
             job = queue.pop(0)
-            ref = task.options(**resources).remote(job.spec, job.overrides, str(job.workdir), str(job.cache_dir))
-            pending[ref] = job
+            pending[task.options(**options_).remote(job.request())] = job
             on_start(job)
         done, _ = ray.wait(list(pending), num_returns=1)
         for ref in done:
             job = pending.pop(ref)
             try:
-                status = ray.get(ref)
-                on_end(
-                    job,
-                    {
-                        "ok": status in ("done", "diverged"),
-                        "error": None if status in ("done", "diverged") else f"status {status}",
-                    },
-                )
-            except Exception as e:  # the task raised: one line of it, the run is marked failed
-                cause = getattr(e, "cause", None) or e
-                on_end(
-                    job,
-                    {
-                        "ok": False,
-                        "error": f"{type(cause).__name__}: {str(cause).strip().splitlines()[-1][:300] if str(cause).strip() else ''}",
-                    },
-                )
+                outcome = ray.get(ref)
+            except Exception as e:  # the task's process died (not a run that raised: run_logged records those)
+                outcome = _crash(e)
+            on_end(job, outcome)
+
+
+# -- SLURM (submitit) -------------------------------------------------------------------
+def run_slurm(jobs: list[Job], workers: int | None, on_start: Callback, on_end: Callback, options: LaunchOptions) -> None:
+    """Each job one SLURM job; at most ``workers`` in the queue at once (default: all)."""
+    import submitit
+
+    from research.sweep.jobs import run_logged
+
+    folder = jobs[0].workdir.parent.parent / "slurm" if jobs else Path("slurm")
+    executor = submitit.AutoExecutor(folder=str(folder / "%j"), cluster=None if options.slurm_cluster == "slurm" else "local")
+    parameters = {"timeout_min": options.slurm_time_min, "cpus_per_task": options.slurm_cpus, "gpus_per_node": options.slurm_gpus}
+    if options.slurm_partition:
+        parameters["slurm_partition"] = options.slurm_partition
+    executor.update_parameters(name="cvd", **parameters)
+    in_flight = workers or len(jobs)
+    pending: dict = {}
+    queue = list(jobs)
+    while queue or pending:
+        while queue and len(pending) < in_flight:
+            job = queue.pop(0)
+            pending[job.run_id] = (executor.submit(run_logged, job.request()), job)
+            on_start(job)
+        finished = [rid for rid, (handle, _) in pending.items() if handle.done()]
+        for rid in finished:
+            handle, job = pending.pop(rid)
+            try:
+                outcome = handle.result()
+            except Exception as e:  # the SLURM job failed outside run_logged (time limit, node failure)
+                outcome = _crash(e)
+            on_end(job, outcome)
+        if not finished:
+            time.sleep(0.5)
+
+
+RUNNERS = {"local": run_local, "ray": run_ray, "slurm": run_slurm}
+
+
+def launch(name: str, jobs: list[Job], workers: int | None, on_start: Callback, on_end: Callback, options: LaunchOptions) -> None:
+    """Run ``jobs`` with launcher ``name`` (checked by :func:`check_launcher`)."""
+    if name == "local":
+        workers = workers or default_workers()
+    RUNNERS[name](jobs, workers, on_start, on_end, options)

@@ -15,9 +15,7 @@ disk before the checkpoint exists, and a resume drops the records after it.
 
 from __future__ import annotations
 
-import json
 import math
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -30,16 +28,16 @@ import ml_collections
 import numpy as np
 import optax
 from flax import nnx
-from tqdm.auto import tqdm
 
-from research.config import config_to_json
 from research.data import Dataset, load_dataset, model_inputs
 from research.errors import UserError
-from research.models import count_params, get_model, model_defaults
+from research.models import count_params, get_model
 from research.models.embed import EMBEDDABLE, embed_network_params
+from research.progress import progress_bar
+from research.rundir import atomic_write_json, make_workdir, prepare_workdir, run_config_json, write_config
 from research.train.checkpoint import Checkpointer
 from research.train.engine import Engine, TrainState, choose_strategy, replica_sharding, run_once
-from research.train.metrics import MetricWriter, atomic_write_json, read_metrics, truncate_metrics
+from research.train.metrics import MetricWriter, TensorBoardWriter, read_metrics, truncate_metrics
 from research.train.optim import build_optimizer
 
 TIMING_KEYS = ("wall_time_s", "timing")
@@ -129,66 +127,6 @@ def validate_embedding(config, model) -> tuple[int, str]:
     if target not in EMBEDDABLE[family]:
         raise UserError(f"cannot embed {family} into {target!r} exactly; possible: {', '.join(EMBEDDABLE[family])}")
     return at, target
-
-
-def resolved_model(model: dict) -> dict:
-    """A config's model section with every field the model takes, defaults filled in (JSON types)."""
-    defaults = json.loads(json.dumps(model_defaults(model["name"])))
-    return {**defaults, **model}
-
-
-def _diff_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
-    keys = []
-    for k in sorted(set(a) | set(b)):
-        va, vb = a.get(k), b.get(k)
-        if isinstance(va, dict) and isinstance(vb, dict):
-            keys += _diff_keys(va, vb, f"{prefix}{k}.")
-        elif va != vb:
-            keys.append(f"{prefix}{k}")
-    return keys
-
-
-def prepare_workdir(workdir: Path, config_json: dict, overwrite: bool) -> dict | None:
-    """Check the workdir; returns a finished run's summary to reuse, else None."""
-    if workdir.exists() and not workdir.is_dir():
-        raise UserError(f"workdir {workdir} exists and is not a directory")
-    existing = workdir / "config.json"
-    if not existing.exists():
-        if workdir.exists() and any(workdir.iterdir()) and not overwrite:
-            raise UserError(f"workdir {workdir} is not empty and holds no run; choose an empty or new directory")
-        return None
-    try:
-        old = json.loads(existing.read_text())
-        old["model"] = resolved_model(old["model"])  # a run written before defaults were stored
-    except (OSError, json.JSONDecodeError, KeyError, TypeError):
-        old = None
-    if overwrite:
-        for name in ("config.json", "metrics.jsonl", "summary.json", "checkpoints"):
-            path = workdir / name
-            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
-        return None
-    if old != config_json:
-        changed = _diff_keys(old, config_json) if isinstance(old, dict) else ["(unreadable config.json)"]
-        raise UserError(
-            f"workdir {workdir} holds a run with a different config (differs in: {', '.join(changed[:6])}); "
-            "pass --overwrite to replace it or choose another --workdir"
-        )
-    summary_path = workdir / "summary.json"
-    if summary_path.exists():
-        summary = json.loads(summary_path.read_text())
-        if summary.get("status") in ("done", "diverged"):
-            return summary
-    return None
-
-
-def _make_workdir(workdir: Path) -> None:
-    try:
-        workdir.mkdir(parents=True, exist_ok=True)
-        probe = workdir / ".write_test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as e:
-        raise UserError(f"cannot write to workdir {workdir}: {e.strerror or e}") from None
 
 
 Tracker = Callable[[nnx.Module, nnx.State], dict[str, np.ndarray]]
@@ -355,12 +293,14 @@ class RunLog:
     """Where a run writes as it goes: metrics (one record per replica), checkpoints
     labelled by phase, the progress bar. ``elapsed()`` counts earlier sessions too."""
 
-    def __init__(self, workdir: Path, plan: RunPlan, progress: bool, t_start: float):
-        self.workdir, self.plan, self.t_start = workdir, plan, t_start
+    def __init__(self, workdir: Path, plan: RunPlan, config_json: dict, progress: bool, t_start: float):
+        self.workdir, self.plan, self.config_json, self.t_start = workdir, plan, config_json, t_start
         self.checkpointer = Checkpointer(workdir / "checkpoints", keep=plan.config.train.keep_checkpoints)
         self.elapsed_before = 0.0
         self.labels = [{"replica": r, "seed": s} for r, s in enumerate(plan.seeds)]
+        self.tags = [f"lr_{rate:g}_seed_{seed}" for seed, rate in zip(plan.seeds, plan.learning_rates)]
         self.writer: MetricWriter | None = None
+        self.tensorboard: TensorBoardWriter | None = None
         self.bar = None
         self.progress = progress
 
@@ -375,13 +315,11 @@ class RunLog:
             state = _on_replica_devices(state, self.plan.replicas)
         truncate_metrics(self.workdir / "metrics.jsonl", start)  # records after the checkpoint are redone
         self.writer = MetricWriter(self.workdir / "metrics.jsonl")
-        self.bar = tqdm(
-            total=self.plan.total_steps,
-            initial=start,
-            disable=not self.progress,
-            unit="step",
-            desc=self.workdir.name,
-            dynamic_ncols=True,
+        self.tensorboard = TensorBoardWriter(self.workdir, purge_step=start)
+        if start == 0:
+            self.tensorboard.write_hparams(self.config_json, ["val/accuracy", "test/accuracy"])
+        self.bar = progress_bar(
+            total=self.plan.total_steps, initial=start, disable=not self.progress, unit="step", desc=self.workdir.name
         )
         return start, phase, state
 
@@ -392,20 +330,31 @@ class RunLog:
         self.checkpointer.save(step, state, {"step": step, "wall_time_s": self.elapsed(), "phase": phase.name})
 
     def write(self, step: int, split: str, values: dict[str, np.ndarray], alive: np.ndarray | None = None, **labels) -> None:
-        """One record per replica (only live ones for ``train``)."""
+        """One record per replica (only live ones for ``train``) in metrics.jsonl; in TensorBoard
+        each replica's scalars and their mean over the replicas written."""
+        written = []
         for r in range(self.plan.replicas):
             if split == "train" and not alive[r]:
                 continue
+            written.append(r)
             extra = {"alive": bool(alive[r])} if alive is not None and split != "train" else {}
-            self.writer.write_scalars(
-                step, {k: v[r] for k, v in values.items()}, split=split, **self.labels[r], **labels, **extra
-            )
+            scalars = {k: v[r] for k, v in values.items()}
+            self.writer.write_scalars(step, scalars, split=split, **self.labels[r], **labels, **extra)
+            self.tensorboard.write_scalars(step, split, scalars, suffix=self.tags[r])
+        if written:
+            self.tensorboard.write_scalars(step, split, {k: np.mean(np.asarray(v)[written]) for k, v in values.items()})
+
+    def flush(self) -> None:
+        self.writer.flush()
+        self.tensorboard.flush()
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
         if self.writer is not None:
             self.writer.close()
+        if self.tensorboard is not None:
+            self.tensorboard.close()
         self.checkpointer.close()
 
 
@@ -435,15 +384,14 @@ def train_and_evaluate(
     """
     t_start, workdir, track = time.perf_counter(), Path(workdir), track or {}
     plan = plan_run(config, track)
-    config_json = config_to_json(config)
-    config_json["model"] = resolved_model(config_json["model"])  # defaults included, so every run says what it trained
+    config_json = run_config_json(config)
     finished = prepare_workdir(workdir, config_json, overwrite)
     if finished is not None:
         return finished
-    _make_workdir(workdir)
-    atomic_write_json(workdir / "config.json", config_json)
+    make_workdir(workdir)
+    write_config(workdir, config_json)
     compile_phases(plan)
-    log = RunLog(workdir, plan, progress, t_start)
+    log = RunLog(workdir, plan, config_json, progress, t_start)
     try:
         return _train(plan, log, track)
     except BaseException as e:
@@ -481,7 +429,6 @@ def _train(plan: RunPlan, log: RunLog, track: dict[str, Tracker]) -> dict:
             perms, perms_epoch = phase.engine.permutations(state, epoch, plan.dataset.splits["train"]), epoch
         state = phase.engine.run_steps(state, x_train, y_train, perms, begin, end, phase.strategy)
         step = epoch * spe + end
-        log.bar.update(end - begin)
         state, train = phase.engine.read_window(state)
         alive = np.asarray(jax.device_get(state["alive"]))
         rates = np.asarray(jax.device_get(state["opt_state"].hyperparams["learning_rate"]))
@@ -492,8 +439,9 @@ def _train(plan: RunPlan, log: RunLog, track: dict[str, Tracker]) -> dict:
                 log.write(step, split, values, alive, epoch=epoch + 1)
                 postfix[f"{split}_acc"] = f"{np.mean(values['accuracy']):.4f}"
             record_tracked(log, track, phase, state, step, epoch + 1)
-        log.writer.flush()
-        log.bar.set_postfix(postfix, refresh=False)
+        log.flush()
+        log.bar.set_postfix(postfix, refresh=False)  # shown by the update: this window's numbers
+        log.bar.update(end - begin)
         every = config.train.checkpoint_every_steps
         if every and step - last_saved >= every and step < plan.total_steps:
             log.save(step, state, phase)

@@ -1,8 +1,15 @@
 """Metric files in the workdir, CLU-shaped: ``write_scalars(step, dict)`` + ``flush``.
 
 ``metrics.jsonl`` holds one JSON record per line: ``step``, ``split``
-(``train`` | ``test``), ``replica``, ``seed`` and the scalars. The analysis
-reads only these files, ``config.json`` and ``summary.json``.
+(``train`` | ``val`` | ``test`` | ``track``), ``replica``, ``seed`` and the
+scalars. The analysis reads only these files, ``config.json`` and ``summary.json``.
+
+Beside it, :class:`TensorBoardWriter` writes the same scalars as a TensorBoard
+event file (``events.out.tfevents.*``; tags ``split/metric/lr_<rate>_seed_<seed>``
+per replica and ``split/metric`` for the mean over replicas, the config as
+hparams), so ``tensorboard --logdir runs/`` shows a sweep's runs side by side.
+It uses tensorboardX, which installs from PyPI without TensorFlow (CLU's
+writer needs TensorFlow). :func:`read_event_scalars` reads such a file back.
 """
 
 from __future__ import annotations
@@ -10,9 +17,13 @@ from __future__ import annotations
 import json
 import math
 import os
+import struct
 import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+from research.rundir import atomic_write_text
 
 
 def _clean(value: Any) -> Any:
@@ -42,6 +53,71 @@ class MetricWriter:
         self._file.close()
 
 
+class TensorBoardWriter:
+    """Scalars and the run's config into one TensorBoard event file in ``logdir``.
+
+    ``purge_step``: on resume, the step of the checkpoint resumed from; TensorBoard
+    then drops the events an interrupted session wrote after it (they are redone)."""
+
+    def __init__(self, logdir: Path, purge_step: int | None = None):
+        from tensorboardX import SummaryWriter
+
+        self._writer = SummaryWriter(logdir=str(logdir), purge_step=purge_step or None, flush_secs=30)
+
+    def write_scalars(self, step: int, split: str, scalars: dict[str, Any], suffix: str = "") -> None:
+        for name, value in scalars.items():
+            value = _clean(value)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                self._writer.add_scalar(f"{split}/{name}" + (f"/{suffix}" if suffix else ""), float(value), int(step))
+
+    def write_hparams(self, config: dict, metrics: Sequence[str]) -> None:
+        """The flattened config as TensorBoard hparams, compared on ``metrics`` (tags)."""
+        from tensorboardX.summary import hparams
+
+        flat = {k: (v if isinstance(v, (int, float, str, bool)) else json.dumps(v)) for k, v in _flatten(config).items()}
+        for summary in hparams(flat, {m: 0.0 for m in metrics}):
+            self._writer.file_writer.add_summary(summary)
+
+    def flush(self) -> None:
+        self._writer.flush()
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def read_events(path: Path) -> Iterator:
+    """Every ``Event`` of one TensorBoard event file (TFRecord framing: length, its CRC,
+    the serialized ``Event``, its CRC)."""
+    from tensorboardX.proto.event_pb2 import Event
+
+    data = Path(path).read_bytes()
+    offset = 0
+    while offset + 12 <= len(data):
+        (length,) = struct.unpack("<Q", data[offset : offset + 8])
+        yield Event.FromString(data[offset + 12 : offset + 12 + length])
+        offset += 12 + length + 4
+
+
+def read_event_scalars(path: Path) -> dict[str, list[tuple[int, float]]]:
+    """``{tag: [(step, value), ...]}`` from one TensorBoard event file."""
+    scalars: dict[str, list[tuple[int, float]]] = {}
+    for event in read_events(path):
+        for value in event.summary.value:
+            if value.HasField("simple_value"):
+                scalars.setdefault(value.tag, []).append((int(event.step), float(value.simple_value)))
+    return scalars
+
+
 def read_metrics(path: Path) -> list[dict]:
     """All records; an unreadable line (a write cut short) is skipped with a warning."""
     records = []
@@ -66,18 +142,3 @@ def truncate_metrics(path: Path, last_step: int) -> None:
         return
     kept = [r for r in read_metrics(path) if r.get("step", 0) <= last_step]
     atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write then rename, so readers never see half a file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")

@@ -87,7 +87,9 @@ CATALOG = [
     ([*CNN, "--workdir", "{tmp}/not_a_run"], "is not empty and holds no run"),
     ([*CNN, "--config.train.epochs=2", "--workdir", "{tmp}/finished"], "holds a run with a different config"),
     # other commands
-    (["sweep", "--config", "{tmp}/study.py:base", "--workdir", "{tmp}/sweep", "--launcher", "slurm"], "invalid choice"),
+    (["sweep", "--config", "{tmp}/study.py:base", "--workdir", "{tmp}/sweep", "--launcher", "pbs"], "invalid choice"),
+    (["sweep", "--config", "{tmp}/study.py:base", "--workdir", "{tmp}/sweep", "--workers", "0"], "--workers must be >= 1"),
+    (["sweep", "--config", "{tmp}/study.py:base", "--workdir", "{tmp}/sweep", "--slurm-time", "0"], "--slurm-time must be >= 1"),
     (["sweep", "--config", "{tmp}/study.py:base", "--workdir", "{tmp}/sweep", "--retries", "-1"], "--retries must be >= 0"),
     (["sweep", "--config", "{tmp}/bad_sweep.py", "--workdir", "{tmp}/sweep"], "Did you mean 'model'"),
     (

@@ -8,8 +8,9 @@ import shutil
 
 import pytest
 
+from research.rundir import atomic_write_json
 from research.train import strip_timing, train_and_evaluate
-from research.train.metrics import atomic_write_json, read_metrics
+from research.train.metrics import read_metrics
 from tests.helpers import read_lines, tiny_config
 
 
