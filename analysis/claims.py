@@ -128,13 +128,38 @@ def _infinite_width_notes(results: Results) -> list[str]:
     return notes
 
 
-def claim_c1(results: Results) -> Claim:
-    c = Claim(
-        "C1",
+# Each claim as commonly stated, the figures that show it and the study that tests it.
+CLAIM_TEXT = {
+    "C1": (
         "Weight sharing cuts parameters and improves generalisation.",
         ["F1_accuracy_vs_params", "F2_sample_efficiency", "F12_infinite_width"],
         "weight_sharing",
-    )
+    ),
+    "C2": (
+        "Sparse (local) connectivity captures local features with fewer parameters.",
+        ["F3_kernel_size", "F11_locality_index", "F1_accuracy_vs_params"],
+        "locality",
+    ),
+    "C3": (
+        "Convolutional layers give translation invariance.",
+        ["F4_shift_robustness", "F6_equivariance_error", "F5_position_generalisation"],
+        "translation",
+    ),
+    "C4": ("Convolutional layers parallelise; dense layers cannot.", ["F7_cost"], "compute"),
+    "C5": ("Pooling lowers dimension and adds robustness.", ["F4_shift_robustness"], "pooling"),
+    "C6": ("Conv's advantage comes from the spatial prior.", ["F8_permuted_pixels"], "permuted_pixels"),
+    "C7": ("A dense net can keep a conv net's solution (eFCN).", ["F9_efcn"], "embedding"),
+}
+
+
+def new_claim(claim_id: str) -> Claim:
+    """An undecided :class:`Claim` with its statement, figures and study from :data:`CLAIM_TEXT`."""
+    statement, figures, study = CLAIM_TEXT[claim_id]
+    return Claim(claim_id, statement, list(figures), study)
+
+
+def claim_c1(results: Results) -> Claim:
+    c = new_claim("C1")
     c.notes += _infinite_width_notes(results)
     runs = live(results.study("weight_sharing"))
     matched, shapes = runs[runs["tag"] == "matched_params"], runs[runs["tag"] != "matched_params"]
@@ -190,12 +215,7 @@ def _locality_tracking(results: Results) -> tuple[list[str], list[Effect]]:
 
 
 def claim_c2(results: Results) -> Claim:
-    c = Claim(
-        "C2",
-        "Sparse (local) connectivity captures local features with fewer parameters.",
-        ["F3_kernel_size", "F11_locality_index", "F1_accuracy_vs_params"],
-        "locality",
-    )
+    c = new_claim("C2")
     shapes = live(results.study("weight_sharing"))
     shapes = shapes[shapes["tag"] != "matched_params"]
     c.deciding += [e for e, _ in _matched_shapes(shapes, "locally_connected", "dense", "locally connected - dense")]
@@ -264,12 +284,7 @@ def _equivariance_notes(results: Results, runs: pd.DataFrame) -> list[str]:
 
 
 def claim_c3(results: Results) -> Claim:
-    c = Claim(
-        "C3",
-        "Convolutional layers give translation invariance.",
-        ["F4_shift_robustness", "F6_equivariance_error", "F5_position_generalisation"],
-        "translation",
-    )
+    c = new_claim("C3")
     runs = live(results.study("translation"))
     if not runs.empty and CONSISTENCY in runs:
         plain = runs[runs["augment_shift"] == 0]
@@ -377,7 +392,7 @@ def _ratio_verdict(ratios: list[float]) -> str:
 
 
 def claim_c4(results: Results) -> Claim:
-    c = Claim("C4", "Convolutional layers parallelise; dense layers cannot.", ["F7_cost"], "compute")
+    c = new_claim("C4")
     runs = results.study("compute").drop_duplicates("run_key")
     speed, peak = "probe.cost.examples_per_s", "probe.cost.fraction_of_peak"
     if runs.empty or speed not in runs:
@@ -445,7 +460,7 @@ POOLING_KINDS = {
 
 
 def claim_c5(results: Results) -> Claim:
-    c = Claim("C5", "Pooling lowers dimension and adds robustness.", ["F4_shift_robustness"], "pooling")
+    c = new_claim("C5")
     runs = live(results.study("pooling"))
     if runs.empty:
         return c
@@ -523,7 +538,7 @@ def _permutation_loss(runs: pd.DataFrame, dataset: str, family: str) -> Effect:
 
 
 def claim_c6(results: Results) -> Claim:
-    c = Claim("C6", "Conv's advantage comes from the spatial prior.", ["F8_permuted_pixels"], "permuted_pixels")
+    c = new_claim("C6")
     runs = live(results.study("permuted_pixels"))
     controls = []
     for dataset in sorted(runs["dataset"].unique()) if not runs.empty else []:
@@ -587,7 +602,7 @@ def keeps_outcome(effects: list[Effect]) -> str:
 
 
 def claim_c7(results: Results) -> Claim:
-    c = Claim("C7", "A dense net can keep a conv net's solution (eFCN).", ["F9_efcn"], "embedding")
+    c = new_claim("C7")
     runs = live(results.study("embedding"))
     if runs.empty:
         return c

@@ -1,11 +1,11 @@
 """Sweep directories -> tidy pandas DataFrames. Reads only files the runs wrote.
 
-* :func:`load_runs`: one row per run x replica: the study, the run id and
-  status, the config axes (family, dataset, widths, ...), the summary's
-  numbers and every per-replica probe scalar (``probe.<name>.<key>``).
-  Failed and unfinished runs keep a row (status shown, numbers NaN).
-* :func:`tidy`: the same, long: one row per run x replica x metric.
-* :func:`load_curves`: ``metrics.jsonl`` records, one row per record.
+* :func:`load_results`: one row per run x replica (``Results.runs``): the
+  study, the run id and status, the config axes (family, dataset, widths, ...),
+  the summary's numbers and every per-replica probe scalar
+  (``probe.<name>.<key>``); failed and unfinished runs keep a row (status shown,
+  numbers NaN); ``Results.curves``: ``metrics.jsonl`` records, one row per record.
+* :func:`tidy`: the runs, long: one row per run x replica x metric.
 * :func:`choose_learning_rates`: per run, the learning rate of its grid with the
   best mean validation accuracy (never the test split).
 * :class:`Results` bundles these with each run's full probe results;
@@ -88,6 +88,29 @@ def _axis_value(config: dict, section: str, key: str):
     return value
 
 
+def _sweeps(directory: Path) -> list[Path]:
+    return sorted({p.parent for pattern in ("sweep.json", "*/sweep.json", "*/*/sweep.json") for p in directory.glob(pattern)})
+
+
+def missing_data(directories) -> dict[str, dict]:
+    """Data sets some sweep could not load here: ``{data set: {"error": why, "studies":
+    {study: runs left out}}}``, from the ``invalid`` runs of every ``sweep.json``."""
+    from research.data.sources import source_available
+
+    missing: dict[str, dict] = {}
+    for sweep in (s for d in map(Path, directories) if d.is_dir() for s in _sweeps(d)):
+        index = _read_json(sweep / "sweep.json") or {}
+        study = Path(str(index.get("study", sweep.name)).partition(":")[0]).stem
+        for entry in index.get("runs", {}).values():
+            overrides = entry.get("overrides", {})
+            name = overrides.get("data.name")
+            if entry.get("status") != "invalid" or not name or source_available(name, overrides.get("data.dir", "")):
+                continue
+            record = missing.setdefault(name, {"error": entry.get("error") or "", "studies": {}})
+            record["studies"][study] = record["studies"].get(study, 0) + 1
+    return missing
+
+
 def find_runs(directories) -> list[tuple[str, Path]]:
     """``(study, run dir)`` of every run under the directories: sweeps (``sweep.json``,
     up to two levels down) and bare run directories (``config.json``)."""
@@ -95,9 +118,7 @@ def find_runs(directories) -> list[tuple[str, Path]]:
     for directory in map(Path, directories):
         if not directory.is_dir():
             raise UserError(f"{directory} is not a directory; give a sweep directory (with sweep.json) or one holding sweeps")
-        sweeps = sorted(
-            {p.parent for pattern in ("sweep.json", "*/sweep.json", "*/*/sweep.json") for p in directory.glob(pattern)}
-        )
+        sweeps = _sweeps(directory)
         for sweep in sweeps:
             index = _read_json(sweep / "sweep.json") or {}
             study = Path(str(index.get("study", sweep.name)).partition(":")[0]).stem
@@ -155,16 +176,13 @@ class Results:
     probes: dict[str, dict] = field(default_factory=dict)  # run key -> probes.json contents
     grid: pd.DataFrame | None = None  # every replica of every rate
     provenance: dict = field(default_factory=dict)  # what produced the runs: see provenance_summary
+    missing: dict = field(default_factory=dict)  # data sets not found here: see missing_data
 
     def study(self, name: str) -> pd.DataFrame:
         return self.runs[self.runs["study"] == name]
 
     def has(self, study: str) -> bool:
         return bool((self.runs["study"] == study).any())
-
-
-def load_runs(directories) -> pd.DataFrame:
-    return load_results(directories, curves=False).runs
 
 
 def load_results(directories, *, curves: bool = True) -> Results:
@@ -226,8 +244,9 @@ def load_results(directories, *, curves: bool = True) -> Results:
         chosen = set(zip(runs["run_key"], runs["replica"]))
         keep = [(k, r) in chosen for k, r in zip(curve_frame["run_key"], curve_frame["replica"])]
         curve_frame = curve_frame[np.asarray(keep, bool)].reset_index(drop=True)
+    produced = provenance_summary(produced_by, directories)
     return Results(
-        runs=runs, curves=curve_frame, probes=probes, grid=grid, provenance=provenance_summary(produced_by, directories)
+        runs=runs, curves=curve_frame, probes=probes, grid=grid, provenance=produced, missing=missing_data(directories)
     )
 
 

@@ -190,6 +190,19 @@ def provenance_rows(results: Results, source: str) -> list[tuple[str, str]]:
     return rows
 
 
+def missing_lines(results: Results, claims: list[Claim]) -> list[str]:
+    """One sentence per data set that was not found here: why, and the points each claim lost."""
+    by_study = {c.study: c.id for c in claims}
+    lines = []
+    for name, record in sorted(results.missing.items()):
+        lost = ", ".join(
+            f"{n} runs of {study}" + (f" ({by_study[study]})" if study in by_study else "")
+            for study, n in sorted(record["studies"].items())
+        )
+        lines.append(f"{name} was not found on this machine, so its points are missing: {lost}. {record['error']}")
+    return lines
+
+
 def _md(claims: list[Claim], figures: dict[str, Path], source: str, results: Results) -> str:
     lines = [
         "# Conv vs dense: the claims, measured",
@@ -200,6 +213,9 @@ def _md(claims: list[Claim], figures: dict[str, Path], source: str, results: Res
         "|---|---|---|",
     ]
     lines += [f"| {c.id}: {c.statement} | **{c.verdict}** | {c.pool.text() if c.pool else 'n/a'} |" for c in claims]
+    missing = missing_lines(results, claims)
+    if missing:
+        lines += ["", "**Data missing.** " + " ".join(missing)]
     lines += ["", VOCABULARY]
     lines += [
         "",
@@ -240,8 +256,9 @@ def _html(claims: list[Claim], figures: dict[str, Path], source: str, results: R
         f"<td>{html.escape(c.pool.text() if c.pool else 'n/a')}</td></tr>"
         for c in claims
     ]
+    parts.append("</table>")
+    parts += [f"<p><b>Data missing.</b> {html.escape(line)}</p>" for line in missing_lines(results, claims)]
     parts += [
-        "</table>",
         f"<p>{html.escape(VOCABULARY)}</p>",
         "<p>Decision thresholds: " + ", ".join(f"<code>{k}</code> = {v}" for k, v in THRESHOLDS.items()) + "</p>",
         f"<p>{html.escape(VARIANCE_SOURCES)}</p>",

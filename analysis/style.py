@@ -9,6 +9,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from research.models import FAMILIES  # noqa: E402
+
 FAMILY_COLORS = {
     "conv": "#1b6ca8",
     "full_kernel_conv": "#7b3294",
@@ -22,7 +24,7 @@ FAMILY_LABELS = {
     "locally_connected": "locally connected (locality)",
     "dense": "dense (neither)",
 }
-FAMILY_ORDER = ["conv", "full_kernel_conv", "locally_connected", "dense"]
+FAMILY_ORDER = list(FAMILIES)  # the lattice, in research.models order
 EXTRA_COLORS = ["#2c7d3f", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 
 plt.rcParams.update(
@@ -87,6 +89,29 @@ def per_dataset(runs, **subplot_options):
     datasets = sorted(runs["dataset"].unique())
     fig, axes = subplots(len(datasets), **subplot_options)
     return fig, [(ax, d, runs[runs["dataset"] == d]) for ax, d in zip(axes, datasets)]
+
+
+def study_panels(results, study: str, **subplot_options):
+    """:func:`per_dataset` over ``study``'s runs that have a test accuracy, or None without any."""
+    runs = results.study(study).dropna(subset=["test_accuracy"])
+    return None if runs.empty else per_dataset(runs, **subplot_options)
+
+
+def accuracy_vs(results, study: str, x_column: str, xlabel: str, title, suptitle: str):
+    """Per data set, test accuracy by family against ``x_column`` on a log axis
+    (``title(dataset)`` names each panel); None when the study has no runs."""
+    drawn = study_panels(results, study)
+    if drawn is None:
+        return None
+    fig, panels = drawn
+    for ax, dataset, runs in panels:
+        accuracy_by_family(ax, runs, x_column)
+        ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_title(title(dataset))
+    panels[0][0].legend()
+    fig.suptitle(suptitle)
+    return fig
 
 
 def save(fig, out: Path, name: str) -> list[Path]:

@@ -4,7 +4,7 @@ measured in this one process (the machine is shared and noisy).
 Sections:
 
 * ``strategies``: ms/step of each way to train R replicas (vmap + scan, vmap +
-  dispatch, sequential + scan, sequential + dispatch) for the MNIST-1D
+  dispatch, sequential + dispatch) for the MNIST-1D
   reference MLP and CNN, and what ``train.strategy=auto`` picks.
 * ``sweep``: 32 seeds x 500 Adam steps of each reference model, total wall
   time including compilation, against the same 32 runs as a plain PyTorch
@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from research.models import conv_impls, count_params, get_model
+from research.models import FAMILIES, conv_impls, count_params, get_model
 from research.train.engine import STEP_STRATEGIES, Engine, choose_strategy, run_once
 from research.train.optim import build_optimizer
 
@@ -186,19 +186,26 @@ def fraction_of_peak(width: int = 2048, batch: int = 512) -> dict:
     }
 
 
-def locally_connected_and_compile() -> list[dict]:
-    """Per family at the step-time benchmark's shapes: best ms/step and first-call latency."""
-    from benchmarks.step_time import SHAPES
+# Every family at one geometry per shape (identical activation shapes; circular padding so
+# the full-kernel conv matches too).
+FAMILY_SHAPES = {
+    "mnist1d_cnn_1d": dict(
+        input_shape=(40, 1), batch=100, fields=dict(widths=(25, 25, 25), kernel_sizes=(5, 3, 3), strides=2, padding="CIRCULAR")
+    ),
+    "fashion_2d": dict(
+        input_shape=(28, 28, 1), batch=128, fields=dict(widths=(32, 64), kernel_sizes=3, strides=2, padding="CIRCULAR")
+    ),
+}
 
+
+def locally_connected_and_compile() -> list[dict]:
+    """Per family at :data:`FAMILY_SHAPES`: best ms/step and first-call latency, and the
+    ratio to the conv's step."""
     rows = []
-    for shape_name, spec in SHAPES.items():
+    for shape_name, spec in FAMILY_SHAPES.items():
         shape = spec["input_shape"]
-        # The 2D full-kernel conv (about 1 s a step) is left to ``python -m benchmarks.step_time``.
-        families = (
-            ("conv", "full_kernel_conv", "locally_connected", "dense")
-            if len(shape) == 2
-            else ("conv", "locally_connected", "dense")
-        )
+        # The 2D full-kernel conv (about 1 s a step, 87x the conv: benchmarks/README.md) is left out.
+        families = FAMILIES if len(shape) == 2 else tuple(f for f in FAMILIES if f != "full_kernel_conv")
         for family in families:
             fields = {"family": family, **spec["fields"]}
             model = nnx.eval_shape(lambda shape=shape, fields=fields: get_model("lattice", shape, 10, nnx.Rngs(0), **fields))

@@ -10,7 +10,9 @@ training length). ``variant`` is a profile:
 * ``paper``: the same studies and data on CPU at the budgets whose verdicts
   the README publishes: 5 seeds x a 4-rate grid, MNIST-1D trained to
   convergence, a larger Fashion-MNIST subset (hours on 2 cores, resumable);
-* ``full``: GPU hours: full Fashion-MNIST plus MNIST and CIFAR-10 through TFDS.
+* ``full``: GPU hours: full Fashion-MNIST plus MNIST and CIFAR-10 through TFDS;
+* ``gpu-smoke``: the quick points for 2 epochs at one learning rate: every
+  study's pipeline on a GPU in minutes (``benchmarks/gpu.sh``).
 
 Every run trains its learning-rate grid as replicas of one program
 (``optimizer.learning_rates`` x ``seeds``); the analysis picks each run's rate on
@@ -19,13 +21,16 @@ the validation split.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from flax import nnx
 
 from research.config import default_config
+from research.data import SOURCE_SHAPES, dataset_shape
 from research.data.sources import fashion_mnist_available
+from research.errors import unknown
 from research.models import get_model
 
 
@@ -48,19 +53,33 @@ BUDGETS = {
     # Sized from 2-epoch timings on the 2-core machine (20 replicas per run): ~140 min in all.
     "paper": Budget(5, 40, (1e-3, 3e-3, 1e-2, 3e-2), (3e-4, 1e-3, 3e-3, 1e-2), 100, 15, 1000, 1500),
     "full": Budget(5, 150, (1e-3, 3e-3, 1e-2, 3e-2), (3e-4, 1e-3, 3e-3, 1e-2), 0, 0, 0, 6000),
+    # Every study's pipeline end to end on a GPU in minutes (the quick points, 2 epochs, one rate):
+    # checks that it runs there (lax.conv, vmapped replicas, Orbax, the report), measures nothing.
+    "gpu-smoke": Budget(2, 2, (1e-2,), (1e-3,), 20, 2, 200, 60),
 }
+SMALL = ("quick", "gpu-smoke")  # profiles that shorten the studies with their own, smaller settings
 VARIANTS = tuple(BUDGETS)
 
 
+def parse_variant(variant: str | None, names=VARIANTS, default: str = "quick", flags=()) -> tuple[str, set[str]]:
+    """The one variant parser of the study files: ``"name[,flag...]"`` -> ``(name, {flags})``,
+    each checked (a one-line error naming the valid ones)."""
+    name, *given = (variant or default).split(",")
+    if name not in names:
+        raise unknown("variant", name, names)
+    for flag in given:
+        if flag not in flags:
+            raise unknown(f"flag of variant {name!r}", flag, flags)
+    return name, set(given)
+
+
 def check_variant(variant: str | None) -> str:
-    variant = variant or "quick"
-    if variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-    return variant
+    """A profile name (quick, paper, full); the default is quick."""
+    return parse_variant(variant)[0]
 
 
 def on_cpu(variant: str | None) -> bool:
-    """The CPU profiles (quick, paper) share their studies' points and data sets."""
+    """The CPU-sized profiles (quick, paper, gpu-smoke) share their studies' points and data sets."""
     return check_variant(variant) != "full"
 
 
@@ -133,12 +152,54 @@ def datasets(variant: str | None, width: int = 16, *, images: bool = True) -> li
         bundles += [
             _image("fashion_mnist", 0, width, 15, budget.image_rates),
             _image("tfds:mnist", 0, width, 10, budget.image_rates),
-            _image("tfds:cifar10", 0, 2 * width, 30, budget.image_rates),
+            _image("tfds:cifar10", 0, 2 * width, 20, budget.image_rates),
         ]
+        for bundle in bundles[1:]:  # image runs hold one checkpoint while they train, none once done and probed
+            bundle.update({"train.keep_checkpoints": 1, "train.keep_final_checkpoint": False})
     return bundles
 
 
-FAMILIES = ("conv", "full_kernel_conv", "locally_connected", "dense")
+# The full profile's size limit, for one GPU of 80 GB and 20 replicas a run: parameters and
+# Adam state of every replica (12 bytes a parameter) within 25% of the memory, one checkpoint
+# within 1 GB, and every run's checkpoints together within the machine's 64 GB disk: at most
+# 4M parameters a replica. Where the lattice explodes (dense and locally connected layers on
+# 28x28 and 32x32 images at large widths) the full profile leaves those points out
+# (``cvd reproduce --profile full --plan`` lists what remains).
+FULL_MAX_PARAMS = 8_000_000
+
+
+def within_budget(variant: str | None, runs: list[dict], base) -> list[dict]:
+    """``runs`` without those whose model has more than :data:`FULL_MAX_PARAMS` parameters
+    (full profile only; the CPU profiles are sized by their budgets). ``base``: the study's config."""
+    if on_cpu(variant):
+        return runs
+    from research.config import set_value
+
+    kept = []
+    for overrides in runs:
+        config = base.copy_and_resolve_references()
+        for key, value in overrides.items():
+            set_value(config, key, value)
+        if (
+            config.task != "train"
+            or _params(config.model.to_json(sort_keys=True), config.data.to_json(sort_keys=True)) <= FULL_MAX_PARAMS
+        ):
+            kept.append(overrides)
+    return kept
+
+
+@functools.cache
+def _params(model_json: str, data_json: str) -> int:
+    import json
+
+    from research.models import count_params
+
+    model, data = json.loads(model_json), default_config().data
+    data.update(json.loads(data_json))
+    shape = dataset_shape(data)
+    fields = {k: (tuple(v) if isinstance(v, list) else v) for k, v in model.items() if k != "name"}
+    build = lambda: get_model(model["name"], shape.input_shape, shape.num_classes, nnx.Rngs(0), **fields)
+    return count_params(nnx.eval_shape(build))
 
 
 def bundle_widths(bundle: dict, width: int) -> tuple[int, ...]:
@@ -148,10 +209,10 @@ def bundle_widths(bundle: dict, width: int) -> tuple[int, ...]:
 
 def lattice_size(bundle: dict, family: str, width: int, measure: Callable[[nnx.Module], int]) -> int:
     """``measure`` (``count_params``, ``count_macs``) of the bundle's lattice net at ``width``, from abstract shapes."""
-    one_d = bundle["data.name"] == "mnist1d"
-    shape = (40, 1) if one_d else ((32, 32, 3) if "cifar" in bundle["data.name"] else (28, 28, 1))
+    source = SOURCE_SHAPES[bundle["data.name"]]
     fields = dict(widths=bundle_widths(bundle, width), kernel_sizes=bundle["model.kernel_sizes"], strides=2, padding="SAME")
-    return measure(nnx.eval_shape(lambda: get_model("lattice", shape, 10, nnx.Rngs(0), family=family, **fields)))
+    model = lambda: get_model("lattice", source.input_shape, source.num_classes, nnx.Rngs(0), family=family, **fields)
+    return measure(nnx.eval_shape(model))
 
 
 def matched_width(bundle: dict, family: str, target: int, measure: Callable[[nnx.Module], int]) -> int:

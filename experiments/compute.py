@@ -8,8 +8,8 @@ family again at the width whose forward multiply-accumulates match the conv's
 on these runs. quick and paper: MNIST-1D, 6 runs. full: all data sets.
 """
 
-from experiments.common import FAMILIES, bundle_widths, datasets, lattice_config, lattice_size, matched_width, on_cpu
-from research.models import count_macs
+from experiments.common import bundle_widths, datasets, lattice_config, lattice_size, matched_width, on_cpu, within_budget
+from research.models import FAMILIES, count_macs
 from research.sweep import product
 
 
@@ -19,7 +19,7 @@ def get_config(variant: str = "quick"):
     return c
 
 
-def get_sweep(variant: str = "quick"):
+def _sweep(variant: str) -> list[dict]:
     runs = []
     for bundle in datasets(variant, images=not on_cpu(variant)):
         base_width = bundle["model.widths"][0]
@@ -31,3 +31,7 @@ def get_sweep(variant: str = "quick"):
                 continue
             runs.append({**bundle, "model.family": family, "model.widths": bundle_widths(bundle, width), "tag": "matched_flops"})
     return runs
+
+
+def get_sweep(variant: str = "quick"):
+    return within_budget(variant, _sweep(variant), get_config(variant))

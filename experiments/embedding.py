@@ -10,15 +10,17 @@ epochs. full: t in {1, 2, 5, 10, 25, 50, 100} of 150 epochs. Expected: embedded 
 the conv's advantage and beat dense from scratch.
 """
 
-from experiments.common import check_variant, datasets, lattice_config
+from experiments.common import check_variant, datasets, lattice_config, within_budget
 
 
 def get_config(variant: str = "quick"):
     return lattice_config(variant)
 
 
-def get_sweep(variant: str = "quick"):
-    times = {"quick": (2, 4, 6), "paper": (3, 10, 20, 30), "full": (1, 2, 5, 10, 25, 50, 100)}[check_variant(variant)]
+def _sweep(variant: str) -> list[dict]:
+    times = {"quick": (2, 4, 6), "paper": (3, 10, 20, 30), "full": (1, 2, 5, 10, 25, 50, 100), "gpu-smoke": (1,)}[
+        check_variant(variant)
+    ]
     runs = []
     for bundle in datasets(variant, images=False):
         runs.append({**bundle, "model.family": "conv", "train.embed_at_epoch": 0})
@@ -34,3 +36,7 @@ def get_sweep(variant: str = "quick"):
             for t in times
         ]
     return runs
+
+
+def get_sweep(variant: str = "quick"):
+    return within_budget(variant, _sweep(variant), get_config(variant))

@@ -13,13 +13,12 @@ Expected (dataset README): MLP 88.3%, 2 conv + pooling 91.6%. Measured
 numbers and runtimes on a 2-core CPU are in the README.
 """
 
+from experiments.common import parse_variant
 from research.config import default_config
 
 
 def get_config(variant: str = "cnn"):
-    model, *flags = variant.split(",")
-    if model not in ("mlp", "cnn"):
-        raise ValueError(f"variant must be 'mlp' or 'cnn' (optionally ',quick'), got {variant!r}")
+    model, flags = parse_variant(variant, ("mlp", "cnn"), "cnn", flags=("quick",))
     c = default_config()
     c.seeds = 1
     c.model.name = f"fashion_{model}"

@@ -10,13 +10,21 @@ validation split, test accuracy reported. Each run writes ``kernel.json``.
 The flatten head uses the whole training split (3600 after validation) in
 every profile; the global-average head, whose kernel needs every pair of
 positions, 300 examples (tested on 500) in quick and 1000 in paper (full:
-all). 8 runs.
+all). 8 runs on MNIST-1D.
+
+Fashion-MNIST, when its files are here (the weight-sharing study's 2D geometry:
+2 layers, kernel 3, stride 2), with the flatten head on a subset: 300 training
+images (30 a class, validated on 300, tested on 500) in quick, 1000 in paper
+(validated on 1000, tested on 1000), 10000 in full; 4 more runs. Its global-average
+kernel needs every pair of the 196 first-layer positions, about 7 ms a pair of
+images on 2 CPU cores in numpy, so it is left to the full profile.
 Expected (Novak et al. 2019): with a flatten head conv and locally connected
 have the same kernel, hence the same accuracy; global average pooling is
 where weight sharing starts to matter.
 """
 
-from experiments.common import FAMILIES, check_variant, lattice_config
+from experiments.common import check_variant, datasets, lattice_config
+from research.models import FAMILIES
 from research.sweep import axis, product
 
 
@@ -28,13 +36,29 @@ def get_config(variant: str = "quick"):
     return c
 
 
+# Fashion-MNIST subset per profile: (images per class, validation images, test images); 0: all.
+FASHION = {"quick": (30, 300, 500), "gpu-smoke": (10, 100, 200), "paper": (100, 1000, 1000), "full": (1000, -1, 0)}
+
+
 def get_sweep(variant: str = "quick"):
     # A flatten head needs only the diagonal in space (seconds on the whole training split); a
     # global-average head needs every pair of positions, so the CPU profiles give it a subset.
     variant = check_variant(variant)
-    pooled = {"quick": {"data.n_per_class": 30, "data.n_test": 500}, "paper": {"data.n_per_class": 100}, "full": {}}[variant]
+    pooled = {
+        "quick": {"data.n_per_class": 30, "data.n_test": 500},
+        "gpu-smoke": {"data.n_per_class": 10, "data.n_test": 200},
+        "paper": {"data.n_per_class": 100},
+        "full": {},
+    }[variant]
     heads = [
         {"model.head": "flatten", "data.n_per_class": 0, "data.n_test": 0},
         {"model.head": "global_avg", "data.n_per_class": 0, "data.n_test": 0, **pooled},
     ]
-    return product(axis("model.family", FAMILIES), heads)
+    runs = product(axis("model.family", FAMILIES), heads)
+    for bundle in datasets(variant):
+        if bundle["data.name"] == "fashion_mnist":
+            per_class, n_val, n_test = FASHION[variant]
+            subset = {"data.n_per_class": per_class, "data.n_val": n_val, "data.n_test": n_test, "model.head": "flatten"}
+            fashion = {k: v for k, v in bundle.items() if k.startswith(("data.", "model."))}
+            runs += product([{**fashion, **subset}], axis("model.family", FAMILIES))
+    return runs

@@ -9,7 +9,7 @@ MNIST-1D and 3-27 on the image sets. Expected: accuracy falls as
 the kernel grows toward the input size, most for locally connected.
 """
 
-from experiments.common import datasets, lattice_config, on_cpu
+from experiments.common import datasets, lattice_config, on_cpu, within_budget
 from research.sweep import axis, product
 
 
@@ -17,7 +17,7 @@ def get_config(variant: str = "quick"):
     return lattice_config(variant)
 
 
-def get_sweep(variant: str = "quick"):
+def _sweep(variant: str) -> list[dict]:
     quick = on_cpu(variant)
     runs = []
     for bundle in datasets(variant, images=not quick):
@@ -27,3 +27,7 @@ def get_sweep(variant: str = "quick"):
         runs += [{**bundle, "model.family": "full_kernel_conv"}]
         runs += [{**bundle, "model.family": "dense", "probes.track": ("locality",)}]  # locality index through training
     return runs
+
+
+def get_sweep(variant: str = "quick"):
+    return within_budget(variant, _sweep(variant), get_config(variant))

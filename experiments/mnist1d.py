@@ -13,13 +13,12 @@ shuffle, MLP 68%, CNN 56%. Measured numbers and runtimes on a 2-core CPU are
 in the README.
 """
 
+from experiments.common import parse_variant
 from research.config import default_config
 
 
 def get_config(variant: str = "cnn"):
-    model, *flags = variant.split(",")
-    if model not in ("mlp", "cnn"):
-        raise ValueError(f"variant must be 'mlp' or 'cnn' (optionally ',quick'), got {variant!r}")
+    model, flags = parse_variant(variant, ("mlp", "cnn"), "cnn", flags=("quick",))
     c = default_config()
     c.seeds = 5
     c.model.name = f"mnist1d_{model}"

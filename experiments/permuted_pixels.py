@@ -8,7 +8,8 @@ sets. Expected (Greydanus & Kobak): dense nets are unaffected, conv nets lose
 their edge (MNIST-1D CNN 94% -> 56%, MLP 68% either way).
 """
 
-from experiments.common import FAMILIES, datasets, lattice_config, on_cpu
+from experiments.common import datasets, lattice_config, on_cpu, within_budget
+from research.models import FAMILIES
 from research.sweep import axis, product
 
 
@@ -16,9 +17,13 @@ def get_config(variant: str = "quick"):
     return lattice_config(variant)
 
 
-def get_sweep(variant: str = "quick"):
+def _sweep(variant: str) -> list[dict]:
     return product(
         datasets(variant, images=not on_cpu(variant)),
         axis("model.family", FAMILIES),
         axis("data.permute_pixels", [False, True]),
     )
+
+
+def get_sweep(variant: str = "quick"):
+    return within_budget(variant, _sweep(variant), get_config(variant))

@@ -9,7 +9,7 @@ or global max head (widths 8 per layer, so the stride-1 nets stay cheap). quick 
 14 runs. full: all data sets. The translation probes read these runs.
 """
 
-from experiments.common import datasets, lattice_config
+from experiments.common import datasets, lattice_config, within_budget
 from research.sweep import product
 
 POOLING = [
@@ -30,5 +30,9 @@ def get_config(variant: str = "quick"):
     return c
 
 
-def get_sweep(variant: str = "quick"):
+def _sweep(variant: str) -> list[dict]:
     return product(datasets(variant, width=8), POOLING)
+
+
+def get_sweep(variant: str = "quick"):
+    return within_budget(variant, _sweep(variant), get_config(variant))

@@ -18,8 +18,7 @@ region; conv with global pooling stays within a few points of its in-region
 accuracy.
 """
 
-from experiments.common import BUDGETS, check_variant, fashion_mnist_available, lattice_config, on_cpu
-from research.config import apply_override
+from experiments.common import BUDGETS, SMALL, check_variant, fashion_mnist_available, lattice_config, on_cpu, within_budget
 from research.sweep import axis, product
 
 MODELS = [
@@ -37,7 +36,7 @@ MODELS = [
 
 
 def get_config(variant: str = "quick"):
-    quick, cpu = check_variant(variant) == "quick", on_cpu(variant)
+    quick, cpu = check_variant(variant) in SMALL, on_cpu(variant)
     c = lattice_config(variant)
     if fashion_mnist_available() or not cpu:
         c.data.name, c.data.standardize, c.data.canvas_size = "fashion_mnist", True, 56
@@ -50,14 +49,7 @@ def get_config(variant: str = "quick"):
     # Corners 0..8 on each axis: one small region, yet every phase of the conv's
     # total stride (2 x 2 x 2 = 8), so that off-region errors are not aliasing.
     c.data.canvas_region = 8
-    for key, value in {
-        "kernel_sizes": "(5, 3)",
-        "strides": "(2, 1)",
-        "widths": "(32, 64)",
-        "pooling": "max",
-        "head_widths": "()",
-    }.items():
-        apply_override(c, f"model.{key}", value)
+    c.model.update(kernel_sizes=(5, 3), strides=(2, 1), widths=(32, 64), pooling="max", head_widths=())
     c.optimizer.schedule = "cosine"
     c.train.batch_size = 100
     c.train.epochs = 3 if quick else (8 if cpu else 30)
@@ -66,5 +58,9 @@ def get_config(variant: str = "quick"):
     return c
 
 
-def get_sweep(variant: str = "quick"):
+def _sweep(variant: str) -> list[dict]:
     return product(axis("seed", [0]), MODELS)
+
+
+def get_sweep(variant: str = "quick"):
+    return within_budget(variant, _sweep(variant), get_config(variant))

@@ -9,11 +9,9 @@ all 4000), 600 steps, 12 runs; paper: 1500 steps. full: also Fashion-MNIST,
 6000 steps.
 """
 
-from experiments.common import BUDGETS, check_variant, datasets, lattice_config, on_cpu
+from experiments.common import BUDGETS, check_variant, datasets, lattice_config, on_cpu, within_budget
+from research.data import SOURCE_SHAPES
 from research.sweep import axis, product
-
-MNIST1D_TRAIN = 4000
-FASHION_TRAIN = 60000
 
 
 def get_config(variant: str = "quick"):
@@ -23,11 +21,12 @@ def get_config(variant: str = "quick"):
 
 
 def _size_points(bundle: dict, steps: int, batch: int) -> list[dict]:
-    total = MNIST1D_TRAIN if bundle["data.name"] == "mnist1d" else FASHION_TRAIN
+    source = SOURCE_SHAPES[bundle["data.name"]]  # sizes as fractions of the published training split
+    total, classes = source.n_train, source.num_classes
     points = []
     for fraction in (0.01, 0.05, 0.25, 1.0):
-        n_per_class = 0 if fraction == 1.0 else max(1, round(total * fraction / 10))
-        examples = total if n_per_class == 0 else 10 * n_per_class
+        n_per_class = 0 if fraction == 1.0 else max(1, round(total * fraction / classes))
+        examples = total if n_per_class == 0 else classes * n_per_class
         epochs = max(1, steps // max(1, examples // batch))
         points.append(
             {
@@ -41,7 +40,7 @@ def _size_points(bundle: dict, steps: int, batch: int) -> list[dict]:
     return points
 
 
-def get_sweep(variant: str = "quick"):
+def _sweep(variant: str) -> list[dict]:
     quick = on_cpu(variant)
     steps = BUDGETS[check_variant(variant)].sample_efficiency_steps
     bundles = (
@@ -51,3 +50,7 @@ def get_sweep(variant: str = "quick"):
     )
     sizes = [point for bundle in bundles for point in _size_points(bundle, steps, 40)]
     return product(sizes, axis("model.family", ["conv", "locally_connected", "dense"]))
+
+
+def get_sweep(variant: str = "quick"):
+    return within_budget(variant, _sweep(variant), get_config(variant))

@@ -12,7 +12,7 @@ what the stride costs under 1-pixel shifts. quick: MNIST-1D, 14 runs; paper:
 with global pooling and circular padding does invariance approach exact.
 """
 
-from experiments.common import check_variant, datasets, lattice_config, on_cpu
+from experiments.common import SMALL, check_variant, datasets, lattice_config, on_cpu, within_budget
 from research.sweep import axis, product
 
 
@@ -22,11 +22,11 @@ def get_config(variant: str = "quick"):
     return c
 
 
-def get_sweep(variant: str = "quick"):
+def _sweep(variant: str) -> list[dict]:
     # One factor at a time: every head with every padding, so each is compared with the other fixed.
     paddings = ["SAME", "CIRCULAR"] if on_cpu(variant) else ["SAME", "CIRCULAR", "VALID"]
     heads = product(axis("model.head", ["flatten", "global_avg"]), axis("model.padding", paddings))
-    augment = [0] if check_variant(variant) == "quick" else [0, 4]
+    augment = [0] if check_variant(variant) in SMALL else [0, 4]
     bundles = datasets(variant, images=not on_cpu(variant))
     runs = product(
         bundles, axis("model.family", ["conv", "locally_connected", "dense"]), heads, axis("train.augment_shift", augment)
@@ -35,3 +35,7 @@ def get_sweep(variant: str = "quick"):
     # padding, where the strided ones are only equivariant to shifts by their stride (Azulay & Weiss 2019).
     stride_one = {"model.family": "conv", "model.strides": 1, "model.padding": "CIRCULAR", "train.augment_shift": 0}
     return runs + product(bundles, [stride_one], axis("model.head", ["flatten", "global_avg"]))
+
+
+def get_sweep(variant: str = "quick"):
+    return within_budget(variant, _sweep(variant), get_config(variant))

@@ -14,7 +14,7 @@ Expected: at equal shapes conv has far fewer parameters and generalises
 better; locally connected sits between conv and dense.
 """
 
-from experiments.common import bundle_widths, datasets, lattice_config, lattice_size, matched_width, on_cpu
+from experiments.common import bundle_widths, datasets, lattice_config, lattice_size, matched_width, on_cpu, within_budget
 from research.models import count_params
 from research.sweep import axis, product
 
@@ -35,7 +35,7 @@ def matched_parameter_runs(bundle: dict) -> list[dict]:
     return runs
 
 
-def get_sweep(variant: str = "quick"):
+def _sweep(variant: str) -> list[dict]:
     widths = (4, 16, 64) if on_cpu(variant) else (4, 8, 16, 32, 64)
     # On CPU, width 64 on MNIST-1D only: where F12 shows the finite nets approach their kernels.
     data = [
@@ -47,3 +47,7 @@ def get_sweep(variant: str = "quick"):
     shapes = product(data, axis("model.family", ["conv", "locally_connected", "dense"]), axis("tag", ["matched_shape"]))
     matched_at = 16  # the width at which conv and locally connected also meet at equal parameter counts
     return shapes + [run for bundle in datasets(variant, matched_at) for run in matched_parameter_runs(bundle)]
+
+
+def get_sweep(variant: str = "quick"):
+    return within_budget(variant, _sweep(variant), get_config(variant))

@@ -8,6 +8,7 @@ becomes one line on stderr and exit status 2, with nothing written.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import sys
@@ -39,6 +40,12 @@ def _split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
 
 
 def cmd_train(args, overrides: list[str]) -> int:
+    """Train one config (all its seeds in one program).
+
+    Train config.seeds replicas of one config together; resumes from the workdir's checkpoints.
+    Override any config key with --config.section.key=value.
+
+    example: cvd train --config experiments/mnist1d.py:cnn --config.train.epochs=10 --workdir runs/cnn"""
     from research.config import load_config
     from research.pipeline import train_and_probe
     from research.rundir import FINISHED
@@ -54,6 +61,13 @@ def cmd_train(args, overrides: list[str]) -> int:
     summary = train_and_probe(config, args.workdir, overwrite=args.overwrite, progress=not args.no_progress)
     if finished_before:
         print(f"{args.workdir}: already finished; nothing ran (pass --overwrite to train it again). Its summary:")
+    if summary.get("task") == "kernel_regression":
+        (fit,) = summary["replicas"]
+        print(f"{args.workdir}: infinite-width kernel regression, {summary['wall_time_s']:.1f} s")
+        print(
+            f"  val {100 * fit['val_accuracy']:.2f}%, test {100 * fit['test_accuracy']:.2f}% (ridge chosen on val: kernel.json)"
+        )
+        return 0
     print(f"{args.workdir}: {summary['status']}, {summary['num_params']} params, {summary['wall_time_s']:.1f} s")
     for rate in sorted({r["learning_rate"] for r in summary["replicas"]}):
         replicas = [r for r in summary["replicas"] if r["learning_rate"] == rate]
@@ -67,6 +81,7 @@ def cmd_train(args, overrides: list[str]) -> int:
 
 
 def cmd_list(args, overrides: list[str]) -> int:
+    """List registered models, datasets, layer families or probes."""
     from research.data import dataset_names
     from research.models import FAMILIES, MODELS, model_defaults, model_fields
     from research.probes import GROUPS, PROBES
@@ -90,18 +105,18 @@ def cmd_list(args, overrides: list[str]) -> int:
 
 
 def cmd_sweep(args, overrides: list[str]) -> int:
+    """Run every run of a study's sweep (resumable, failure-isolated).
+
+    Expand a study's get_sweep(variant) and train every run into DIR/runs/<id>, indexed in
+    DIR/sweep.json. The same command again skips finished runs, resumes interrupted ones and retries
+    failed ones. --config.section.key=value overrides apply to every run (recorded in sweep.json).
+
+    example: cvd sweep --config experiments/weight_sharing.py:quick --config.train.epochs=1 --workdir runs/ws"""
     from research.sweep import run_sweep
 
+    dry_run = args.dry_run or args.print_config
     index = run_sweep(
-        args.config,
-        Path(args.workdir),
-        launcher=args.launcher,
-        workers=args.workers,
-        options=_launch_options(args),
-        retries=args.retries,
-        dry_run=args.dry_run or args.print_config,
-        progress=not args.no_progress,
-        overrides=overrides,
+        args.config, Path(args.workdir), **_launching(args), retries=args.retries, dry_run=dry_run, overrides=overrides
     )
     runs = index["runs"]
     if args.print_config:
@@ -125,6 +140,12 @@ def cmd_sweep(args, overrides: list[str]) -> int:
 
 
 def cmd_probe(args, overrides: list[str]) -> int:
+    """Run probes on trained runs' final checkpoints.
+
+    Load each run's newest checkpoint (all replicas at once), run the probes and merge the results
+    into RUN_DIR/probes.json (and probes.npz for large arrays). `cvd list probes` names them.
+
+    example: cvd probe runs/translation/runs/* --probe translation"""
     from research.probes import ProbeOptions, applicable_probes, expand, run_probes
     from research.train.trained import load_trained
 
@@ -142,6 +163,13 @@ def cmd_probe(args, overrides: list[str]) -> int:
 
 
 def cmd_analyze(args, overrides: list[str]) -> int:
+    """Figures F1-F13 and the claims report from sweep directories.
+
+    Load every run under the directories (sweeps or directories of sweeps), draw each figure that
+    has data (PNG and PDF) and write report.md and a self-contained report.html with a verdict per
+    claim.
+
+    example: cvd analyze runs/reproduce --out runs/reproduce/report"""
     from analysis import analyze
 
     result = analyze(args.directories, args.out, progress=not args.no_progress)
@@ -154,6 +182,12 @@ def cmd_analyze(args, overrides: list[str]) -> int:
 
 
 def cmd_bench(args, overrides: list[str]) -> int:
+    """The benchmark suite: strategies, sweep vs PyTorch, conv speed, fraction of peak, compile.
+
+    Measure every figure of benchmarks/README.md in this one process, as ratios. The PyTorch
+    comparisons need the torch extra (pip install -e '.[torch]').
+
+    example: cvd bench --json > bench.json"""
     from benchmarks.suite import SECTIONS, run_suite, summary_lines
 
     unknown_sections = [s for s in args.section or [] if s not in SECTIONS]
@@ -170,16 +204,21 @@ def cmd_bench(args, overrides: list[str]) -> int:
 
 
 def cmd_reproduce(args, overrides: list[str]) -> int:
+    """Every study's sweep, probes, reference models, figures and the claims report.
+
+    Run every study's sweep for the profile (with their probes), the reference models, then the
+    analysis (figures F1-F13, report.md, report.html). Resumable: the same command again skips what
+    is done. quick: 2 CPU cores, no download, about 15 minutes; paper: the same studies at the
+    budgets the README publishes (5 seeds x 4 learning rates, trained to convergence; hours on 2
+    cores); full: the GPU profile (adds TFDS data sets); gpu-smoke: the pipeline on a GPU in minutes."""
     from research.reproduce import reproduce
 
-    outcome = reproduce(
-        args.profile,
-        Path(args.workdir),
-        launcher=args.launcher,
-        workers=args.workers,
-        options=_launch_options(args),
-        progress=not args.no_progress,
-    )
+    if args.plan:
+        from research.reproduce import plan
+
+        plan(args.profile, Path(args.workdir), memory_gb=args.device_memory_gb, disk_gb=args.disk_gb)
+        return 0
+    outcome = reproduce(args.profile, Path(args.workdir), **_launching(args))
     return 1 if outcome["failed"] else 0
 
 
@@ -209,10 +248,11 @@ def _add_launcher_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _launch_options(args):
+def _launching(args) -> dict:
+    """The launcher keywords of ``run_sweep`` and ``reproduce`` from the parsed arguments."""
     from research.sweep.launchers import LaunchOptions
 
-    return LaunchOptions(
+    options = LaunchOptions(
         ray_address=args.ray_address,
         slurm_partition=args.slurm_partition,
         slurm_time_min=args.slurm_time,
@@ -220,6 +260,7 @@ def _launch_options(args):
         slurm_cpus=args.slurm_cpus,
         slurm_cluster=args.slurm_cluster,
     )
+    return {"launcher": args.launcher, "workers": args.workers, "options": options, "progress": not args.no_progress}
 
 
 def _version() -> str:
@@ -231,102 +272,115 @@ def _version() -> str:
         return "(not installed)"
 
 
+# Every subcommand: the function it runs (whose docstring is its --help: the first line, then the
+# description, then an example) and its arguments, ((flags), {options}); "launcher" adds the launcher group.
+COMMANDS = {
+    "train": (
+        cmd_train,
+        [
+            (("--config",), {"required": True, "help": "study file and variant, e.g. experiments/mnist1d.py:cnn"}),
+            (("--workdir",), {"help": "run directory (config.json, metrics.jsonl, summary.json, checkpoints/)"}),
+            (("--print-config",), {"action": "store_true", "help": "print the resolved config and exit (trains nothing)"}),
+            (("--overwrite",), {"action": "store_true", "help": "replace a run in the workdir that has a different config"}),
+            (("--no-progress",), {"action": "store_true", "help": "no progress bar"}),
+        ],
+    ),
+    "list": (
+        cmd_list,
+        [
+            (("kind",), {"choices": ("models", "datasets", "families", "probes")}),
+        ],
+    ),
+    "sweep": (
+        cmd_sweep,
+        [
+            (("--config",), {"required": True, "help": "study file and variant, e.g. experiments/pooling.py:quick"}),
+            (("--workdir",), {"required": True, "help": "sweep directory"}),
+            "launcher",
+            (("--retries",), {"type": int, "default": 1, "help": "times to retry a failed run in this invocation (default 1)"}),
+            (("--dry-run",), {"action": "store_true", "help": "list the runs and their status; train nothing"}),
+            (("--print-config",), {"action": "store_true", "help": "print every run's resolved config and exit"}),
+            (("--no-progress",), {"action": "store_true", "help": "no progress bar"}),
+        ],
+    ),
+    "probe": (
+        cmd_probe,
+        [
+            (("run_dirs",), {"nargs": "+", "metavar": "RUN_DIR", "help": "run directories (with config.json and checkpoints/)"}),
+            (
+                ("--probe",),
+                {"action": "append", "default": None, "help": "a probe or group (repeatable; default: every probe that applies)"},
+            ),
+            (
+                ("--examples",),
+                {"type": int, "default": None, "help": "test examples per probe (default: config probes.examples)"},
+            ),
+        ],
+    ),
+    "analyze": (
+        cmd_analyze,
+        [
+            (("directories",), {"nargs": "+", "metavar": "DIR", "help": "sweep directories, or directories holding sweeps"}),
+            (("--out",), {"default": None, "help": "where figures and the report go (default: DIR/report)"}),
+            (("--no-progress",), {"action": "store_true", "help": "no progress bar"}),
+        ],
+    ),
+    "bench": (
+        cmd_bench,
+        [
+            (("--json",), {"action": "store_true", "help": "print every number as JSON (default: a summary)"}),
+            (("--section",), {"action": "append", "default": None, "help": "run only this section (repeatable)"}),
+            (("--reproduce-dir",), {"default": None, "help": "include the stage timing of a cvd reproduce workdir"}),
+        ],
+    ),
+    "reproduce": (
+        cmd_reproduce,
+        [
+            (
+                ("--profile",),
+                {
+                    "choices": ("quick", "paper", "full", "gpu-smoke"),
+                    "default": "quick",
+                    "help": "quick: 2 CPU cores, no download, a smoke test (default); paper: the CPU profile the README publishes (hours); full: GPU (see --plan); gpu-smoke: every study for 2 epochs, to check a GPU machine",
+                },
+            ),
+            (("--workdir",), {"default": "runs/reproduce", "help": "where the runs go (default: runs/reproduce)"}),
+            "launcher",
+            (("--no-progress",), {"action": "store_true", "help": "no progress bars"}),
+            (
+                ("--plan",),
+                {
+                    "action": "store_true",
+                    "help": "print what each study costs (runs, FLOPs, memory, checkpoints, missing data) and exit",
+                },
+            ),
+            (("--device-memory-gb",), {"type": float, "default": None, "help": "with --plan: check against this device memory"}),
+            (("--disk-gb",), {"type": float, "default": None, "help": "with --plan: check against this much free disk"}),
+        ],
+    ),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="conv-vs-dense: what convolutions buy over dense layers, measured.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    train = sub.add_parser(
-        "train",
-        help="train one config (all its seeds in one program)",
-        description="Train config.seeds replicas of one config together; resumes from the workdir's checkpoints. "
-        "Override any config key with --config.section.key=value.",
-        epilog="example: cvd train --config experiments/mnist1d.py:cnn --config.train.epochs=10 --workdir runs/cnn",
-    )
-    train.add_argument("--config", required=True, help="study file and variant, e.g. experiments/mnist1d.py:cnn")
-    train.add_argument("--workdir", help="run directory (config.json, metrics.jsonl, summary.json, checkpoints/)")
-    train.add_argument("--print-config", action="store_true", help="print the resolved config and exit (trains nothing)")
-    train.add_argument("--overwrite", action="store_true", help="replace a run in the workdir that has a different config")
-    train.add_argument("--no-progress", action="store_true", help="no progress bar")
-    train.set_defaults(func=cmd_train)
-
-    lister = sub.add_parser("list", help="list registered models, datasets, layer families or probes")
-    lister.add_argument("kind", choices=("models", "datasets", "families", "probes"))
-    lister.set_defaults(func=cmd_list)
-
-    sweep = sub.add_parser(
-        "sweep",
-        help="run every run of a study's sweep (resumable, failure-isolated)",
-        description="Expand a study's get_sweep(variant) and train every run into DIR/runs/<id>, indexed in DIR/sweep.json. "
-        "The same command again skips finished runs, resumes interrupted ones and retries failed ones. "
-        "--config.section.key=value overrides apply to every run (recorded in sweep.json).",
-        epilog="example: cvd sweep --config experiments/weight_sharing.py:quick --config.train.epochs=1 --workdir runs/ws",
-    )
-    sweep.add_argument("--config", required=True, help="study file and variant, e.g. experiments/pooling.py:quick")
-    sweep.add_argument("--workdir", required=True, help="sweep directory")
-    _add_launcher_arguments(sweep)
-    sweep.add_argument("--retries", type=int, default=1, help="times to retry a failed run in this invocation (default 1)")
-    sweep.add_argument("--dry-run", action="store_true", help="list the runs and their status; train nothing")
-    sweep.add_argument("--print-config", action="store_true", help="print every run's resolved config and exit")
-    sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
-    sweep.set_defaults(func=cmd_sweep)
-
-    probe = sub.add_parser(
-        "probe",
-        help="run probes on trained runs' final checkpoints",
-        description="Load each run's newest checkpoint (all replicas at once), run the probes and merge the results "
-        "into RUN_DIR/probes.json (and probes.npz for large arrays). `cvd list probes` names them.",
-        epilog="example: cvd probe runs/translation/runs/* --probe translation",
-    )
-    probe.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories (with config.json and checkpoints/)")
-    probe.add_argument(
-        "--probe", action="append", default=None, help="a probe or group (repeatable; default: every probe that applies)"
-    )
-    probe.add_argument("--examples", type=int, default=None, help="test examples per probe (default: config probes.examples)")
-    probe.set_defaults(func=cmd_probe)
-
-    analyze = sub.add_parser(
-        "analyze",
-        help="figures F1-F11 and the claims report from sweep directories",
-        description="Load every run under the directories (sweeps or directories of sweeps), draw each figure that has data "
-        "(PNG and PDF) and write report.md and a self-contained report.html with a verdict per claim.",
-        epilog="example: cvd analyze runs/reproduce --out runs/reproduce/report",
-    )
-    analyze.add_argument("directories", nargs="+", metavar="DIR", help="sweep directories, or directories holding sweeps")
-    analyze.add_argument("--out", default=None, help="where figures and the report go (default: DIR/report)")
-    analyze.add_argument("--no-progress", action="store_true", help="no progress bar")
-    analyze.set_defaults(func=cmd_analyze)
-
-    bench = sub.add_parser(
-        "bench",
-        help="the benchmark suite: strategies, sweep vs PyTorch, conv speed, fraction of peak, compile",
-        description="Measure every figure of benchmarks/README.md in this one process, as ratios. "
-        "The PyTorch comparisons need the torch extra (pip install -e '.[torch]').",
-        epilog="example: cvd bench --json > bench.json",
-    )
-    bench.add_argument("--json", action="store_true", help="print every number as JSON (default: a summary)")
-    bench.add_argument("--section", action="append", default=None, help="run only this section (repeatable)")
-    bench.add_argument("--reproduce-dir", default=None, help="include the stage timing of a cvd reproduce workdir")
-    bench.set_defaults(func=cmd_bench)
-
-    repro = sub.add_parser(
-        "reproduce",
-        help="every study's sweep, probes, reference models, figures and the claims report",
-        description="Run every study's sweep for the profile (with their probes), the reference models, then the analysis "
-        "(figures F1-F11, report.md, report.html). Resumable: the same command again skips what is done. "
-        "quick: 2 CPU cores, no download, about 15 minutes; paper: the same studies at the budgets the README publishes "
-        "(5 seeds x 4 learning rates, trained to convergence; hours on 2 cores); full: the GPU profile (adds TFDS data sets).",
-    )
-    repro.add_argument(
-        "--profile",
-        choices=("quick", "paper", "full"),
-        default="quick",
-        help="quick: 2 CPU cores, no download, a smoke test (default); paper: the CPU profile the README publishes (hours); full: GPU",
-    )
-    repro.add_argument("--workdir", default="runs/reproduce", help="where the runs go (default: runs/reproduce)")
-    _add_launcher_arguments(repro)
-    repro.add_argument("--no-progress", action="store_true", help="no progress bars")
-    repro.set_defaults(func=cmd_reproduce)
+    for name, (func, arguments) in COMMANDS.items():
+        summary, _, rest = inspect.getdoc(func).partition("\n\n")
+        description, _, example = rest.rpartition("\n\n") if "example:" in rest else (rest, "", "")
+        command = sub.add_parser(
+            name,
+            help=summary.rstrip(".")[0].lower() + summary.rstrip(".")[1:],
+            description=" ".join(description.split()) or None,
+            epilog=example or None,
+        )
+        for argument in arguments:
+            if argument == "launcher":
+                _add_launcher_arguments(command)
+            else:
+                flags, options = argument
+                command.add_argument(*flags, **options)
+        command.set_defaults(func=func)
     return parser
 
 

@@ -83,6 +83,9 @@ def default_config() -> ml_collections.ConfigDict:
             "embed_at_epoch": 0,  # eFCN: embed model.family into embed_into at this epoch (0: off)
             "embed_into": "dense",
             "keep_checkpoints": 2,
+            # False: delete checkpoints/ once the run and its final probes are done (large
+            # sweeps on a small disk; such a run cannot be probed again later)
+            "keep_final_checkpoint": True,
             "strategy": "auto",
         }
     )
@@ -166,8 +169,9 @@ def _coerce(key: str, old, text: str):
     raise UserError(f"--config.{key}={text!r}: expected {article} {kind} (the current value is {old!r})")
 
 
-def apply_override(config: ml_collections.ConfigDict, key: str, text: str) -> None:
-    """Set ``config.<key>`` from its command-line text."""
+def _locate(config: ml_collections.ConfigDict, key: str) -> tuple[ml_collections.ConfigDict, str, bool]:
+    """``(section, leaf, open)`` of ``config.<key>``: the section holding it, its name, and
+    whether the section is open (its keys defined by the model). Unknown keys are refused."""
     *parents, leaf = key.split(".")
     node = config
     walked = []
@@ -181,44 +185,93 @@ def apply_override(config: ml_collections.ConfigDict, key: str, text: str) -> No
         walked.append(part)
     if not isinstance(node, ml_collections.ConfigDict):
         raise UserError(f"unknown config key {key!r}: {'.'.join(walked)!r} is a value, not a section")
-    if leaf in node:
-        old = node[leaf]
-        if isinstance(old, ml_collections.ConfigDict):
-            raise UserError(f"config key {key!r} is a section; set one of its keys: {', '.join(sorted(old.keys()))}")
-        try:
-            new = _coerce(key, old, text)
-        except UserError:
-            if not (walked and walked[0] in OPEN_SECTIONS):
-                raise
-            new = _parse_literal(text)  # the model checks its own fields (e.g. strides: int or tuple)
-    elif walked and walked[0] in OPEN_SECTIONS:
-        new = _parse_literal(text)
-    else:
+    is_open = bool(walked) and walked[0] in OPEN_SECTIONS
+    if leaf in node and isinstance(node[leaf], ml_collections.ConfigDict):
+        raise UserError(f"config key {key!r} is a section; set one of its keys: {', '.join(sorted(node[leaf].keys()))}")
+    if leaf not in node and not is_open:
         valid = list(node.keys())
         raise UserError(
             f"unknown config key {key!r}.{did_you_mean(leaf, valid)} Valid in {'.'.join(walked) or 'config'}: {', '.join(sorted(valid))}"
         )
+    return node, leaf, is_open
+
+
+def _assign(node: ml_collections.ConfigDict, leaf: str, new) -> None:
     with node.unlocked():
         if leaf in node and type(node[leaf]) is not type(new) and not isinstance(node[leaf], (tuple, list)):
             del node[leaf]  # open sections: ml_collections would refuse the type change
         node[leaf] = new
 
 
+def apply_override(config: ml_collections.ConfigDict, key: str, text: str) -> None:
+    """Set ``config.<key>`` from its command-line text, parsed into the field's type."""
+    node, leaf, is_open = _locate(config, key)
+    if leaf not in node:
+        new = _parse_literal(text)
+    else:
+        try:
+            new = _coerce(key, node[leaf], text)
+        except UserError:
+            if not is_open:
+                raise
+            new = _parse_literal(text)  # the model checks its own fields (e.g. strides: int or tuple)
+    _assign(node, leaf, new)
+
+
+def _typed(key: str, old, value):
+    """``value`` (a Python value) as the type of the field's current value ``old``."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if old is None or type(value) is type(old):
+        return tuple(value) if isinstance(value, list) else value
+    if isinstance(old, float) and number:
+        return float(value)
+    if isinstance(old, (tuple, list)) and isinstance(value, (tuple, list)):
+        return tuple(value)
+    if isinstance(old, (tuple, list)) and (number or isinstance(value, str)):
+        return (value,)
+    kind = type(old).__name__
+    article = "an" if kind[0] in "aeiou" else "a"
+    raise UserError(f"{key}={value!r}: expected {article} {kind} (the current value is {old!r})")
+
+
 def set_value(config: ml_collections.ConfigDict, key: str, value) -> None:
     """Set ``config.<key>`` from a Python value (a sweep's override), with the same checks.
 
     Fields of the open sections (``model``) take the value itself, with its own type
-    (``2`` stays an int padding beside ``"SAME"``); other fields keep their type, as
-    on the command line."""
-    apply_override(config, key, value if isinstance(value, str) else repr(value))
-    *parents, leaf = key.split(".")
-    if parents and parents[0] in OPEN_SECTIONS and not isinstance(value, str):
-        node = config
-        for part in parents:
-            node = node[part]
-        with node.unlocked():
-            del node[leaf]
-            node[leaf] = tuple(value) if isinstance(value, list) else value
+    (``2`` stays an int padding beside ``"SAME"``); other fields keep their type (an int
+    where a float is expected becomes a float); a string is read as command-line text."""
+    if isinstance(value, str):  # text, as on the command line (``cvd sweep --config.*``)
+        apply_override(config, key, value)
+        return
+    node, leaf, is_open = _locate(config, key)
+    if is_open or leaf not in node:
+        _assign(node, leaf, tuple(value) if isinstance(value, list) else value)
+    else:
+        _assign(node, leaf, _typed(key, node[leaf], value))
+
+
+def config_from_json(stored: dict) -> ml_collections.ConfigDict:
+    """A run's ``config.json`` merged onto :func:`default_config`, so every key the code
+    reads exists (a run written by older code lacks the keys added since). A config
+    written before validation splits existed (no ``data.n_val``) trained on the whole
+    training split: it gets ``n_val = 0``."""
+    config = default_config()
+    stored = {k: v for k, v in stored.items() if k != "provenance"}
+    if "data" in stored and "n_val" not in stored["data"]:
+        stored["data"] = {**stored["data"], "n_val": 0}
+
+    def merge(node: ml_collections.ConfigDict, values: dict, prefix: str) -> None:
+        for key, value in values.items():
+            if isinstance(node.get(key), ml_collections.ConfigDict) and isinstance(value, dict):
+                merge(node[key], value, f"{prefix}{key}.")
+            else:
+                with node.unlocked():
+                    if key in node:
+                        del node[key]
+                    node[key] = tuple(value) if isinstance(value, list) else value
+
+    merge(config, stored, "")
+    return config
 
 
 def parse_override(arg: str) -> tuple[str, str]:

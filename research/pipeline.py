@@ -8,20 +8,23 @@ keeping the flow one way: data/models -> train -> workdir -> probes.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
-from research.errors import UserError
+from research.errors import UserError, unknown
+from research.rundir import FINISHED
+
+TASKS = ("train", "kernel_regression")
 
 
 def probe_config(config) -> tuple[list[str], dict]:
     """``(final probe names, {tracked probe name: tracker})``, checked."""
     from research.probes import expand, tracking_functions
 
-    section = config.get("probes", {})
-    final, tracked = list(section.get("final", ())), list(section.get("track", ()))
-    if isinstance(section.get("final", ()), str) or isinstance(section.get("track", ()), str):
+    final, tracked = config.probes.final, config.probes.track
+    if isinstance(final, str) or isinstance(tracked, str):
         raise UserError("probes.final and probes.track are lists of probe names, e.g. ('translation',)")
-    return expand(final), tracking_functions(tracked)
+    return expand(list(final)), tracking_functions(list(tracked))
 
 
 def train_and_probe(config, workdir: str | Path, *, overwrite: bool = False, progress: bool = True) -> dict:
@@ -30,13 +33,13 @@ def train_and_probe(config, workdir: str | Path, *, overwrite: bool = False, pro
     from research.probes import missing_probes, run_probes
     from research.train import train_and_evaluate
 
-    task = config.get("task", "train")
+    task = config.task
     if task == "kernel_regression":
         from research.kernels.regression import kernel_regression
 
         return kernel_regression(config, workdir)
     if task != "train":
-        raise UserError(f"unknown task {task!r}; valid: train, kernel_regression")
+        raise unknown("task", task, TASKS)
 
     final, trackers = probe_config(config)
     summary = train_and_evaluate(config, workdir, overwrite=overwrite, progress=progress, track=trackers)
@@ -44,6 +47,9 @@ def train_and_probe(config, workdir: str | Path, *, overwrite: bool = False, pro
         todo = missing_probes(Path(workdir), final)
         if todo:
             run_probes(workdir, todo)
+    checkpoints = Path(workdir) / "checkpoints"
+    if not config.train.keep_final_checkpoint and summary.get("status") in FINISHED and checkpoints.is_dir():
+        shutil.rmtree(checkpoints)  # finished and probed: its numbers are in summary.json and probes.json
     return summary
 
 

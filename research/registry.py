@@ -1,8 +1,14 @@
 """Explicit name -> factory registries, filled by a decorator.
 
-One ``Registry`` per kind (models, datasets, probes, figures). ``get`` on an
-unknown name raises a :class:`~research.errors.UserError` that lists the valid
-names and suggests the closest one.
+One ``Registry`` per kind that users extend from their own code (models,
+datasets, probes, figures): registered by decorator, from any module, even a
+study file. ``get`` on an unknown name raises a :class:`~research.errors.UserError`
+that lists the valid names and suggests the closest one.
+
+The rule for the rest: a fixed table that only this package fills (layer
+families, trackers, launchers, optimizers, strategies, benchmark sections,
+claims) is a plain dict or tuple next to the code that uses it, and an unknown
+name in it goes through the same :func:`research.errors.unknown`.
 """
 
 from __future__ import annotations

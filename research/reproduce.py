@@ -51,6 +51,7 @@ REFERENCE: dict[str, dict[str, tuple[str, str, list[str], str]]] = {
     },
 }
 REFERENCE["paper"] = REFERENCE["quick"]
+REFERENCE["gpu-smoke"] = {name: (s, v, [*o, "train.epochs=2"], p) for name, (s, v, o, p) in REFERENCE["quick"].items()}
 REFERENCE["full"] = {
     **REFERENCE["quick"],
     "mnist1d_mlp_permuted": ("mnist1d.py", "mlp", ["data.n_val=0", "data.permute_pixels=True"], "68"),
@@ -91,6 +92,34 @@ def run_reference(profile: str, workdir: Path, progress: bool) -> list[dict]:
     atomic_write_text(workdir / "results.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
     return rows
+
+
+def plan(profile: str, workdir: Path, *, memory_gb: float | None = None, disk_gb: float | None = None, show=print) -> list[str]:
+    """``cvd reproduce --plan``: the profile's cost per study and in all (:mod:`research.plan`),
+    checked against the device memory and the free disk (``memory_gb``, ``disk_gb`` override
+    what this machine says). The table goes to ``show`` line by line; then a profile that
+    does not fit raises a one-line UserError."""
+    from research import plan as planning
+
+    costs = planning.plan_profile(profile, [(study, f"{EXPERIMENTS / study}.py:{profile}") for study in STUDIES])
+    device, memory = planning.device_memory(profile)
+    if memory_gb:
+        device, memory = f"{memory_gb:g} GB (--device-memory-gb)", memory_gb * 1e9
+    disk = disk_gb * 1e9 if disk_gb else planning.free_disk(workdir)
+    on_gpu = profile == "full" or jax_backend() != "cpu"
+    lines = planning.plan_lines(costs, profile, device, memory, disk, on_gpu)
+    if profile != "full" and not fashion_mnist_available():
+        lines.append(f"Fashion-MNIST not found in {FASHION_MNIST_DIR}: this profile's studies run on MNIST-1D only")
+    for line in lines:
+        show(line)
+    planning.check_fits(costs, device, memory, disk)
+    return lines
+
+
+def jax_backend() -> str:
+    import jax
+
+    return jax.default_backend()
 
 
 def reproduce(
@@ -140,6 +169,11 @@ def reproduce(
     print("== reference models")
     run_reference(profile, workdir / "reference", progress)
     timing["reference"] = time.perf_counter() - t0
+    from analysis.load import missing_data
+
+    for name, record in sorted(missing_data([workdir]).items()):
+        studies = ", ".join(f"{n} in {study}" for study, n in sorted(record["studies"].items()))
+        print(f"missing data: {name}: {studies} runs left out ({record['error']})")
     about = {"profile": profile, "launcher": launcher, "provenance": provenance()}
 
     def write_timing() -> None:

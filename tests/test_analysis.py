@@ -274,6 +274,12 @@ def results_dir(tmp_path_factory) -> Path:
     _write_run(root / "weight_sharing", "unfinished", _config("dense", widths=(64,) * 3), 0.0, 0, status="running", curves=False)
     index = json.loads((root / "weight_sharing" / "sweep.json").read_text())
     index["runs"]["unfinished"] = {"status": "running"}
+    for i in range(2):  # runs whose data set is not on this machine: recorded invalid, never launched
+        index["runs"][f"cifar{i}"] = {
+            "status": "invalid",
+            "overrides": {"data.name": "tfds:cifar10"},
+            "error": "TFDS data set 'cifar10' is not available offline",
+        }
     (root / "weight_sharing" / "sweep.json").write_text(json.dumps(index))
     timing = {"profile": "quick", "launcher": "local", "seconds": {"weight_sharing": 60.0, "reference": 10.0, "total": 70.0}}
     (root / "timing.json").write_text(json.dumps(timing))
@@ -299,6 +305,11 @@ def test_every_figure_is_drawn_from_synthetic_results(results_dir, tmp_path):
     assert "flax 0.12.0, jax 0.10.2" in header and "cpu backend, 1 x cpu, 2 CPU cores" in header
     assert "- **wall time**: 70 s in all: weight_sharing 60 s, reference 10 s" in header
     assert "<th>code</th><td>commit 0123456789ab" in html
+    # A data set that was not here is said, with the points each claim lost.
+    assert (
+        "**Data missing.** tfds:cifar10 was not found on this machine, so its points are missing: 2 runs of weight_sharing (C1)."
+        in md
+    )
 
 
 def test_verdicts_follow_the_numbers(results_dir):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 from flax import nnx
@@ -108,7 +107,7 @@ def test_place_on_canvas():
     assert ((pos[:, 0] <= 1) & (pos[:, 1] >= 2) & (pos[:, 1] <= 4)).all()
     for c, p in zip(canvas, pos):
         assert c[p[0] : p[0] + 2, p[1] : p[1] + 2].all() and c.sum() == 4
-    with pytest.raises(UserError, match="off the canvas"):
+    with pytest.raises(ValueError, match="off the canvas"):
         place_on_canvas(x, (5, 6), position=(4, 0))
 
 
@@ -126,9 +125,10 @@ def test_a_dense_net_is_indifferent_to_a_fixed_pixel_permutation():
 
 
 def test_load_dataset_applies_permutation_to_both_splits():
-    cfg = ml_collections.ConfigDict(
-        {"name": "mnist1d", "dir": "", "permute_pixels": True, "permutation_seed": 4, "n_per_class": 10, "subset_seed": 0}
-    )
+    from research.config import default_config
+
+    cfg = default_config().data
+    cfg.update({"n_val": 0, "permute_pixels": True, "permutation_seed": 4, "n_per_class": 10})
     ds = load_dataset(cfg)
     plain = load_source("mnist1d")
     perm = pixel_permutation((40,), 4)
@@ -182,3 +182,39 @@ def test_a_source_registered_in_a_study_file_survives_a_second_import(tmp_path):
     assert "my_tiny_source" in SOURCES.names()
     with pytest.raises(ValueError, match="registered twice"):
         SOURCES.register("my_tiny_source", lambda data_dir: None)  # a different definition is refused
+
+
+def test_dataset_shape_predicts_what_every_quick_and_paper_run_loads():
+    """The plan sizes runs without their data; where the data are here, the shapes agree."""
+    from pathlib import Path
+
+    from research.data import dataset_shape
+    from research.sweep import study_runs
+    from research.sweep.jobs import build_config
+
+    seen = {}
+    for study in sorted((Path(__file__).resolve().parent.parent / "experiments").glob("*.py")):
+        if study.stem in ("__init__", "common", "mnist1d", "fashion_mnist"):
+            continue
+        for variant in ("quick", "paper"):
+            for _, overrides in study_runs(f"{study}:{variant}"):
+                data = build_config(f"{study}:{variant}", overrides).data
+                seen[data.to_json(sort_keys=True)] = data
+    assert len(seen) >= 5
+    for data in seen.values():
+        loaded, predicted = load_dataset(data), dataset_shape(data)
+        assert (predicted.input_shape, predicted.splits, predicted.num_classes) == (
+            loaded.input_shape,
+            loaded.splits,
+            loaded.num_classes,
+        ), data
+
+
+def test_tfds_without_tensorflow_datasets_installed_is_one_line_with_the_install_command(monkeypatch):
+    import sys
+
+    from research.data import load_source
+
+    monkeypatch.setitem(sys.modules, "tensorflow_datasets", None)  # import raises ImportError
+    with pytest.raises(UserError, match="pip install tensorflow-datasets"):
+        load_source("tfds:mnist")

@@ -4,6 +4,7 @@ Carlo check against wide random nets built by research.models."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -102,7 +103,7 @@ def test_wide_random_nets_match_the_analytic_kernel_within_sampling_error(family
     assert np.all(np.abs(mean - analytic) <= tolerance), (np.abs(mean - analytic).max(), tolerance.min())
 
 
-def test_kernel_regression_runs_as_a_sweep_task_and_conv_equals_locally_connected_without_pooling(tmp_path):
+def test_kernel_regression_runs_as_a_sweep_task_and_conv_equals_locally_connected_without_pooling(tmp_path, capsys):
     from research.config import default_config
     from research.pipeline import train_and_probe
 
@@ -125,3 +126,10 @@ def test_kernel_regression_runs_as_a_sweep_task_and_conv_equals_locally_connecte
         accuracies[family] = (record["val_accuracy"], record["test_accuracy"], record["ridge"])
         assert train_and_probe(c, tmp_path / family, progress=False) == summary  # finished: reused, nothing recomputed
     assert accuracies["conv"] == accuracies["locally_connected"]
+    # From the command line: one line of what it fitted, not a training summary.
+    from research.cli import main
+
+    spec = str(Path(__file__).resolve().parent.parent / "experiments" / "infinite_width.py") + ":quick"
+    tiny = ["--config.data.n_per_class=10", "--config.data.n_val=20", "--config.data.n_test=50"]
+    assert main(["train", "--config", spec, *tiny, "--workdir", str(tmp_path / "cli")]) == 0
+    assert "infinite-width kernel regression" in capsys.readouterr().out

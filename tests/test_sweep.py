@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from research.errors import UserError
-from research.sweep import invalid_runs, run_sweep, study_runs, sweep_lock
+from research.sweep import axis, invalid_runs, product, run_sweep, study_runs, sweep_lock
 from research.sweep.jobs import build_config
 from research.train import strip_timing
 from tests.helpers import TINY_STUDY
@@ -157,6 +157,19 @@ def test_every_study_lists_its_quick_paper_and_full_runs(study_name, tmp_path):
         spec = str(ROOT / "experiments" / f"{study_name}.py") + f":{variant}"
         assert invalid_runs({rid: build_config(spec, overrides) for rid, overrides in study_runs(spec)}) == {}
     assert len(STUDIES) == 10
+
+
+def test_axes_combine_by_product_and_by_zip():
+    from research.sweep import zip_axes
+
+    families, widths = axis("model.family", ["conv", "dense"]), axis("model.widths", [(4,), (8,)])
+    assert zip_axes(families, widths) == [
+        {"model.family": "conv", "model.widths": (4,)},
+        {"model.family": "dense", "model.widths": (8,)},
+    ]
+    assert len(product(families, widths)) == 4 and product(zip_axes(families, widths), axis("seed", [0, 1]))[1]["seed"] == 1
+    with pytest.raises(UserError, match="one length"):
+        zip_axes(families, axis("seed", [0, 1, 2]))
 
 
 def test_sweep_values_keep_their_own_types_and_study_files_set_any_documented_type(tmp_path):

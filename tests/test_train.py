@@ -32,10 +32,9 @@ def _close(a, b) -> bool:
 def test_every_strategy_gives_the_same_numbers(tmp_path, model):
     """Vmapped ``scan`` and ``dispatch`` are bit-identical. XLA CPU computes the
     CNN's batched matmuls (its convs' matmul form) differently one replica at a
-    time, so the other strategies agree to float32 rounding, not bitwise (for
-    the MLP, sequential_scan and sequential_dispatch are bitwise too)."""
+    time, so one replica at a time agrees to float32 rounding, not bitwise."""
     runs = {}
-    for strategy in ("scan", "dispatch", "sequential_scan", "sequential_dispatch"):
+    for strategy in ("scan", "dispatch", "sequential_dispatch"):
         cfg = tiny_config(model, strategy=strategy, log_every_steps=4)
         cfg.seeds = 3
         summary = train_and_evaluate(cfg, tmp_path / strategy, progress=False)
@@ -43,9 +42,6 @@ def test_every_strategy_gives_the_same_numbers(tmp_path, model):
         summary = {k: v for k, v in strip_timing(summary).items() if k != "strategy"}
         runs[strategy] = (summary, read_lines(tmp_path / strategy / "metrics.jsonl"))
     assert runs["dispatch"] == runs["scan"]
-    if model == "mlp":
-        assert runs["sequential_dispatch"] == runs["sequential_scan"]
-    assert _close(runs["sequential_scan"], runs["scan"])
     assert _close(runs["sequential_dispatch"], runs["scan"])
 
 

@@ -1,7 +1,7 @@
 """One module per figure of the paper; each registers ``make(results) -> Figure | None``.
 
 ``None`` means the results hold no run of the figure's study (the report
-then says which study to run). Figures F1-F11 map to claims C1-C7 as listed
+then says which study to run). Figures F1-F13 map to claims C1-C7 as listed
 in each module's docstring.
 """
 

@@ -12,10 +12,10 @@ STUDY = "locality"
 
 @FIGURES.register("F3_kernel_size")
 def make(results):
-    runs = results.study(STUDY).dropna(subset=["test_accuracy"])
-    if runs.empty:
+    drawn = style.study_panels(results, STUDY)
+    if drawn is None:
         return None
-    fig, panels = style.per_dataset(runs)
+    fig, panels = drawn
     for ax, dataset, sub in panels:
         sweeping = sub[sub["family"].isin(["conv", "locally_connected"])].copy()
         sweeping["kernel"] = sweeping["kernel_sizes"].map(lambda k: int(str(k).split("x")[0]))

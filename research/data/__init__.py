@@ -9,6 +9,8 @@ deterministic, to every split alike.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from research.data.dataset import Dataset, as_float
@@ -40,42 +42,87 @@ def validation_size(n_val: int, n_train: int) -> int:
     return n_val
 
 
+@dataclass(frozen=True)
+class SourceShape:
+    """What a source holds, known without its files: example shape, classes, split sizes."""
+
+    input_shape: tuple[int, ...]
+    num_classes: int
+    n_train: int
+    n_test: int
+
+
+_IMAGES_28 = SourceShape((28, 28, 1), 10, 60000, 10000)
+SOURCE_SHAPES = {
+    "mnist1d": SourceShape((40, 1), 10, 4000, 1000),
+    "fashion_mnist": _IMAGES_28,
+    "mnist": _IMAGES_28,
+    "tfds:mnist": _IMAGES_28,
+    "tfds:fashion_mnist": _IMAGES_28,
+    "tfds:cifar10": SourceShape((32, 32, 3), 10, 50000, 10000),
+}
+
+
+@dataclass(frozen=True)
+class DatasetShape:
+    input_shape: tuple[int, ...]
+    num_classes: int
+    splits: dict[str, int]
+
+
+def dataset_shape(data_config) -> DatasetShape:
+    """The shapes :func:`load_dataset` would give, computed from :data:`SOURCE_SHAPES`
+    without reading any data (``cvd reproduce --plan`` sizes runs whose data are not here)."""
+    if data_config.name not in SOURCE_SHAPES:
+        raise UserError(f"no known shape for data set {data_config.name!r}; known: {', '.join(SOURCE_SHAPES)}")
+    source = SOURCE_SHAPES[data_config.name]
+    n_val = validation_size(int(data_config.n_val), source.n_train)
+    train = source.n_train - n_val
+    if data_config.n_per_class:
+        train = min(train, int(data_config.n_per_class) * source.num_classes)
+    test = min(int(data_config.n_test), source.n_test) if data_config.n_test else source.n_test
+    spatial = source.input_shape[:-1]
+    if data_config.canvas_size:
+        spatial = (int(data_config.canvas_size),) * len(spatial)
+    splits = {"train": train, **({"val": n_val} if n_val else {}), "test": test}
+    return DatasetShape((*spatial, source.input_shape[-1]), source.num_classes, splits)
+
+
 def load_dataset(data_config) -> Dataset:
     """Load and transform the data set described by a ``config.data`` block."""
-    ds = load_source(data_config.name, data_config.get("dir", ""))
+    ds = load_source(data_config.name, data_config.dir)
     info = dict(ds.info)
-    # A config.json written before validation splits existed has no n_val: it trained on all of it.
-    n_val = validation_size(int(data_config.get("n_val", 0)), len(ds.y_train))
+    n_val = validation_size(int(data_config.n_val), len(ds.y_train))
     if n_val:
-        held, rest = stratified_split(ds.y_train, n_val, int(data_config.get("val_seed", 0)))
+        held, rest = stratified_split(ds.y_train, n_val, int(data_config.val_seed))
         ds = ds.replace(x_train=ds.x_train[rest], y_train=ds.y_train[rest], x_val=ds.x_train[held], y_val=ds.y_train[held])
         info["n_val"] = n_val
-    n_per_class = int(data_config.get("n_per_class", 0))
+    n_per_class = int(data_config.n_per_class)
     if n_per_class:
-        x, y = per_class_subset(ds.x_train, ds.y_train, n_per_class, int(data_config.get("subset_seed", 0)))
+        x, y = per_class_subset(ds.x_train, ds.y_train, n_per_class, int(data_config.subset_seed))
         ds = ds.replace(x_train=x, y_train=y)
         info["n_per_class"] = n_per_class
-    n_test = int(data_config.get("n_test", 0))
+    n_test = int(data_config.n_test)
     if n_test < 0:
         raise UserError(f"data.n_test must be >= 0 (0: the whole test split), got {n_test}")
     if n_test:
         ds = ds.replace(x_test=ds.x_test[:n_test], y_test=ds.y_test[:n_test])
         info["n_test"] = min(n_test, len(ds.y_test))
-    if data_config.get("permute_pixels", False):
-        seed = int(data_config.get("permutation_seed", 0))
+    if data_config.permute_pixels:
+        seed = int(data_config.permutation_seed)
         perm = pixel_permutation(ds.input_shape[:-1], seed)
         ds = ds.map_inputs(lambda x: permute_pixels(x, perm))
         info["pixel_permutation_seed"] = seed
-    canvas = int(data_config.get("canvas_size", 0))
+    canvas = int(data_config.canvas_size)
     if canvas:
-        region = int(data_config.get("canvas_region", 0))
+        region = int(data_config.canvas_region)
         spatial = ds.input_shape[:-1]
         if region < 0 or any(canvas - s < region for s in spatial):
             raise UserError(
                 f"data.canvas_region={region} must be between 0 and canvas_size - example size "
                 f"({canvas} - {min(spatial)} = {canvas - min(spatial)})"
             )
-        rng = np.random.default_rng(int(data_config.get("subset_seed", 0)))
+        rng = np.random.default_rng(int(data_config.subset_seed))
         bounds = [(0, region)] * len(spatial)
         ds = ds.map_inputs(lambda x: place_on_canvas(x, (canvas,) * len(spatial), rng=rng, region=bounds)[0])
         info["canvas"] = {"size": canvas, "region": region, "example_spatial": list(spatial)}
@@ -100,6 +147,10 @@ def model_inputs(ds: Dataset, standardize: bool = False) -> dict[str, np.ndarray
 
 
 __all__ = [
+    "DatasetShape",
+    "SOURCE_SHAPES",
+    "SourceShape",
+    "dataset_shape",
     "input_normalizer",
     "model_inputs",
     "SOURCES",

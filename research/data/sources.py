@@ -116,29 +116,33 @@ def idx_dataset(name: str, directory: str, how_to_get: str) -> Dataset:
     return Dataset(name, num_classes=10, info={"source": str(root)}, **arrays)
 
 
-@SOURCES.register("fashion_mnist")
-def fashion_mnist(data_dir: str = "") -> Dataset:
-    """Fashion-MNIST (Xiao et al. 2017) from IDX files."""
-    return idx_dataset(
-        "fashion_mnist",
-        data_dir or FASHION_MNIST_DIR,
+# IDX data sets: name -> (default directory, how to get the files). Fashion-MNIST (Xiao et
+# al. 2017) defaults to Debian's package; MNIST needs ``data.dir`` (or ``tfds:mnist``).
+IDX_SOURCES = {
+    "fashion_mnist": (
+        FASHION_MNIST_DIR,
         "Install Debian's package (apt-get install dataset-fashion-mnist) or point --config.data.dir at the IDX files.",
-    )
-
-
-@SOURCES.register("mnist")
-def mnist(data_dir: str = "") -> Dataset:
-    """MNIST from IDX files (``data.dir``); on a machine with internet use ``tfds:mnist``."""
-    return idx_dataset(
-        "mnist",
-        data_dir or MNIST_DIR,
+    ),
+    "mnist": (
+        MNIST_DIR,
         "Point --config.data.dir at the IDX files, or use data.name='tfds:mnist' after `tfds build mnist --file_format=array_record`.",
+    ),
+}
+for _name, (_directory, _how) in IDX_SOURCES.items():
+    SOURCES.register(
+        _name, lambda data_dir="", name=_name, directory=_directory, how=_how: idx_dataset(name, data_dir or directory, how)
     )
 
 
 def tfds_dataset(tfds_name: str, data_dir: str = "") -> Dataset:
     """Any TFDS image-classification data set, prepared on disk in array_record format."""
-    import tensorflow_datasets as tfds
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError:
+        raise UserError(
+            f"data set tfds:{tfds_name} needs tensorflow_datasets: pip install tensorflow-datasets "
+            "(a dependency of this package: pip install -e . installs it)"
+        ) from None
 
     kwargs = {"data_dir": data_dir} if data_dir else {}
     try:
@@ -165,6 +169,18 @@ def load_source(name: str, data_dir: str = "") -> Dataset:
     if name.startswith(TFDS_PREFIX):
         return tfds_dataset(name.removeprefix(TFDS_PREFIX), data_dir)
     return SOURCES.get(name)(data_dir)
+
+
+def source_available(name: str, data_dir: str = "") -> bool:
+    """Whether data set ``name``'s files are on this machine, checked without reading them
+    (MNIST-1D is generated, so always)."""
+    if name in IDX_SOURCES:
+        return _find_idx(Path(data_dir or IDX_SOURCES[name][0]), "t10k-images-idx3-ubyte") is not None
+    if name.startswith(TFDS_PREFIX):
+        root = Path(data_dir or os.environ.get("TFDS_DATA_DIR", Path.home() / "tensorflow_datasets"))
+        prepared = root / name.removeprefix(TFDS_PREFIX)
+        return prepared.is_dir() and any(prepared.iterdir())
+    return name in SOURCES
 
 
 def dataset_names() -> list[str]:

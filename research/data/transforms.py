@@ -75,9 +75,9 @@ def shift(x, shifts: Sequence[int], mode: str = "circular"):
     xp = _xp(x)
     spatial_axes = tuple(range(1, x.ndim - 1))
     if len(shifts) != len(spatial_axes):
-        raise UserError(f"shift needs {len(spatial_axes)} offsets for input shape {x.shape[1:]}, got {tuple(shifts)}")
+        raise ValueError(f"shift needs {len(spatial_axes)} offsets for input shape {x.shape[1:]}, got {tuple(shifts)}")
     if mode not in SHIFT_MODES:
-        raise UserError(f"unknown shift mode {mode!r}; valid: {', '.join(SHIFT_MODES)}")
+        raise ValueError(f"unknown shift mode {mode!r}; valid: {', '.join(SHIFT_MODES)}")  # callers pass SHIFT_MODES
     out = xp.roll(x, tuple(int(s) for s in shifts), axis=spatial_axes)
     if mode == "zero":
         for axis, s in zip(spatial_axes, shifts):
@@ -120,11 +120,11 @@ def place_on_canvas(
     if position is not None:
         position = tuple(position)
         if len(position) != len(spatial) or any(not 0 <= p <= m for p, m in zip(position, max_corner)):
-            raise UserError(f"position {position} is off the canvas; corners range over 0..{max_corner}")
+            raise ValueError(f"position {position} is off the canvas; corners range over 0..{max_corner}")
         positions = np.tile(np.asarray(position), (n, 1))
     else:
         if rng is None:
-            raise UserError("place_on_canvas needs a position or an rng")
+            raise ValueError("place_on_canvas needs a position or an rng")
         bounds = region if region is not None else [(0, m) for m in max_corner]
         positions = np.stack([rng.integers(lo, hi + 1, size=n) for lo, hi in bounds], axis=1)
     canvas = np.zeros((n, *canvas_spatial, channels), dtype=x.dtype)

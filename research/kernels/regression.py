@@ -56,7 +56,7 @@ def kernel_regression(config, workdir: str | Path) -> dict:
         return finished
     make_workdir(workdir)
     write_config(workdir, config_json)
-    inputs = model_inputs(dataset, config.data.get("standardize", False))
+    inputs = model_inputs(dataset, config.data.standardize)
     k_train = kernel(inputs["train"])
     k_eval = {name: kernel(inputs[name], inputs["train"]) for name in ("val", "test")}
     labels = {"val": dataset.y_val, "test": dataset.y_test}

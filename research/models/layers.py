@@ -31,11 +31,11 @@ The conv families compute the same function in one of two ways (``conv_impl``):
 ``lax`` (``lax.conv_general_dilated``) or ``matmul`` (the input's patches,
 gathered by strided slices, times the kernel as a matrix: im2col). ``auto``
 takes ``matmul`` on CPU when a patch has at most
-:data:`MATMUL_MAX_PATCH_FEATURES` entries and ``lax`` otherwise. On XLA CPU
-the matmul form trains the Fashion-MNIST CNN 1.4x faster, lets 32 vmapped
-replicas of the MNIST-1D CNN run as batched matmuls instead of grouped convs,
-and makes convs fast inside ``lax.scan`` (``benchmarks/README.md``); the two
-forms agree to float32 rounding (``tests/test_layers.py``).
+:data:`MATMUL_MAX_PATCH_FEATURES` entries and ``lax`` otherwise. Why: on XLA CPU
+the matmul form is the faster one, vmapped replicas run it as batched matmuls
+instead of grouped convs, and it stays fast inside ``lax.scan`` (measurements:
+``benchmarks/README.md``). The two forms agree to float32 rounding
+(``tests/test_layers.py``).
 """
 
 from __future__ import annotations
@@ -315,8 +315,8 @@ class LocallyConnected(SpatialLayer):
     prod(kernel_size), out_channels)`` with the patch features ordered channel
     first (as ``lax.conv_general_dilated_patches``), and one bias per output
     entry. Computed as strided-slice patches times a matrix per position
-    (:func:`locally_connected_as_matmul`): on XLA CPU 2.1x faster than
-    ``lax.conv_general_dilated_local`` in 1D and 1.15x in 2D, the same numbers to
+    (:func:`locally_connected_as_matmul`), which XLA CPU runs faster than
+    ``lax.conv_general_dilated_local`` (benchmarks/README.md); the same numbers to
     float32 rounding (tested against Linen's ``ConvLocal``).
     """
 

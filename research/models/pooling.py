@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from research.errors import UserError
+from research.errors import UserError, unknown
 
 POOLINGS = ("none", "max", "avg", "stride", "blur")
 GLOBAL_POOLINGS = ("avg", "max")
@@ -27,7 +27,7 @@ GLOBAL_POOLINGS = ("avg", "max")
 def pooled_spatial(spatial: Sequence[int], kind: str, window: int, stride: int) -> tuple[int, ...]:
     """Spatial shape after :func:`pool` (validates the arguments)."""
     if kind not in POOLINGS:
-        raise UserError(f"unknown pooling {kind!r}; valid: {', '.join(POOLINGS)}")
+        raise unknown("pooling", kind, POOLINGS)
     if kind == "none":
         return tuple(spatial)
     if window < 1 or stride < 1:
@@ -69,8 +69,8 @@ def blur(x: jax.Array, window: int) -> jax.Array:
 
 def _pool_tiles(x: jax.Array, kind: str, window: int) -> jax.Array:
     """Non-overlapping windows as reshape-then-reduce: the same windows as
-    ``reduce_window`` (trailing remainder dropped, as VALID), and on XLA CPU a
-    much cheaper backward pass (the Fashion-MNIST CNN's step went 125 -> 70 ms)."""
+    ``reduce_window`` (trailing remainder dropped, as VALID), with a much cheaper
+    backward pass on XLA CPU (benchmarks/README.md)."""
     n, *spatial, c = x.shape
     out = [size // window for size in spatial]
     x = x[(slice(None), *(slice(0, o * window) for o in out))]
@@ -96,4 +96,4 @@ def global_pool(x: jax.Array, kind: str) -> jax.Array:
         return jnp.mean(x, axis=axes)
     if kind == "max":
         return jnp.max(x, axis=axes)
-    raise UserError(f"unknown global pooling {kind!r}; valid: {', '.join(GLOBAL_POOLINGS)}")
+    raise unknown("global pooling", kind, GLOBAL_POOLINGS)

@@ -29,10 +29,14 @@ from research.errors import UserError, unknown
 from research.probes import cost, locality, position, receptive_field, translation  # noqa: F401  (registers the probes)
 from research.probes.base import PROBES, ProbeOptions, register_probe
 from research.rundir import atomic_write_json
+from research.train.loop import Tracker
 from research.train.trained import TrainedRun, load_trained
 
 GROUPS = {"translation": ["shift", "consistency", "one_pixel", "equivariance"]}
-TRACKERS = {"locality": locality.track_locality, "receptive_field": receptive_field.track_outside_mass}
+TRACKERS = {
+    "locality": Tracker(locality.track_locality, check=locality.check_dense_first),
+    "receptive_field": Tracker(receptive_field.track_outside_mass, check=receptive_field.check_lattice),
+}
 LARGE = 256  # arrays with more entries than this go to probes.npz
 
 
@@ -50,12 +54,8 @@ def expand(names) -> list[str]:
     return out
 
 
-def probe_names() -> list[str]:
-    return [*PROBES.names(), *GROUPS]
-
-
 def tracking_functions(names) -> dict:
-    """``{name: fn(model, stacked_params) -> {metric: per-replica array}}``."""
+    """``{name: Tracker}`` (``record(model, stacked_params) -> {metric: per-replica array}``)."""
     for name in names:
         if name not in TRACKERS:
             raise unknown("tracked probe", name, TRACKERS)
@@ -149,10 +149,8 @@ __all__ = [
     "GROUPS",
     "PROBES",
     "ProbeOptions",
-    "UserError",
     "expand",
     "missing_probes",
-    "probe_names",
     "read_probes",
     "register_probe",
     "run_probes",

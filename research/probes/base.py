@@ -8,27 +8,33 @@ lists (written to ``probes.json``) and may hold numpy arrays (large ones go to
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+from research.config import default_config
 from research.registry import Registry
 from research.train.trained import TrainedRun
+
+_DEFAULTS = default_config().probes
 
 
 @dataclass(frozen=True)
 class ProbeOptions:
-    examples: int = 1000  # test examples used (0: all)
-    max_shift: int = 0  # largest shift of the shift curves (0: a quarter of the smallest spatial axis)
+    """``config.probes.examples`` (test examples used, 0: all) and ``max_shift`` (largest
+    shift of the shift curves, 0: a quarter of the smallest spatial axis); defaults from
+    :func:`research.config.default_config`."""
+
+    examples: int = _DEFAULTS.examples
+    max_shift: int = _DEFAULTS.max_shift
 
     @classmethod
     def from_config(cls, config) -> ProbeOptions:
-        section = config.get("probes", {}) if config is not None else {}
-        return cls(examples=int(section.get("examples", 1000)), max_shift=int(section.get("max_shift", 0)))
+        if config is None:  # a run assembled in memory, without a config
+            return cls()
+        return cls(examples=int(config.probes.examples), max_shift=int(config.probes.max_shift))
 
 
-Probe = Callable[[TrainedRun, ProbeOptions], dict]
 PROBES: Registry = Registry("probe")
 
 

@@ -90,9 +90,6 @@ def track_locality(model: nnx.Module, params: nnx.State) -> dict[str, np.ndarray
     }
 
 
-track_locality.check = check_dense_first
-
-
 @register_probe("locality")
 def locality(run: TrainedRun, options: ProbeOptions) -> dict:
     """How local a dense first layer learned to be: its weight mass near each unit's centre against a shuffled baseline (C2)."""

@@ -51,6 +51,3 @@ def track_outside_mass(model: nnx.Module, params: nnx.State) -> dict[str, np.nda
         if layer.family == "dense":
             outside += (kernel * ~support(layer)[None]).reshape(replicas, -1).sum(1)
     return {"outside_receptive_field": outside / np.maximum(total, 1e-30)}
-
-
-track_outside_mass.check = check_lattice

@@ -118,6 +118,86 @@ def run_status(run_dir: Path, config=None) -> tuple[str, str | None]:
     return "pending", None
 
 
+class SweepIndex:
+    """``DIR/sweep.json`` as the sweep goes: every run's overrides, status, attempts, error
+    (and node, where a launcher says), saved atomically on every change, and the sweep's
+    progress bar (runs finished, running, failed)."""
+
+    def __init__(self, directory: Path, header: dict, runs: list[tuple[str, Overrides]], configs: dict, progress: bool):
+        self.directory, self.configs = directory, configs
+        self.path = directory / "sweep.json"
+        previous = json.loads(self.path.read_text()).get("runs", {}) if self.path.exists() else {}
+        invalid = invalid_runs(configs)
+        self.data = {**header, "runs": {}}
+        for rid, overrides in runs:
+            status, error = ("invalid", invalid[rid]) if rid in invalid else run_status(directory / "runs" / rid, configs[rid])
+            attempts = previous.get(rid, {}).get("attempts", 0)
+            self.data["runs"][rid] = {
+                "overrides": overrides,
+                "workdir": f"runs/{rid}",
+                "status": status,
+                "error": error,
+                "attempts": attempts,
+            }
+        self.save()
+        self.bar = progress_bar(total=len(runs), disable=not progress, unit="run", desc=directory.name)
+        self.bar.update(sum(e["status"] in FINISHED for e in self.runs.values()))
+
+    @property
+    def runs(self) -> dict[str, dict]:
+        return self.data["runs"]
+
+    def save(self) -> None:
+        counts: dict[str, int] = {}
+        for entry in self.runs.values():
+            counts[entry["status"]] = counts.get(entry["status"], 0) + 1
+        self.data["counts"] = counts
+        atomic_write_json(self.path, self.data)
+
+    def _refresh(self) -> None:
+        states = [e["status"] for e in self.runs.values()]
+        self.bar.set_postfix(
+            done=sum(s in FINISHED for s in states), running=states.count("running"), failed=states.count("failed")
+        )
+
+    def on_start(self, job: Job) -> None:
+        self.runs[job.run_id]["status"] = "running"
+        self.save()
+        self._refresh()
+
+    def on_end(self, job: Job, outcome: dict) -> None:
+        """Read the run's status from its files (a run that trained but lacks a final probe failed)."""
+        entry = self.runs[job.run_id]
+        if outcome.get("node"):
+            entry["node"] = outcome["node"]
+        status, error = run_status(job.workdir, self.configs[job.run_id])
+        if status == "unprobed":
+            error = "trained, but its final probes are missing (see the run's log)"
+        if not outcome["ok"] or status not in FINISHED:
+            status, error = "failed", error or outcome["error"]
+        entry.update(status=status, error=error, attempts=entry["attempts"] + 1)
+        self.save()
+        if status in FINISHED:
+            self.bar.update(1)
+        self._refresh()
+
+    def todo(self, spec: str) -> list[Job]:
+        cache_dir = self.directory / ".jax_cache"
+        return [
+            Job(rid, spec, e["overrides"], self.directory / "runs" / rid, self.directory / "logs" / f"{rid}.log", cache_dir)
+            for rid, e in self.runs.items()
+            if e["status"] not in (*FINISHED, "invalid")
+        ]
+
+    def close(self) -> None:
+        """Runs still marked running were interrupted (their checkpoints stay)."""
+        for entry in self.runs.values():
+            if entry["status"] == "running":
+                entry["status"] = "interrupted"
+        self.save()
+        self.bar.close()
+
+
 def run_sweep(
     spec: str,
     directory: Path,
@@ -136,7 +216,6 @@ def run_sweep(
     after the run's own; run ids stay those of the study. ``launcher``: local, ray or
     slurm, with ``options`` (:class:`~research.sweep.launchers.LaunchOptions`)."""
     check_launcher(launcher)  # before anything is written
-    options = options or LaunchOptions()
     if workers is not None and workers < 1:
         raise UserError(f"--workers must be >= 1, got {workers}")
     if retries < 0:
@@ -150,79 +229,19 @@ def run_sweep(
             "runs": {rid: {"overrides": o, "status": run_status(directory / "runs" / rid)[0]} for rid, o in runs},
         }
     configs = {rid: build_config(spec, overrides) for rid, overrides in runs}  # built once, read below
-    invalid = invalid_runs(configs)
-    spec = str(Path(split_spec(spec)[0]).resolve()) + (f":{split_spec(spec)[1]}" if split_spec(spec)[1] else "")
+    path, variant = split_spec(spec)
+    spec = str(path.resolve()) + (f":{variant}" if variant else "")
     with sweep_lock(directory):
-        index_path = directory / "sweep.json"
-        previous = json.loads(index_path.read_text()).get("runs", {}) if index_path.exists() else {}
-        index = {"study": spec, "launcher": launcher, "overrides": common, "runs": {}}
-        for rid, overrides in runs:
-            status, error = run_status(directory / "runs" / rid, configs[rid])
-            if rid in invalid:
-                status, error = "invalid", invalid[rid]
-            index["runs"][rid] = {
-                "overrides": overrides,
-                "workdir": f"runs/{rid}",
-                "status": status,
-                "error": error,
-                "attempts": previous.get(rid, {}).get("attempts", 0),
-            }
-
-        def save() -> None:
-            counts: dict[str, int] = {}
-            for entry in index["runs"].values():
-                counts[entry["status"]] = counts.get(entry["status"], 0) + 1
-            index["counts"] = counts
-            atomic_write_json(index_path, index)
-
-        save()
-        bar = progress_bar(total=len(runs), disable=not progress, unit="run", desc=directory.name)
-        bar.update(sum(e["status"] in FINISHED for e in index["runs"].values()))
-
-        def refresh() -> None:
-            states = [e["status"] for e in index["runs"].values()]
-            bar.set_postfix(
-                done=sum(s in FINISHED for s in states), running=states.count("running"), failed=states.count("failed")
-            )
-
-        def on_start(job: Job) -> None:
-            index["runs"][job.run_id]["status"] = "running"
-            save()
-            refresh()
-
-        def on_end(job: Job, outcome: dict) -> None:
-            entry = index["runs"][job.run_id]
-            if outcome.get("node"):
-                entry["node"] = outcome["node"]
-            status, error = run_status(job.workdir, configs[job.run_id])
-            if status == "unprobed":
-                error = "trained, but its final probes are missing (see the run's log)"
-            if not outcome["ok"] or status not in FINISHED:
-                status, error = "failed", error or outcome["error"]
-            entry.update(status=status, error=error, attempts=entry["attempts"] + 1)
-            save()
-            if status in FINISHED:
-                bar.update(1)
-            refresh()
-
-        cache_dir = directory / ".jax_cache"
+        index = SweepIndex(directory, {"study": spec, "launcher": launcher, "overrides": common}, runs, configs, progress)
         try:
             for _attempt in range(1 + retries):
-                todo = [
-                    Job(rid, spec, e["overrides"], directory / "runs" / rid, directory / "logs" / f"{rid}.log", cache_dir)
-                    for rid, e in index["runs"].items()
-                    if e["status"] not in (*FINISHED, "invalid")
-                ]
+                todo = index.todo(spec)
                 if not todo:
                     break
-                launch(launcher, todo, workers, on_start, on_end, options)
+                launch(launcher, todo, workers, index.on_start, index.on_end, options or LaunchOptions())
         finally:
-            for entry in index["runs"].values():
-                if entry["status"] == "running":
-                    entry["status"] = "interrupted"
-            save()
-            bar.close()
-        return index
+            index.close()
+        return index.data
 
 
 __all__ = ["LaunchOptions", "axis", "invalid_runs", "product", "run_id", "run_sweep", "study_runs", "zip_axes"]

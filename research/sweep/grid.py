@@ -15,6 +15,8 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from research.errors import UserError
+
 Overrides = dict[str, Any]
 
 
@@ -32,7 +34,7 @@ def zip_axes(*axes: Sequence[Overrides]) -> list[Overrides]:
     """Entries of equal-length axes merged position by position."""
     lengths = {len(a) for a in axes}
     if len(lengths) > 1:
-        raise ValueError(f"zip_axes needs axes of one length, got {sorted(lengths)}")
+        raise UserError(f"zip_axes needs axes of one length, got {sorted(lengths)}")
     return [{k: v for part in parts for k, v in part.items()} for parts in zip(*axes)]
 
 

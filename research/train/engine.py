@@ -41,11 +41,13 @@ from flax import nnx
 from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from research.errors import UserError
+from research.errors import unknown
 from research.models import conv_impls
 
 TrainState = dict[str, Any]
-STEP_STRATEGIES = ("scan", "dispatch", "sequential_scan", "sequential_dispatch")
+# One replica at a time inside scan ("sequential_scan") was dropped: it never won a benchmark
+# (benchmarks/README.md, "Strategy") and auto never picked it.
+STEP_STRATEGIES = ("scan", "dispatch", "sequential_dispatch")
 STRATEGIES = ("auto", *STEP_STRATEGIES)
 WINDOW_KEYS = ("loss", "correct", "count", "grad_norm")
 
@@ -55,14 +57,14 @@ def choose_strategy(requested: str, model: nnx.Module, backend: str, replicas: i
 
     On CPU, a model with a conv layer that computes with ``lax.conv`` (a large
     full-kernel conv, or ``model.conv_impl=lax``) is dispatched step by step,
-    and several replicas run one after another: ``lax.conv`` ran 4-20x slower
-    inside ``lax.scan`` than dispatched, and vmapped it becomes a grouped conv
-    (benchmarks/README.md). Everything else, including convs in their matmul
+    and several replicas run one after another: ``lax.conv`` runs several times
+    slower inside ``lax.scan`` than dispatched, and vmapped it becomes a grouped
+    conv (measurements: benchmarks/README.md). Everything else, including convs in their matmul
     form (CPU's default), and every model on GPU/TPU or with replicas sharded
     over devices, runs vmapped in ``lax.scan`` chunks.
     """
     if requested not in STRATEGIES:
-        raise UserError(f"unknown train.strategy {requested!r}; valid: {', '.join(STRATEGIES)}")
+        raise unknown("train.strategy", requested, STRATEGIES)
     if requested != "auto":
         return requested
     if backend == "cpu" and "lax" in conv_impls(model, backend):
@@ -72,9 +74,9 @@ def choose_strategy(requested: str, model: nnx.Module, backend: str, replicas: i
 
 def run_once(fn: Callable, *args):
     """``jax.jit(fn)(*args)`` compiled at XLA's lowest optimisation level, for programs
-    that run once per run (replica initialisation): the optimiser took 2.7 of the
-    2.9 s it cost to compile 32 MLP inits on CPU, and 0.3 s without it; running
-    such a program takes milliseconds either way."""
+    that run once per run (replica initialisation): XLA's optimiser is most of
+    such a program's compile time and saves it nothing, since it runs once
+    (measured: benchmarks/README.md, "Fixed costs")."""
     compiled = jax.jit(fn).lower(*args).compile(compiler_options={"xla_backend_optimization_level": 0})
     return compiled(*args)
 

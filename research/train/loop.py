@@ -77,7 +77,7 @@ OPTIMIZER_RANGES = {
 
 def _in_range(section, ranges: dict[str, tuple[float, float]]) -> None:
     for key, (low, above) in ranges.items():
-        value = section.get(key, low)
+        value = section[key]
         if not low <= value < above:
             upper = f" and < {above:g}" if above != float("inf") else ""
             raise UserError(f"optimizer.{key} must be >= {low:g}{upper}, got {value!r}")
@@ -115,10 +115,10 @@ def replica_initializer(config, dataset: Dataset, engine: Engine, seeds: list[in
 
 def validate_embedding(config, model) -> tuple[int, str]:
     """``(epoch, target family)`` of an eFCN run (``train.embed_at_epoch`` > 0), else ``(0, "")``."""
-    at = int(config.train.get("embed_at_epoch", 0))
+    at = int(config.train.embed_at_epoch)
     if not at:
         return 0, ""
-    target = config.train.get("embed_into", "dense")
+    target = config.train.embed_into
     if not 0 < at < config.train.epochs:
         raise UserError(f"train.embed_at_epoch must be between 1 and epochs-1 ({config.train.epochs - 1}), got {at}")
     family = getattr(model, "family", None)
@@ -129,7 +129,13 @@ def validate_embedding(config, model) -> tuple[int, str]:
     return at, target
 
 
-Tracker = Callable[[nnx.Module, nnx.State], dict[str, np.ndarray]]
+@dataclass(frozen=True)
+class Tracker:
+    """A probe recorded during training: ``record(model, stacked params)`` returns per-replica
+    arrays; ``check(model)`` may refuse the model up front (a one-line UserError)."""
+
+    record: Callable[[nnx.Module, nnx.State], dict[str, np.ndarray]]
+    check: Callable[[nnx.Module], None] = lambda model: None
 
 
 # -- the plan: everything checked before anything is written ----------------------
@@ -191,8 +197,8 @@ def plan_run(config: ml_collections.ConfigDict, track: dict[str, Tracker]) -> Ru
     embed_at, embed_into = validate_embedding(config, model)
     if embed_at:
         phases["embedded"] = Phase("embedded", nnx.eval_shape(lambda: build_model(config, dataset, seeds[0], family=embed_into)))
-    for fn in track.values():  # a tracker may refuse the model up front
-        getattr(fn, "check", lambda model: None)(model)
+    for tracker in track.values():  # a tracker may refuse the model up front
+        tracker.check(model)
     sharded = replica_sharding(len(seeds)) is not None
     for phase in phases.values():
         phase.strategy = choose_strategy(config.train.strategy, phase.model, jax.default_backend(), len(seeds), sharded)
@@ -262,7 +268,7 @@ def device_data(plan: RunPlan) -> tuple[jax.Array, jax.Array, dict[str, EvalSpli
     shardings = replica_sharding(plan.replicas)
     put = (lambda tree: jax.device_put(tree, shardings[1])) if shardings else jax.device_put
     ds = plan.dataset
-    inputs = model_inputs(ds, plan.config.data.get("standardize", False))
+    inputs = model_inputs(ds, plan.config.data.standardize)
     labels = {"train": ds.y_train, "val": ds.y_val, "test": ds.y_test}
     evals = {name: _eval_split(x, labels[name], plan.config.train.eval_batch_size, put) for name, x in inputs.items()}
     x_train, y_train = put((inputs["train"], ds.y_train))
@@ -380,7 +386,7 @@ def train_and_evaluate(
     ``track`` maps names to functions of ``(model, stacked params)`` returning
     per-replica arrays; they are recorded at step 0 and at every evaluation as
     ``split="track"`` records (e.g. the locality index of ``research.probes``).
-    A tracker's optional ``check(model)`` attribute may refuse the model up front.
+    Each :class:`Tracker`'s ``check(model)`` may refuse the model up front.
     """
     t_start, workdir, track = time.perf_counter(), Path(workdir), track or {}
     plan = plan_run(config, track)
@@ -405,8 +411,8 @@ def train_and_evaluate(
 
 def record_tracked(log: RunLog, track: dict[str, Tracker], phase: Phase, state: TrainState, step: int, epoch: int) -> None:
     """Tracked probes' per-replica values as ``split="track"`` records."""
-    for fn in track.values():
-        log.write(step, "track", fn(phase.model, state["params"]), epoch=epoch)
+    for tracker in track.values():
+        log.write(step, "track", tracker.record(phase.model, state["params"]), epoch=epoch)
 
 
 def _train(plan: RunPlan, log: RunLog, track: dict[str, Tracker]) -> dict:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import jax
@@ -19,6 +19,7 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
+from research.config import config_from_json
 from research.data import Dataset, as_float, input_normalizer, load_dataset
 from research.errors import UserError
 from research.train.checkpoint import Checkpointer
@@ -91,7 +92,7 @@ def load_config_json(workdir: Path) -> ml_collections.ConfigDict:
     if not path.exists():
         raise UserError(f"{workdir} is not a run directory (no config.json); give the directory of one run")
     try:
-        return ml_collections.ConfigDict(json.loads(path.read_text()))
+        return config_from_json(json.loads(path.read_text()))
     except json.JSONDecodeError as e:
         raise UserError(f"{path} is not valid JSON ({e.msg} at line {e.lineno})") from None
 
@@ -106,7 +107,7 @@ def load_trained(workdir: str | Path) -> TrainedRun:
     seeds, lrs = replica_grid(config)
     steps = (dataset.splits["train"] // config.train.batch_size) * config.train.epochs
     tx = build_optimizer(config.optimizer, steps)
-    embedded_into = config.train.get("embed_into", "dense") if config.train.get("embed_at_epoch", 0) else None
+    embedded_into = config.train.embed_into if config.train.embed_at_epoch else None
     device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
 
     def abstract(family: str | None):
@@ -133,16 +134,6 @@ def load_trained(workdir: str | Path) -> TrainedRun:
     if restored is None:
         raise UserError(f"{workdir}/checkpoints holds no readable checkpoint")
     step, state, _ = restored
-    normalize = input_normalizer(dataset, config.data.get("standardize", False))
-    return TrainedRun(
-        model=models["restored"],
-        params=state["params"],
-        x_test=dataset.x_test,
-        y_test=dataset.y_test,
-        seeds=seeds,
-        config=config,
-        dataset=dataset,
-        normalize=normalize,
-        step=step,
-        workdir=workdir,
-    )
+    normalize = input_normalizer(dataset, config.data.standardize)
+    run = TrainedRun(models["restored"], state["params"], dataset.x_test, dataset.y_test, seeds)
+    return replace(run, config=config, dataset=dataset, normalize=normalize, step=step, workdir=workdir)

@@ -24,7 +24,8 @@ CNN = ["train", "--config", f"{MNIST1D}:cnn"]
 CATALOG = [
     # config files and variants
     (["train", "--config", "experiments/nope.py:cnn"], "does not exist"),
-    (["train", "--config", f"{MNIST1D}:cnnn"], "raised ValueError"),
+    (["train", "--config", f"{MNIST1D}:cnnn"], "unknown variant 'cnnn'. Did you mean 'cnn'"),
+    (["train", "--config", f"{MNIST1D}:cnn,quik"], "unknown flag of variant 'cnn' 'quik'"),
     (["train", "--config", "{tmp}/raises.py"], "broken study"),
     (["train", "--config", "{tmp}/no_get_config.py"], "has no get_config"),
     # config keys and values

@@ -1,0 +1,237 @@
+"""``cvd reproduce --profile P --plan``: what a profile costs, before anything trains.
+
+For every run of every study: its data set (present here or missing), replicas,
+parameters, training FLOPs, sequential steps, peak device memory and checkpoint
+size, all from abstract shapes (``jax.eval_shape`` and a traced forward pass;
+nothing is allocated or trained). Then the totals, a time estimate, and a check:
+a profile whose largest run does not fit the device's memory, or whose
+checkpoints do not fit the disk, is refused (one line naming the run).
+
+The estimates, and what they assume:
+
+* training FLOPs: 2 x (forward multiply-accumulates per example) for a forward
+  pass, 3x that for a training step, for every replica on every training
+  example of every epoch, plus the evaluation passes (val and test at every
+  evaluation, and the final pass over train, val and test);
+* peak device memory: per replica, float32 parameters, gradients and two Adam
+  moments (16 bytes a parameter), plus a training batch's activations twice
+  (kept for the backward pass, and their gradients: every intermediate value of
+  the traced forward pass), plus the data set on the device (float32);
+* a checkpoint: parameters and both Adam moments of every replica (12 bytes a
+  parameter a replica); a run keeps ``train.keep_checkpoints`` of them, and
+  deletes them when done if ``train.keep_final_checkpoint`` is off;
+* kernel-regression runs (``task = "kernel_regression"``): the float64 Gram
+  matrices (train x every split);
+* time: on a GPU, FLOPs at :data:`GPU_EFFECTIVE_FLOPS` plus
+  :data:`GPU_STEP_OVERHEAD_S` per sequential step; on CPU, FLOPs at
+  :data:`CPU_EFFECTIVE_FLOPS`. These are planning numbers (stated in the output),
+  not measurements of the run to come.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from research.data import dataset_shape
+from research.data.sources import source_available
+from research.errors import UserError
+from research.models import count_macs, count_params
+
+BYTES = 4  # float32
+GPU_TARGET = ("an H100-class GPU", 80e9)  # the full profile's machine, when planned elsewhere
+GPU_EFFECTIVE_FLOPS = 10e12  # what small models reach on such a GPU in float32 (about 15% of its TF32 peak)
+GPU_STEP_OVERHEAD_S = 2e-4  # per sequential step inside lax.scan (launches, the host loop)
+# Calibrated on the 2-core development machine: the quick profile's 7.2e12 training FLOPs took
+# 768 s of its studies' training stages (995 s in all, less the kernels, reference models, analysis).
+CPU_EFFECTIVE_FLOPS = 9e9
+
+
+@dataclass(frozen=True)
+class RunCost:
+    study: str
+    run_id: str
+    dataset: str
+    data_present: bool
+    task: str
+    replicas: int
+    params: int  # per replica
+    train_flops: float
+    steps: int  # sequential steps (replicas run together)
+    peak_bytes: float
+    checkpoint_bytes: float  # one checkpoint
+    keep: int
+
+    keep_final: bool = True  # False: its checkpoints are deleted once it is done
+
+    @property
+    def disk_bytes(self) -> float:
+        """What the run leaves on disk when done."""
+        return self.checkpoint_bytes * self.keep if self.keep_final else 0.0
+
+    @property
+    def transient_bytes(self) -> float:
+        """What it holds while it trains."""
+        return self.checkpoint_bytes * self.keep
+
+
+def _activation_elements(model: nnx.Module, input_shape) -> int:
+    """Every intermediate value of one example's forward pass (a traced jaxpr, nothing computed)."""
+    graphdef, state = nnx.split(model)
+    jaxpr = jax.make_jaxpr(lambda s, x: nnx.merge(graphdef, s)(x))(state, jax.ShapeDtypeStruct((1, *input_shape), jnp.float32))
+    return sum(math.prod(v.aval.shape) for eqn in jaxpr.eqns for v in eqn.outvars if hasattr(v.aval, "shape"))
+
+
+_MODEL_CACHE: dict[str, tuple[int, int, int]] = {}
+
+
+def _model_sizes(config, shape) -> tuple[int, int, int]:
+    """``(params, forward MACs per example, activation elements per example)`` of the run's model."""
+    from research.train.loop import build_model
+
+    key = f"{config.model.to_json(sort_keys=True)}|{shape.input_shape}|{shape.num_classes}"
+    if key not in _MODEL_CACHE:
+        model = nnx.eval_shape(lambda: build_model(config, shape, 0))
+        _MODEL_CACHE[key] = (count_params(model), count_macs(model), _activation_elements(model, shape.input_shape))
+    return _MODEL_CACHE[key]
+
+
+def run_cost(study: str, run_id: str, config) -> RunCost:
+    """What one run costs, from its config alone."""
+    from research.train.loop import replica_grid
+
+    data = config.data
+    shape = dataset_shape(data)
+    present = source_available(data.name, data.dir)
+    splits = shape.splits
+    n_all = sum(splits.values())
+    example = math.prod(shape.input_shape)
+    if config.task == "kernel_regression":
+        gram = splits["train"] * n_all * 8
+        common = dict(replicas=1, params=0, steps=0, checkpoint_bytes=0.0, keep=0)
+        return RunCost(study, run_id, data.name, present, config.task, train_flops=0.0, peak_bytes=3.0 * gram, **common)
+    replicas = len(replica_grid(config)[0])
+    params, macs, activations = _model_sizes(config, shape)
+    epochs, batch = int(config.train.epochs), int(config.train.batch_size)
+    evaluations = epochs // max(1, int(config.train.eval_every_epochs))
+    evaluated = (splits.get("val", 0) + splits["test"]) * evaluations + n_all
+    flops = replicas * 2 * macs * (3 * splits["train"] * epochs + evaluated)
+    peak = replicas * (16 * params + 2 * BYTES * batch * activations) + BYTES * example * n_all
+    return RunCost(
+        study,
+        run_id,
+        data.name,
+        present,
+        config.task,
+        replicas,
+        params,
+        float(flops),
+        (splits["train"] // batch) * epochs,
+        float(peak),
+        float(12 * params * replicas),
+        int(config.train.keep_checkpoints),
+        bool(config.train.keep_final_checkpoint),
+    )
+
+
+def plan_profile(profile: str, studies: list[tuple[str, str]]) -> list[RunCost]:
+    """Every run of every ``(study name, spec)`` of ``profile``."""
+    from research.sweep import study_runs
+    from research.sweep.jobs import build_config
+
+    return [run_cost(name, rid, build_config(spec, overrides)) for name, spec in studies for rid, overrides in study_runs(spec)]
+
+
+def device_memory(profile: str) -> tuple[str, float]:
+    """``(device, bytes)`` the plan checks against: this machine's accelerator, or for the
+    ``full`` profile planned on a CPU-only machine the GPU it is sized for, or host memory."""
+    device = jax.devices()[0]
+    stats = device.memory_stats() if device.platform != "cpu" else None
+    if stats and stats.get("bytes_limit"):
+        return f"{device.device_kind} ({device.platform})", float(stats["bytes_limit"])
+    if profile == "full":
+        return GPU_TARGET
+    return "host memory (CPU)", float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+def free_disk(workdir: Path) -> float:
+    path = Path(workdir).resolve()
+    while not path.exists():
+        path = path.parent
+    return float(shutil.disk_usage(path).free)
+
+
+def estimated_seconds(costs: list[RunCost], on_gpu: bool) -> float:
+    flops = sum(c.train_flops for c in costs)
+    if on_gpu:
+        return flops / GPU_EFFECTIVE_FLOPS + sum(c.steps for c in costs) * GPU_STEP_OVERHEAD_S
+    return flops / CPU_EFFECTIVE_FLOPS
+
+
+def check_fits(costs: list[RunCost], device: str, memory: float, disk: float) -> None:
+    """Refuse (one line naming the run) a plan whose largest run exceeds the device memory or
+    whose checkpoints, all kept, exceed the free disk."""
+    largest = max(costs, key=lambda c: c.peak_bytes)
+    if largest.peak_bytes > memory:
+        raise UserError(
+            f"{largest.study} run {largest.run_id} needs about {largest.peak_bytes / 1e9:.1f} GB of device memory "
+            f"({largest.replicas} replicas x {largest.params:,} parameters), more than the {memory / 1e9:.0f} GB of {device}"
+        )
+    needed = sum(c.disk_bytes for c in costs) + max(c.transient_bytes for c in costs)
+    if needed > disk:
+        biggest = max(costs, key=lambda c: c.disk_bytes)
+        raise UserError(
+            f"the profile's checkpoints need about {needed / 1e9:.1f} GB, more than the {disk / 1e9:.1f} GB free here; "
+            f"the largest, {biggest.study} run {biggest.run_id}, keeps {biggest.keep} of {biggest.checkpoint_bytes / 1e9:.2f} GB"
+        )
+
+
+def _gb(x: float) -> str:
+    return f"{x / 1e9:.2f}"
+
+
+def plan_lines(costs: list[RunCost], profile: str, device: str, memory: float, disk: float, on_gpu: bool) -> list[str]:
+    """The table (one row per study) and the totals."""
+    lines = [
+        f"plan of the {profile} profile: {len(costs)} runs; device: {device}, {memory / 1e9:.0f} GB; free disk {disk / 1e9:.0f} GB",
+        "| study | runs | replicas | largest model (params) | training FLOPs | steps | peak device GB (largest run) "
+        "| checkpoint GB (largest) | checkpoints GB (all kept) | data missing |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for study in dict.fromkeys(c.study for c in costs):
+        rows = [c for c in costs if c.study == study]
+        missing = sorted({c.dataset for c in rows if not c.data_present})
+        lines.append(
+            f"| {study} | {len(rows)} | {sum(c.replicas for c in rows)} | {max(c.params for c in rows):,} "
+            f"| {sum(c.train_flops for c in rows):.2e} | {sum(c.steps for c in rows):,} | {_gb(max(c.peak_bytes for c in rows))} "
+            f"| {_gb(max(c.checkpoint_bytes for c in rows))} | {_gb(sum(c.disk_bytes for c in rows))} "
+            f"| {', '.join(missing) or '-'} |"
+        )
+    seconds = estimated_seconds(costs, on_gpu)
+    rate = (
+        f"{GPU_EFFECTIVE_FLOPS:.0e} FLOP/s and {GPU_STEP_OVERHEAD_S * 1e3:.1f} ms a step"
+        if on_gpu
+        else f"{CPU_EFFECTIVE_FLOPS:.0e} FLOP/s"
+    )
+    missing = sorted({c.dataset for c in costs if not c.data_present})
+    largest = max(costs, key=lambda c: c.peak_bytes)
+    lines += [
+        f"total: {sum(c.train_flops for c in costs):.2e} training FLOPs, {sum(c.steps for c in costs):,} sequential steps, "
+        f"checkpoints {_gb(sum(c.disk_bytes for c in costs))} GB",
+        f"largest run: {largest.study} {largest.run_id}: {largest.replicas} replicas x {largest.params:,} parameters, "
+        f"about {_gb(largest.peak_bytes)} GB at peak",
+        f"estimated time: {seconds / 3600:.1f} {'GPU-' if on_gpu else ''}hours (at {rate}; a planning figure)",
+        "data sets missing here: "
+        + (", ".join(f"{d} ({sum(c.dataset == d for c in costs)} runs)" for d in missing) if missing else "none"),
+    ]
+    return lines
+
+
+__all__ = ["RunCost", "check_fits", "device_memory", "free_disk", "plan_lines", "plan_profile", "run_cost"]
