@@ -103,7 +103,7 @@ def missing_data(directories) -> dict[str, dict]:
         study = Path(str(index.get("study", sweep.name)).partition(":")[0]).stem
         for entry in index.get("runs", {}).values():
             overrides = entry.get("overrides", {})
-            name = overrides.get("data.name")
+            name = entry.get("data") or overrides.get("data.name")
             if entry.get("status") != "invalid" or not name or source_available(name, overrides.get("data.dir", "")):
                 continue
             record = missing.setdefault(name, {"error": entry.get("error") or "", "studies": {}})
@@ -189,7 +189,8 @@ def load_results(directories, *, curves: bool = True) -> Results:
     rows, curve_rows, probes, produced_by = [], [], {}, []
     for study, run_dir in find_runs(directories):
         config = _with_model_defaults(_read_json(run_dir / "config.json") or {})
-        produced_by.append(config.get("provenance"))
+        if (run_dir / "config.json").exists():  # a run that started (not one recorded invalid, never launched)
+            produced_by.append(config.get("provenance"))
         summary = _read_json(run_dir / "summary.json") or {}
         run_probes = _read_json(run_dir / "probes.json") or {}
         key = f"{study}/{run_dir.name}"

@@ -160,9 +160,8 @@ def datasets(variant: str | None, width: int = 16, *, images: bool = True) -> li
 
 
 # The full profile's size limit, for one GPU of 80 GB and 20 replicas a run: parameters and
-# Adam state of every replica (12 bytes a parameter) within 25% of the memory, one checkpoint
-# within 1 GB, and every run's checkpoints together within the machine's 64 GB disk: at most
-# 4M parameters a replica. Where the lattice explodes (dense and locally connected layers on
+# Adam state of every replica (12 bytes a parameter) within 25% of the memory and one
+# checkpoint within 2 GB: at most 8M parameters a replica (1.9 GB a checkpoint). Where the lattice explodes (dense and locally connected layers on
 # 28x28 and 32x32 images at large widths) the full profile leaves those points out
 # (``cvd reproduce --profile full --plan`` lists what remains).
 FULL_MAX_PARAMS = 8_000_000

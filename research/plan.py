@@ -16,12 +16,13 @@ The estimates, and what they assume:
 * peak device memory: per replica, float32 parameters, gradients and two Adam
   moments (16 bytes a parameter), plus a training batch's activations twice
   (kept for the backward pass, and their gradients: every intermediate value of
-  the traced forward pass), plus the data set on the device (float32);
+  the traced forward pass) or an evaluation batch's, whichever is more, plus
+  the data set on the device (float32);
 * a checkpoint: parameters and both Adam moments of every replica (12 bytes a
   parameter a replica); a run keeps ``train.keep_checkpoints`` of them, and
   deletes them when done if ``train.keep_final_checkpoint`` is off;
 * kernel-regression runs (``task = "kernel_regression"``): the float64 Gram
-  matrices (train x every split);
+  matrices (train x every split), in host memory (numpy), not on the device;
 * time: on a GPU, FLOPs at :data:`GPU_EFFECTIVE_FLOPS` plus
   :data:`GPU_STEP_OVERHEAD_S` per sequential step; on CPU, FLOPs at
   :data:`CPU_EFFECTIVE_FLOPS`. These are planning numbers (stated in the output),
@@ -123,7 +124,10 @@ def run_cost(study: str, run_id: str, config) -> RunCost:
     evaluations = epochs // max(1, int(config.train.eval_every_epochs))
     evaluated = (splits.get("val", 0) + splits["test"]) * evaluations + n_all
     flops = replicas * 2 * macs * (3 * splits["train"] * epochs + evaluated)
-    peak = replicas * (16 * params + 2 * BYTES * batch * activations) + BYTES * example * n_all
+    # Activations: a training batch's, kept for the backward pass and their gradients, or an
+    # evaluation batch's (larger, forward only), whichever is more.
+    batch_values = max(2 * batch, min(int(config.train.eval_batch_size), n_all))
+    peak = replicas * (16 * params + BYTES * batch_values * activations) + BYTES * example * n_all
     return RunCost(
         study,
         run_id,
@@ -177,8 +181,9 @@ def estimated_seconds(costs: list[RunCost], on_gpu: bool) -> float:
 
 def check_fits(costs: list[RunCost], device: str, memory: float, disk: float) -> None:
     """Refuse (one line naming the run) a plan whose largest run exceeds the device memory or
-    whose checkpoints, all kept, exceed the free disk."""
-    largest = max(costs, key=lambda c: c.peak_bytes)
+    whose checkpoints, all kept, exceed the free disk. (Kernel regression runs in numpy on the
+    host, not on the device.)"""
+    largest = max((c for c in costs if c.task == "train"), key=lambda c: c.peak_bytes)
     if largest.peak_bytes > memory:
         raise UserError(
             f"{largest.study} run {largest.run_id} needs about {largest.peak_bytes / 1e9:.1f} GB of device memory "
@@ -221,7 +226,7 @@ def plan_lines(costs: list[RunCost], profile: str, device: str, memory: float, d
         else f"{CPU_EFFECTIVE_FLOPS:.0e} FLOP/s"
     )
     missing = sorted({c.dataset for c in costs if not c.data_present})
-    largest = max(costs, key=lambda c: c.peak_bytes)
+    largest = max((c for c in costs if c.task == "train"), key=lambda c: c.peak_bytes)
     lines += [
         f"total: {sum(c.train_flops for c in costs):.2e} training FLOPs, {sum(c.steps for c in costs):,} sequential steps, "
         f"checkpoints {_gb(sum(c.disk_bytes for c in costs))} GB",

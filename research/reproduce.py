@@ -138,7 +138,7 @@ def reproduce(
     from research.sweep import run_sweep
     from research.sweep.launchers import check_launcher
 
-    check_launcher(launcher)
+    check_launcher(launcher, options)
 
     workdir = Path(workdir)
     if profile != "full" and not fashion_mnist_available():

@@ -56,10 +56,13 @@ def run_config_json(config) -> dict:
 
 
 def write_config(workdir: Path, config_json: dict) -> None:
-    """``config.json``: the config plus what produced it."""
+    """``config.json``: the config plus what produced it, written when the run starts (a
+    resumed run keeps the provenance of the session that started it)."""
     from research.provenance import provenance
 
-    atomic_write_json(Path(workdir) / "config.json", {**config_json, "provenance": provenance()})
+    path = Path(workdir) / "config.json"
+    if not path.exists():
+        atomic_write_json(path, {**config_json, "provenance": provenance()})
 
 
 def resolved_model(model: dict) -> dict:
@@ -92,8 +95,11 @@ def prepare_workdir(workdir: Path, config_json: dict, overwrite: bool) -> dict |
         return None
     try:
         old = json.loads(existing.read_text())
-        old.pop("provenance", None)  # what produced it: not part of what it is
-        old["model"] = resolved_model(old["model"])  # a run written before defaults were stored
+        # As this code would write it: keys added since filled with their defaults, the model
+        # resolved (a run written before defaults were stored), provenance left out.
+        from research.config import config_from_json
+
+        old = json.loads(json.dumps(run_config_json(config_from_json(old))))
     except (OSError, json.JSONDecodeError, KeyError, TypeError):
         old = None
     if overwrite:

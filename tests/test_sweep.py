@@ -116,8 +116,10 @@ def test_local_workers_are_pinned_one_gpu_each_without_preallocation(monkeypatch
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,5")
     monkeypatch.delenv("XLA_PYTHON_CLIENT_PREALLOCATE", raising=False)
     assert visible_gpus() == ["2", "5"] and default_workers() == 2
-    envs = [worker_env(slot, visible_gpus()) for slot in range(3)]
-    assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["2", "5", "2"]
+    envs = [worker_env(slot, visible_gpus(), workers=3) for slot in range(3)]
+    assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["2", "5", "2"]  # more workers than GPUs: round robin
+    assert worker_env(0, ["0", "1", "2", "3"], workers=2)["CUDA_VISIBLE_DEVICES"] == "0,2"  # fewer: none idle
+    assert worker_env(1, ["0", "1", "2", "3"], workers=2)["CUDA_VISIBLE_DEVICES"] == "1,3"
     assert all(e["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false" for e in envs)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert visible_gpus() == [] and default_workers() == 1

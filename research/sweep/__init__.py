@@ -119,8 +119,8 @@ def run_status(run_dir: Path, config=None) -> tuple[str, str | None]:
 
 
 class SweepIndex:
-    """``DIR/sweep.json`` as the sweep goes: every run's overrides, status, attempts, error
-    (and node, where a launcher says), saved atomically on every change, and the sweep's
+    """``DIR/sweep.json`` as the sweep goes: every run's overrides, data set, status, attempts,
+    error (and node, where a launcher says), saved atomically on every change, and the sweep's
     progress bar (runs finished, running, failed)."""
 
     def __init__(self, directory: Path, header: dict, runs: list[tuple[str, Overrides]], configs: dict, progress: bool):
@@ -134,6 +134,7 @@ class SweepIndex:
             attempts = previous.get(rid, {}).get("attempts", 0)
             self.data["runs"][rid] = {
                 "overrides": overrides,
+                "data": configs[rid].data.name,  # resolved (a study may set it in get_config)
                 "workdir": f"runs/{rid}",
                 "status": status,
                 "error": error,
@@ -215,7 +216,7 @@ def run_sweep(
     ``overrides`` (``["train.epochs=1", ...]``, from the command line) apply to every run,
     after the run's own; run ids stay those of the study. ``launcher``: local, ray or
     slurm, with ``options`` (:class:`~research.sweep.launchers.LaunchOptions`)."""
-    check_launcher(launcher)  # before anything is written
+    check_launcher(launcher, options)  # before anything is written
     if workers is not None and workers < 1:
         raise UserError(f"--workers must be >= 1, got {workers}")
     if retries < 0:

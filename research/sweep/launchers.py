@@ -87,10 +87,15 @@ class LaunchOptions:
 Callback = Callable[..., None]
 
 
-def check_launcher(name: str) -> None:
-    """Refuse (one line) an unknown launcher or one whose optional package is missing."""
+def check_launcher(name: str, options: LaunchOptions | None = None) -> None:
+    """Refuse (one line) an unknown launcher, one whose optional package is missing, or
+    SLURM where there is no ``sbatch`` (submitit would otherwise run every job here)."""
     if name not in LAUNCHERS:
         raise unknown("launcher", name, LAUNCHERS)
+    if name == "slurm" and (options or LaunchOptions()).slurm_cluster == "slurm" and shutil.which("sbatch") is None:
+        raise UserError(
+            "the slurm launcher needs SLURM's sbatch on this machine's PATH (--slurm-cluster local runs the jobs here)"
+        )
     if name in _EXTRAS:
         module, extra = _EXTRAS[name]
         try:
@@ -130,27 +135,30 @@ def default_workers() -> int:
     return max(1, len(visible_gpus()))
 
 
-def worker_env(slot: int, gpus: list[str]) -> dict[str, str]:
-    """A worker's environment: pinned to one GPU (round robin over ``gpus``) and without
-    JAX's whole-memory preallocation, so workers sharing a device do not starve each other."""
+def worker_env(slot: int, gpus: list[str], workers: int) -> dict[str, str]:
+    """A worker's environment: its share of the GPUs (one each when there are as many
+    workers as GPUs; with fewer workers, every ``workers``-th GPU from its slot, so none is
+    idle; with more, round robin) and no JAX whole-memory preallocation, so workers
+    sharing a device do not starve each other."""
     env = os.environ.copy()
     env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     if gpus:
-        env["CUDA_VISIBLE_DEVICES"] = gpus[slot % len(gpus)]
+        share = gpus[slot::workers] if len(gpus) >= workers else [gpus[slot % len(gpus)]]
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(share)
     return env
 
 
 class _Worker:
     """One long-lived ``research.sweep.worker`` process and its current job."""
 
-    def __init__(self, slot: int, gpus: list[str]):
+    def __init__(self, slot: int, gpus: list[str], workers: int):
         self.slot = slot
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "research.sweep.worker"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
-            env=worker_env(slot, gpus),
+            env=worker_env(slot, gpus, workers),
             text=True,
             bufsize=1,
         )
@@ -182,7 +190,7 @@ def run_local(jobs: list[Job], workers: int, on_start: Callback, on_end: Callbac
                     on_start(job)
             free_slots = [s for s in range(workers) if s not in {w.slot for w in pool}]
             while queue and free_slots:
-                worker = _Worker(free_slots.pop(0), gpus)
+                worker = _Worker(free_slots.pop(0), gpus, workers)
                 pool.append(worker)
                 job = queue.pop(0)
                 worker.submit(job)
@@ -228,7 +236,9 @@ def run_ray(jobs: list[Job], workers: int | None, on_start: Callback, on_end: Ca
     def task(request):
         return {**run_logged(request), "node": ray.get_runtime_context().get_node_id()}
 
-    in_flight = workers or max(1, gpus or cpus)
+    # Default: one run per GPU, else one per node (a run's JAX already uses a node's cores).
+    nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
+    in_flight = workers or max(1, gpus or min(nodes, cpus))
     options_ = {"num_cpus": 1, "num_gpus": 1 if gpus else 0}
     pending, queue = {}, list(jobs)
     while queue or pending:
@@ -254,7 +264,7 @@ def run_slurm(jobs: list[Job], workers: int | None, on_start: Callback, on_end: 
     from research.sweep.jobs import run_logged
 
     folder = jobs[0].workdir.parent.parent / "slurm" if jobs else Path("slurm")
-    executor = submitit.AutoExecutor(folder=str(folder / "%j"), cluster=None if options.slurm_cluster == "slurm" else "local")
+    executor = submitit.AutoExecutor(folder=str(folder / "%j"), cluster=options.slurm_cluster)
     parameters = {"timeout_min": options.slurm_time_min, "cpus_per_task": options.slurm_cpus, "gpus_per_node": options.slurm_gpus}
     if options.slurm_partition:
         parameters["slurm_partition"] = options.slurm_partition
@@ -262,21 +272,25 @@ def run_slurm(jobs: list[Job], workers: int | None, on_start: Callback, on_end: 
     in_flight = workers or len(jobs)
     pending: dict = {}
     queue = list(jobs)
-    while queue or pending:
-        while queue and len(pending) < in_flight:
-            job = queue.pop(0)
-            pending[job.run_id] = (executor.submit(run_logged, job.request()), job)
-            on_start(job)
-        finished = [rid for rid, (handle, _) in pending.items() if handle.done()]
-        for rid in finished:
-            handle, job = pending.pop(rid)
-            try:
-                outcome = handle.result()
-            except Exception as e:  # the SLURM job failed outside run_logged (time limit, node failure)
-                outcome = _crash(e)
-            on_end(job, outcome)
-        if not finished:
-            time.sleep(0.5)
+    try:
+        while queue or pending:
+            while queue and len(pending) < in_flight:
+                job = queue.pop(0)
+                pending[job.run_id] = (executor.submit(run_logged, job.request()), job)
+                on_start(job)
+            finished = [rid for rid, (handle, _) in pending.items() if handle.done()]
+            for rid in finished:
+                handle, job = pending.pop(rid)
+                try:
+                    outcome = handle.result()
+                except Exception as e:  # the SLURM job failed outside run_logged (time limit, node failure)
+                    outcome = _crash(e)
+                on_end(job, outcome)
+            if not finished:
+                time.sleep(0.5)
+    finally:  # interrupted: cancel what is queued or running, so a rerun does not race it
+        for handle, _ in pending.values():
+            handle.cancel(check=False)
 
 
 RUNNERS = {"local": run_local, "ray": run_ray, "slurm": run_slurm}

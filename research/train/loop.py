@@ -321,7 +321,9 @@ class RunLog:
             state = _on_replica_devices(state, self.plan.replicas)
         truncate_metrics(self.workdir / "metrics.jsonl", start)  # records after the checkpoint are redone
         self.writer = MetricWriter(self.workdir / "metrics.jsonl")
-        self.tensorboard = TensorBoardWriter(self.workdir, purge_step=start)
+        # On resume, TensorBoard drops what an interrupted session wrote after the checkpoint
+        # (kept: its own step, as in metrics.jsonl).
+        self.tensorboard = TensorBoardWriter(self.workdir, purge_step=start + 1 if start else None)
         if start == 0:
             self.tensorboard.write_hparams(self.config_json, ["val/accuracy", "test/accuracy"])
         self.bar = progress_bar(

@@ -89,6 +89,7 @@ CATALOG = [
     ([*CNN, "--config.train.epochs=2", "--workdir", "{tmp}/finished"], "holds a run with a different config"),
     # other commands
     (["sweep", "--config", "{tmp}/study.py:base", "--workdir", "{tmp}/sweep", "--launcher", "pbs"], "invalid choice"),
+    (["sweep", "--config", "{tmp}/study.py:base", "--workdir", "{tmp}/sweep", "--launcher", "slurm"], "needs SLURM's sbatch"),
     (["sweep", "--config", "{tmp}/study.py:base", "--workdir", "{tmp}/sweep", "--workers", "0"], "--workers must be >= 1"),
     (["sweep", "--config", "{tmp}/study.py:base", "--workdir", "{tmp}/sweep", "--slurm-time", "0"], "--slurm-time must be >= 1"),
     (["sweep", "--config", "{tmp}/study.py:base", "--workdir", "{tmp}/sweep", "--retries", "-1"], "--retries must be >= 0"),
