@@ -6,6 +6,8 @@ Every family at matched output shapes (the same widths), and every non-conv
 family again at the width whose forward multiply-accumulates match the conv's
 (matched FLOPs). The cost probe measures FLOPs, step time and fraction of peak
 on these runs. quick and paper: MNIST-1D, 6 runs. full: all data sets.
+full leaves out dense on CIFAR-10 (over 8M parameters a replica:
+experiments/common.py, FULL_MAX_PARAMS).
 """
 
 from experiments.common import bundle_widths, datasets, lattice_config, lattice_size, matched_width, on_cpu, within_budget

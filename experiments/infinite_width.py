@@ -17,7 +17,8 @@ Fashion-MNIST, when its files are here (the weight-sharing study's 2D geometry:
 images (30 a class, validated on 300, tested on 500) in quick, 1000 in paper
 (validated on 1000, tested on 1000), 10000 in full; 4 more runs. Its global-average
 kernel needs every pair of the 196 first-layer positions, about 7 ms a pair of
-images on 2 CPU cores in numpy, so it is left to the full profile.
+images on 2 CPU cores in numpy (a 300-image fit: about 40 minutes a family), so no profile
+runs it yet.
 Expected (Novak et al. 2019): with a flatten head conv and locally connected
 have the same kernel, hence the same accuracy; global average pooling is
 where weight sharing starts to matter.

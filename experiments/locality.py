@@ -7,6 +7,9 @@ plus the full-kernel conv (sharing without locality) and dense (neither).
 quick and paper: MNIST-1D, kernels 3/9/21, 8 runs. full: kernels 3-39 on
 MNIST-1D and 3-27 on the image sets. Expected: accuracy falls as
 the kernel grows toward the input size, most for locally connected.
+full leaves out runs over 8M parameters a replica (experiments/common.py,
+FULL_MAX_PARAMS): locally connected kernels 21 and 27 on 28x28 images and 9-27
+on CIFAR-10, and dense on CIFAR-10.
 """
 
 from experiments.common import datasets, lattice_config, on_cpu, within_budget

@@ -6,6 +6,8 @@ Every family with and without a fixed random pixel permutation (the same for
 train and test). quick and paper: MNIST-1D, 8 runs. full: all data
 sets. Expected (Greydanus & Kobak): dense nets are unaffected, conv nets lose
 their edge (MNIST-1D CNN 94% -> 56%, MLP 68% either way).
+full leaves out dense on CIFAR-10 (over 8M parameters a replica:
+experiments/common.py, FULL_MAX_PARAMS).
 """
 
 from experiments.common import datasets, lattice_config, on_cpu, within_budget

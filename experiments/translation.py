@@ -10,6 +10,8 @@ these checkpoints; two stride-1 conv nets (circular padding, each head) show
 what the stride costs under 1-pixel shifts. quick: MNIST-1D, 14 runs; paper:
 26; full: every data set. Expected: conv is equivariant, not invariant; only
 with global pooling and circular padding does invariance approach exact.
+full leaves out dense on CIFAR-10 (over 8M parameters a replica:
+experiments/common.py, FULL_MAX_PARAMS).
 """
 
 from experiments.common import SMALL, check_variant, datasets, lattice_config, on_cpu, within_budget

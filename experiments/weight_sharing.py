@@ -12,6 +12,9 @@ and the locally connected net narrowed to the conv's. Every run trains the
 profile's learning-rate grid; the analysis picks each run's rate on validation.
 Expected: at equal shapes conv has far fewer parameters and generalises
 better; locally connected sits between conv and dense.
+full leaves out runs over 8M parameters a replica (experiments/common.py,
+FULL_MAX_PARAMS): dense on CIFAR-10 at every width, dense on 28x28 images at
+widths 32 and 64, locally connected on CIFAR-10 at width 64.
 """
 
 from experiments.common import bundle_widths, datasets, lattice_config, lattice_size, matched_width, on_cpu, within_budget

@@ -198,7 +198,7 @@ def test_command_line_overrides_apply_to_every_run_of_a_sweep(study, tmp_path, c
     from research.cli import main
 
     workdir = tmp_path / "sweep"
-    argv = ["sweep", "--config", f"{study}:base", "--config.train.epochs=1", "--workdir", str(workdir), "--no-progress"]
+    argv = ["sweep", "--config", f"{study}:few", "--config.train.epochs=1", "--workdir", str(workdir), "--no-progress"]
     assert main([*argv, "--print-config"]) == 0
     assert '"epochs": 1' in capsys.readouterr().out and not workdir.exists()
     assert main(argv) == 0
@@ -210,7 +210,7 @@ def test_command_line_overrides_apply_to_every_run_of_a_sweep(study, tmp_path, c
     }
     assert epochs == {1}
     # One TensorBoard event file per run; each run's log holds its progress, one line per update.
-    assert len(list(workdir.rglob("events.out.tfevents*"))) == len(index["runs"]) == 12
+    assert len(list(workdir.rglob("events.out.tfevents*"))) == len(index["runs"]) == 4
     for rid in index["runs"]:
         lines = (workdir / "logs" / f"{rid}.log").read_text().splitlines()
         progress = [line for line in lines if "step/s" in line or "s/step" in line]
