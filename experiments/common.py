@@ -21,7 +21,6 @@ the validation split.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -161,9 +160,9 @@ def datasets(variant: str | None, width: int = 16, *, images: bool = True) -> li
 
 # The full profile's size limit, for one GPU of 80 GB and 20 replicas a run: parameters and
 # Adam state of every replica (12 bytes a parameter) within 25% of the memory and one
-# checkpoint within 2 GB: at most 8M parameters a replica (1.9 GB a checkpoint). Where the lattice explodes (dense and locally connected layers on
-# 28x28 and 32x32 images at large widths) the full profile leaves those points out
-# (``cvd reproduce --profile full --plan`` lists what remains).
+# checkpoint within 2 GB: at most 8M parameters a replica (1.9 GB a checkpoint). Where the
+# lattice explodes (dense and locally connected layers on 28x28 and 32x32 images at large
+# widths) the full profile leaves those points out (``--plan`` lists what remains).
 FULL_MAX_PARAMS = 8_000_000
 
 
@@ -179,26 +178,23 @@ def within_budget(variant: str | None, runs: list[dict], base) -> list[dict]:
         config = base.copy_and_resolve_references()
         for key, value in overrides.items():
             set_value(config, key, value)
-        if (
-            config.task != "train"
-            or _params(config.model.to_json(sort_keys=True), config.data.to_json(sort_keys=True)) <= FULL_MAX_PARAMS
-        ):
+        if config.task != "train" or _params(config) <= FULL_MAX_PARAMS:
             kept.append(overrides)
     return kept
 
 
-@functools.cache
-def _params(model_json: str, data_json: str) -> int:
-    import json
+_PARAMS: dict[str, int] = {}  # model and data config (JSON) -> parameters a replica
 
+
+def _params(config) -> int:
+    """Parameters a replica of the run's model, built abstractly as the trainer builds it."""
     from research.models import count_params
+    from research.train.loop import build_model
 
-    model, data = json.loads(model_json), default_config().data
-    data.update(json.loads(data_json))
-    shape = dataset_shape(data)
-    fields = {k: (tuple(v) if isinstance(v, list) else v) for k, v in model.items() if k != "name"}
-    build = lambda: get_model(model["name"], shape.input_shape, shape.num_classes, nnx.Rngs(0), **fields)
-    return count_params(nnx.eval_shape(build))
+    key = config.model.to_json(sort_keys=True) + config.data.to_json(sort_keys=True)
+    if key not in _PARAMS:
+        _PARAMS[key] = count_params(nnx.eval_shape(lambda: build_model(config, dataset_shape(config.data), 0)))
+    return _PARAMS[key]
 
 
 def bundle_widths(bundle: dict, width: int) -> tuple[int, ...]:
