@@ -34,7 +34,7 @@ TFDS_PREFIX = "tfds:"
 
 def fashion_mnist_available(data_dir: str = "") -> bool:
     """Whether Fashion-MNIST's IDX files are on this machine (no download needed)."""
-    return _find_idx(Path(data_dir or FASHION_MNIST_DIR), "t10k-images-idx3-ubyte") is not None
+    return source_available("fashion_mnist", data_dir)
 
 
 def cache_dir() -> Path:
