@@ -8,7 +8,12 @@ Sections:
   reference MLP and CNN, and what ``train.strategy=auto`` picks.
 * ``sweep``: 32 seeds x 500 Adam steps of each reference model, total wall
   time including compilation, against the same 32 runs as a plain PyTorch
-  loop (``sweep_speedup_vs_torch``).
+  loop (``sweep_speedup_vs_torch``) and as one ``torch.func`` ensemble
+  (``sweep_speedup_vs_torch_func``).
+* ``conv2d_stride1``: lattice nets at CIFAR shapes (32x32x3, four stride-1
+  layers of width 16 or 64, zero or circular padding, a global max head), each
+  family's training images/s for 1 and 3 seeds against a plain PyTorch loop
+  (``images_per_s_vs_torch``).
 * ``conv_speed``: the Fashion-MNIST CNN's training images/s against PyTorch's.
 * ``fraction_of_peak``: a wide dense net's training-step FLOP/s against a large
   matmul measured here.
@@ -138,6 +143,7 @@ def sweep_vs_torch(seeds: int = 32, steps: int = 500) -> list[dict]:
         strategy = choose_strategy("auto", model, jax.default_backend(), replicas=seeds)
         jax_s = _train(name, MNIST1D_SHAPE, seeds, steps, strategy)
         torch_s = torch_reference.train_runs(name, x, y, seeds=seeds, steps=steps, batch=100)
+        torch_func_s = torch_reference.train_runs_func(name, x, y, seeds=seeds, steps=steps, batch=100)
         rows.append(
             {
                 "model": name,
@@ -146,9 +152,60 @@ def sweep_vs_torch(seeds: int = 32, steps: int = 500) -> list[dict]:
                 "strategy": strategy,
                 "jax_s": jax_s,
                 "torch_s": torch_s,
+                "torch_func_s": torch_func_s,
                 "sweep_speedup_vs_torch": torch_s / jax_s,
+                "sweep_speedup_vs_torch_func": torch_func_s / jax_s,
             }
         )
+    return rows
+
+
+CIFAR_SHAPE = (32, 32, 3)
+# Nets with more parameters are reported as left out: the dense family at 32x32x16 has
+# 855M (13 GB with Adam's moments and gradients), and at width 64 about 13G.
+CIFAR_MAX_PARAMS = 200_000_000
+
+
+def conv2d_stride1(widths=(16, 64), seeds=(1, 3), batch: int = 50) -> list[dict]:
+    """Each family at CIFAR shapes: four stride-1 layers of ``width`` channels (kernel 3,
+    ReLU), a global max head, Adam, batch 50. JAX's training images/s (``auto``'s
+    strategy and conv form, ``seeds`` replicas in one program) over PyTorch's, whose
+    plain loop trains the seeds one after another (``seeds`` x its step time). The
+    conv at every width, padding and seed count; locally connected and dense with
+    zero padding and one seed."""
+    from benchmarks import torch_reference
+
+    x, y = _data(CIFAR_SHAPE, batch)
+    rows = []
+    for width in widths:
+        for padding in ("SAME", "CIRCULAR"):
+            for family in ("conv", "locally_connected", "dense"):
+                if family != "conv" and padding != "SAME":
+                    continue
+                fields = dict(family=family, widths=(width,) * 4, kernel_sizes=3, strides=1, padding=padding, head="global_max")
+                model = nnx.eval_shape(lambda fields=fields: get_model("lattice", CIFAR_SHAPE, 10, nnx.Rngs(0), **fields))
+                base = {"family": family, "width": width, "padding": padding, "params": count_params(model)}
+                if base["params"] > CIFAR_MAX_PARAMS:
+                    rows.append({**base, "left_out": f"{base['params'] / 1e6:.0f}M parameters"})
+                    continue
+                reference = torch_reference.build_lattice(family, CIFAR_SHAPE, (width,) * 4, 3, padding)
+                torch_images_per_s = batch / torch_reference.lattice_step_seconds(reference, x, y)
+                for replicas in seeds if family == "conv" else seeds[:1]:
+                    strategy = choose_strategy("auto", model, jax.default_backend(), replicas=replicas)
+                    ms, _ = _step_timing("lattice", CIFAR_SHAPE, replicas, strategy, batch=batch, steps=3, **fields)
+                    jax_images_per_s = 1e3 * replicas * batch / ms
+                    rows.append(
+                        {
+                            **base,
+                            "seeds": replicas,
+                            "strategy": strategy,
+                            "conv_impl": ",".join(sorted(conv_impls(model))) or "-",
+                            "jax_ms_per_step": ms,
+                            "jax_images_per_s": jax_images_per_s,
+                            "torch_images_per_s": torch_images_per_s,
+                            "images_per_s_vs_torch": jax_images_per_s / torch_images_per_s,
+                        }
+                    )
     return rows
 
 
@@ -314,6 +371,7 @@ def nngp_kernel(n: int = 5000) -> dict:
 SECTIONS = {
     "strategies": strategies,
     "sweep": sweep_vs_torch,
+    "conv2d_stride1": conv2d_stride1,
     "conv_speed": conv_speed,
     "fraction_of_peak": fraction_of_peak,
     "locally_connected": locally_connected_and_compile,
@@ -345,7 +403,17 @@ def summary_lines(results: dict) -> list[str]:
     for row in results.get("sweep", []):
         lines.append(
             f"sweep {row['model']} {row['seeds']} seeds x {row['steps']} steps: jax {row['jax_s']:.1f} s ({row['strategy']}), "
-            f"torch {row['torch_s']:.1f} s, sweep_speedup_vs_torch {row['sweep_speedup_vs_torch']:.2f}x"
+            f"torch {row['torch_s']:.1f} s, torch.func {row['torch_func_s']:.1f} s; "
+            f"sweep_speedup_vs_torch {row['sweep_speedup_vs_torch']:.2f}x, vs torch.func {row['sweep_speedup_vs_torch_func']:.2f}x"
+        )
+    for row in results.get("conv2d_stride1", []):
+        where = f"2D stride-1 {row['family']} width {row['width']} {row['padding']}"
+        if "left_out" in row:
+            lines.append(f"{where}: left out ({row['left_out']})")
+            continue
+        lines.append(
+            f"{where} x{row['seeds']}: jax {row['jax_images_per_s']:.0f} images/s ({row['strategy']}, conv_impl {row['conv_impl']}), "
+            f"torch {row['torch_images_per_s']:.0f}; images_per_s_vs_torch {row['images_per_s_vs_torch']:.2f}x"
         )
     if "conv_speed" in results:
         c = results["conv_speed"]

@@ -26,3 +26,35 @@ def test_torch_reference_output_shapes():
 
         out = torch_reference.build(name)(torch.from_numpy(torch_reference.channels_first(name, x).copy()))
         assert tuple(out.shape) == (2, 10)
+
+
+@pytest.mark.parametrize("family", ["conv", "locally_connected", "dense"])
+@pytest.mark.parametrize("padding", ["SAME", "CIRCULAR"])
+def test_torch_lattice_matches_ours(family, padding):
+    """The 2D stride-1 benchmark's PyTorch nets: our parameter count, and logits of the right shape."""
+    import numpy as np
+    import torch
+
+    fields = dict(family=family, widths=(4, 5), kernel_sizes=3, strides=1, padding=padding, head="global_max")
+    ours = nnx.eval_shape(lambda: get_model("lattice", (6, 6, 3), 10, nnx.Rngs(0), **fields))
+    theirs = torch_reference.build_lattice(family, (6, 6, 3), (4, 5), 3, padding)
+    assert sum(p.numel() for p in theirs.parameters()) == count_params(ours)
+    assert tuple(theirs(torch.zeros(2, 3, 6, 6)).shape) == (2, 10)
+    x = np.zeros((2, 6, 6, 3), np.float32)
+    assert torch_reference.lattice_step_seconds(theirs, x, np.zeros(2, np.int64), steps=1) > 0
+
+
+def test_torch_func_ensemble_trains_as_the_plain_loop_does():
+    """The ``torch.func`` peer is the plain loop's training, batched: each seed's
+    parameters after a few steps equal that seed's plain-loop model (Adam written out
+    equals ``torch.optim.Adam``)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(200, 40, 1)).astype(np.float32), rng.integers(0, 10, 200)
+    xt, yt = torch_reference._tensors("mnist1d_cnn", x, y)
+    stacked = torch_reference.train_ensemble("mnist1d_cnn", xt, yt, seeds=2, steps=6, batch=50)
+    for seed in range(2):
+        plain = torch_reference.train_one("mnist1d_cnn", xt, yt, seed=seed, steps=6, batch=50)
+        for key, value in plain.state_dict().items():
+            np.testing.assert_allclose(stacked[key][seed].numpy(), value.numpy(), rtol=1e-4, atol=1e-5)

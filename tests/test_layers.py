@@ -13,7 +13,16 @@ from research.data.transforms import shift
 from research.errors import UserError
 from research.models import count_params, get_model
 from research.models.embed import conv_to_dense, conv_to_locally_connected, locally_connected_layer_to_dense
-from research.models.layers import MATMUL_MAX_PATCH_FEATURES, Conv, DenseMap, FullKernelConv, LocallyConnected
+from research.models.layers import (
+    MATMUL_MAX_PATCH_FEATURES,
+    Conv,
+    DenseMap,
+    FullKernelConv,
+    LocallyConnected,
+    batch_chunk,
+    conv_as_matmul,
+)
+from research.models.layers import _conv_matmul_chunked as conv_as_matmul_by_chunks
 
 # (input shape, kernel, stride, padding): 1D and 2D, strided, every padding mode.
 GEOMETRIES = [
@@ -68,6 +77,40 @@ def test_conv_as_matmul_is_the_same_function_as_lax_conv(in_shape, kernel, strid
     for got, want in zip(grads["matmul"], grads["lax"]):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(batched["matmul"], batched["lax"], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("in_shape,kernel,stride,padding", GEOMETRIES[4:])
+def test_conv_as_matmul_by_batch_slices_has_the_same_values_and_gradients(in_shape, kernel, stride, padding):
+    """The sliced form (patches a few examples at a time, with its own backward pass)
+    against the whole-batch form: outputs, both gradients, and vmapped over replicas."""
+    layer = Conv(in_shape, 4, kernel, stride, padding, conv_impl="matmul", rngs=nnx.Rngs(0))
+    pads = layer.resolved.pads
+    x = _x(in_shape, batch=6)
+    kernels = jax.random.normal(jax.random.PRNGKey(3), (2, *layer.kernel.shape))
+
+    def loss(form, k, v):
+        return jnp.sum(jnp.sin(form(v, k, layer.strides, pads)))
+
+    def by_chunks(v, k, strides, pads):
+        return conv_as_matmul_by_chunks(v, k, strides, pads, 2)
+
+    np.testing.assert_allclose(
+        by_chunks(x, kernels[0], layer.strides, pads), conv_as_matmul(x, kernels[0], layer.strides, pads), rtol=1e-5, atol=1e-5
+    )
+    for got, want in zip(
+        jax.grad(lambda k, v: loss(by_chunks, k, v), argnums=(0, 1))(kernels[0], x),
+        jax.grad(lambda k, v: loss(conv_as_matmul, k, v), argnums=(0, 1))(kernels[0], x),
+    ):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    batched = jax.vmap(jax.grad(lambda k: loss(by_chunks, k, x)))(kernels)
+    np.testing.assert_allclose(batched, jax.vmap(jax.grad(lambda k: loss(conv_as_matmul, k, x)))(kernels), rtol=1e-4, atol=1e-4)
+
+
+def test_batch_chunk_is_the_largest_divisor_that_fits():
+    assert batch_chunk(50, 2_400_000, budget=5_000_000) == 2  # a 32x32x64 input's 3x3 patches: 2 images a slice
+    assert batch_chunk(50, 590_000, budget=5_000_000) == 5  # 8 would fit, 5 divides 50
+    assert batch_chunk(100, 400, budget=5_000_000) == 100  # small patches: the whole batch, no slicing
+    assert batch_chunk(7, 10**9) == 1
 
 
 def test_auto_conv_impl_is_matmul_on_cpu_for_small_patches_only():

@@ -167,12 +167,78 @@ def patches(x: jax.Array, window: Sequence[int], strides: Sequence[int], pads: S
     return jnp.concatenate(taps, axis=-1) if len(taps) > 1 else taps[0]
 
 
+# Bytes of im2col patches one slice of the batch may hold (see :func:`batch_chunk`):
+# a few MB, so that the patches are written and read back in the CPU's caches.
+PATCH_CHUNK_BYTES = 5 * 2**20
+
+
+def batch_chunk(batch: int, bytes_per_example: int, budget: int = PATCH_CHUNK_BYTES) -> int:
+    """The largest divisor of ``batch`` whose examples' patches fit in ``budget`` bytes (at least 1).
+
+    Why: a 32x32x64 input's 3x3 patches are 2.4 MB per image, 118 MB for a batch
+    of 50; the development machine copies memory at about 2 GB/s, so writing and
+    reading back the whole batch's patches costs more than the matmul itself
+    (benchmarks/README.md, "Conv speed at CIFAR shapes"). Slices that stay in cache do not.
+    """
+    fits = max(1, budget // max(1, bytes_per_example))
+    return max(d for d in range(1, min(batch, fits) + 1) if batch % d == 0)
+
+
+def _conv_matmul_whole(x, kernel, strides, pads):
+    window = kernel.shape[: len(strides)]
+    return patches(x, window, strides, pads) @ kernel.reshape(-1, kernel.shape[-1])
+
+
+def _by_chunks(a: jax.Array, chunk: int) -> jax.Array:
+    return a.reshape(a.shape[0] // chunk, chunk, *a.shape[1:])
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _conv_matmul_chunked(x, kernel, strides, pads, chunk):
+    y = lax.map(lambda xc: _conv_matmul_whole(xc, kernel, strides, pads), _by_chunks(x, chunk))
+    return y.reshape(x.shape[0], *y.shape[2:])
+
+
+def _conv_matmul_chunked_fwd(x, kernel, strides, pads, chunk):
+    return _conv_matmul_chunked(x, kernel, strides, pads, chunk), (x, kernel)
+
+
+def _conv_matmul_chunked_bwd(strides, pads, chunk, residuals, dy):
+    """Slice by slice of the batch: the patches recomputed (in cache, not saved from the
+    forward pass), the kernel's gradient accumulated, the input's gradient as the
+    patches' transpose applied to ``dy @ kernel.T``."""
+    x, kernel = residuals
+    window = kernel.shape[: len(strides)]
+    matrix = kernel.reshape(-1, kernel.shape[-1])
+
+    def one_chunk(d_matrix, xs):
+        x_chunk, dy_chunk = xs
+        cols, cols_transpose = jax.vjp(lambda a: patches(a, window, strides, pads), x_chunk)
+        d_matrix = d_matrix + jnp.einsum("...f,...o->fo", cols, dy_chunk)
+        (dx_chunk,) = cols_transpose(dy_chunk @ matrix.T)
+        return d_matrix, dx_chunk
+
+    d_matrix, dx = lax.scan(one_chunk, jnp.zeros_like(matrix), (_by_chunks(x, chunk), _by_chunks(dy, chunk)))
+    return dx.reshape(x.shape), d_matrix.reshape(kernel.shape)
+
+
+_conv_matmul_chunked.defvjp(_conv_matmul_chunked_fwd, _conv_matmul_chunked_bwd)
+
+
 @functools.partial(jax.jit, static_argnums=(2, 3))  # one program when called eagerly; inlined under jit
 def conv_as_matmul(x: jax.Array, kernel: jax.Array, strides: tuple[int, ...], pads: tuple[tuple[int, int], ...]) -> jax.Array:
     """``lax.conv_general_dilated`` (channels last, kernel ``(*window, in, out)``) as
-    im2col: the input's :func:`patches` times the kernel reshaped to ``(taps * in, out)``."""
+    im2col: the input's :func:`patches` times the kernel reshaped to ``(taps * in, out)``.
+
+    A batch whose patches exceed :data:`PATCH_CHUNK_BYTES` is computed a slice of
+    examples at a time (:func:`batch_chunk`), forward and backward, so that no
+    whole-batch patch array is ever written to memory."""
     window = kernel.shape[: len(strides)]
-    return patches(x, window, strides, pads) @ kernel.reshape(-1, kernel.shape[-1])
+    out_positions = math.prod((n + lo + hi - k) // s + 1 for n, k, s, (lo, hi) in zip(x.shape[1:-1], window, strides, pads))
+    chunk = batch_chunk(x.shape[0], out_positions * math.prod(kernel.shape[:-1]) * x.dtype.itemsize)
+    if chunk == x.shape[0]:
+        return _conv_matmul_whole(x, kernel, strides, pads)
+    return _conv_matmul_chunked(x, kernel, strides, pads, chunk)
 
 
 @functools.partial(jax.jit, static_argnums=(2, 3, 4))
