@@ -233,7 +233,7 @@ def _add_launcher_arguments(parser: argparse.ArgumentParser) -> None:
         "--workers",
         type=int,
         default=None,
-        help="runs at once (default: local one per GPU, on CPU one; ray the cluster's GPUs or CPUs; slurm all)",
+        help="runs at once (default: local one per GPU, on CPU two; ray the cluster's GPUs or CPUs; slurm all)",
     )
     group.add_argument("--ray-address", default=None, help="an existing Ray cluster, host:port (default: start a local Ray)")
     group.add_argument("--slurm-partition", default=None, help="SLURM partition (default: the cluster's default)")

@@ -122,7 +122,10 @@ def test_local_workers_are_pinned_one_gpu_each_without_preallocation(monkeypatch
     assert worker_env(1, ["0", "1", "2", "3"], workers=2)["CUDA_VISIBLE_DEVICES"] == "1,3"
     assert all(e["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false" for e in envs)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
-    assert visible_gpus() == [] and default_workers() == 1
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert visible_gpus() == [] and default_workers() == 2  # on CPU: one compiles while the other trains
+    monkeypatch.setattr("os.cpu_count", lambda: 1)
+    assert default_workers() == 1
 
 
 def test_failed_and_diverged_runs_are_recorded_and_do_not_stop_the_others(study, tmp_path):

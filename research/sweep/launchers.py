@@ -26,6 +26,7 @@ directories' ``summary.json``. Optional launchers' imports are checked by
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import select
@@ -130,9 +131,20 @@ def visible_gpus() -> list[str]:
     return [str(i) for i, _ in enumerate(line for line in out.splitlines() if line.startswith("GPU "))]
 
 
+CPU_WORKERS = 2
+
+
 def default_workers() -> int:
-    """One worker per visible GPU; on CPU (or a TPU host, one process owning every chip) one."""
-    return max(1, len(visible_gpus()))
+    """One worker per visible GPU; on a TPU host (one process owns every chip) one; on CPU
+    :data:`CPU_WORKERS` (at most one per core): while one worker compiles, mostly on one
+    thread, the other trains. Measured on 2 cores (the locality study's 8 quick runs):
+    51.9 s with 2 workers, 63.7 s with 1, 59.0 s with 3, the same results to the bit."""
+    gpus = visible_gpus()
+    if gpus:
+        return len(gpus)
+    if glob.glob("/dev/accel*") or glob.glob("/dev/vfio/[0-9]*"):  # where libtpu finds TPU chips
+        return 1
+    return max(1, min(CPU_WORKERS, os.cpu_count() or 1))
 
 
 def worker_env(slot: int, gpus: list[str], workers: int) -> dict[str, str]:

@@ -252,8 +252,7 @@ class EvalSplit:
     batch: int
 
 
-def _eval_split(x: np.ndarray, y: np.ndarray, eval_batch: int, put: Callable) -> EvalSplit:
-    batch = min(eval_batch, len(y))
+def _eval_split(x: np.ndarray, y: np.ndarray, batch: int, put: Callable) -> EvalSplit:
     padded = math.ceil(len(y) / batch) * batch
     mask = np.zeros(padded, np.float32)
     mask[: len(y)] = 1.0
@@ -270,7 +269,10 @@ def device_data(plan: RunPlan) -> tuple[jax.Array, jax.Array, dict[str, EvalSpli
     ds = plan.dataset
     inputs = model_inputs(ds, plan.config.data.standardize)
     labels = {"train": ds.y_train, "val": ds.y_val, "test": ds.y_test}
-    evals = {name: _eval_split(x, labels[name], plan.config.train.eval_batch_size, put) for name, x in inputs.items()}
+    # One batch size for every split (the smaller ones padded up to it): one evaluation program
+    # to compile per run instead of one per split size (val 400 and test 1000 were two).
+    eval_batch = min(plan.config.train.eval_batch_size, max(len(labels[name]) for name in inputs))
+    evals = {name: _eval_split(x, labels[name], eval_batch, put) for name, x in inputs.items()}
     x_train, y_train = put((inputs["train"], ds.y_train))
     return x_train, y_train, evals
 
