@@ -159,6 +159,7 @@ def reproduce(
             workers=workers,
             options=options,
             progress=progress,
+            cache_dir=workdir / ".jax_cache",
         )
         timing[study] = time.perf_counter() - t0
         bad = {s: n for s, n in index["counts"].items() if s not in FINISHED}

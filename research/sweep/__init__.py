@@ -123,8 +123,17 @@ class SweepIndex:
     error (and node, where a launcher says), saved atomically on every change, and the sweep's
     progress bar (runs finished, running, failed)."""
 
-    def __init__(self, directory: Path, header: dict, runs: list[tuple[str, Overrides]], configs: dict, progress: bool):
+    def __init__(
+        self,
+        directory: Path,
+        header: dict,
+        runs: list[tuple[str, Overrides]],
+        configs: dict,
+        progress: bool,
+        cache_dir: Path | None = None,
+    ):
         self.directory, self.configs = directory, configs
+        self.cache_dir = cache_dir or directory / ".jax_cache"
         self.path = directory / "sweep.json"
         previous = json.loads(self.path.read_text()).get("runs", {}) if self.path.exists() else {}
         invalid = invalid_runs(configs)
@@ -183,7 +192,7 @@ class SweepIndex:
         self._refresh()
 
     def todo(self, spec: str) -> list[Job]:
-        cache_dir = self.directory / ".jax_cache"
+        cache_dir = self.cache_dir
         return [
             Job(rid, spec, e["overrides"], self.directory / "runs" / rid, self.directory / "logs" / f"{rid}.log", cache_dir)
             for rid, e in self.runs.items()
@@ -210,8 +219,13 @@ def run_sweep(
     dry_run: bool = False,
     progress: bool = True,
     overrides: Sequence[str] = (),
+    cache_dir: Path | None = None,
 ) -> dict:
     """Run (or, with ``dry_run``, list) every run of a study; returns the sweep index.
+
+    ``cache_dir``: the persistent compilation cache its runs share (default
+    ``directory/.jax_cache``; ``cvd reproduce`` gives every study one, so that a
+    program one study compiled, another loads).
 
     ``overrides`` (``["train.epochs=1", ...]``, from the command line) apply to every run,
     after the run's own; run ids stay those of the study. ``launcher``: local, ray or
@@ -233,7 +247,8 @@ def run_sweep(
     path, variant = split_spec(spec)
     spec = str(path.resolve()) + (f":{variant}" if variant else "")
     with sweep_lock(directory):
-        index = SweepIndex(directory, {"study": spec, "launcher": launcher, "overrides": common}, runs, configs, progress)
+        header = {"study": spec, "launcher": launcher, "overrides": common}
+        index = SweepIndex(directory, header, runs, configs, progress, Path(cache_dir).resolve() if cache_dir else None)
         try:
             for _attempt in range(1 + retries):
                 todo = index.todo(spec)
