@@ -182,10 +182,11 @@ def cmd_analyze(args, overrides: list[str]) -> int:
 
 
 def cmd_bench(args, overrides: list[str]) -> int:
-    """The benchmark suite: strategies, sweep vs PyTorch, conv speed, fraction of peak, compile.
+    """The benchmark suite: strategies, sweep vs PyTorch, CIFAR-shape convs, conv speed, peak, compile.
 
-    Measure every figure of benchmarks/README.md in this one process, as ratios. The PyTorch
-    comparisons need the torch extra (pip install -e '.[torch]').
+    Measure every figure of benchmarks/README.md in this one process, as ratios (about
+    10 minutes on 2 CPU cores; --section picks some). The PyTorch comparisons (a plain
+    loop and a torch.func ensemble) need the torch extra (pip install -e '.[torch]').
 
     example: cvd bench --json > bench.json"""
     from benchmarks.suite import SECTIONS, run_suite, summary_lines
