@@ -122,10 +122,14 @@ def test_local_workers_are_pinned_one_gpu_each_without_preallocation(monkeypatch
     assert worker_env(1, ["0", "1", "2", "3"], workers=2)["CUDA_VISIBLE_DEVICES"] == "1,3"
     assert all(e["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false" for e in envs)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    monkeypatch.setattr("glob.glob", lambda pattern: [])
     monkeypatch.setattr("os.cpu_count", lambda: 2)
     assert visible_gpus() == [] and default_workers() == 2  # on CPU: one compiles while the other trains
     monkeypatch.setattr("os.cpu_count", lambda: 1)
     assert default_workers() == 1
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    monkeypatch.setattr("glob.glob", lambda pattern: ["/dev/accel0"] if pattern.startswith("/dev/accel") else [])
+    assert default_workers() == 1  # a TPU host: one process owns every chip
 
 
 def test_failed_and_diverged_runs_are_recorded_and_do_not_stop_the_others(study, tmp_path):
@@ -218,3 +222,16 @@ def test_command_line_overrides_apply_to_every_run_of_a_sweep(study, tmp_path, c
         lines = (workdir / "logs" / f"{rid}.log").read_text().splitlines()
         progress = [line for line in lines if "step/s" in line or "s/step" in line]
         assert progress and "\r" not in "".join(lines) and "100%" in progress[-1] and "loss=" in progress[-1]
+
+
+def test_a_local_sweep_whose_runs_time_themselves_runs_one_worker():
+    """The compute study's cost probe times its run: a second local worker beside it would change
+    the step times C4 compares, so unasked it gets one; asked, or on other launchers, as asked."""
+    from experiments.common import default_config
+    from research.sweep import workers_for
+
+    timed, plain = default_config(), default_config()
+    timed.probes.final = ("cost",)
+    assert workers_for(None, "local", [plain, timed]) == 1
+    assert workers_for(None, "local", [plain]) is None  # the launcher's default: two on CPU
+    assert workers_for(3, "local", [timed]) == 3 and workers_for(None, "ray", [timed]) is None

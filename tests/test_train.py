@@ -61,7 +61,10 @@ def test_same_config_same_numbers_and_one_compile(tmp_path):
     assert strip_timing(a) == strip_timing(b)
     assert read_lines(tmp_path / "a" / "metrics.jsonl") == read_lines(tmp_path / "b" / "metrics.jsonl")
     assert a["strategy"] == "scan"  # auto on CPU: the CNN's convs run as matmuls
+    # Executables, not traces: one scan program and one evaluation program (val and test padded
+    # to one batch), each compiled once however many epochs and chunks ran.
     assert a["timing"]["compiles"]["scan"] == 1 and "step" not in a["timing"]["compiles"]
+    assert a["timing"]["compiles"]["eval"] == 1
     assert a["status"] == "done" and len(a["replicas"]) == 2
     assert (
         a["replicas"][0]["test_accuracy"] != a["replicas"][1]["test_accuracy"]

@@ -230,13 +230,16 @@ def conv_as_matmul(x: jax.Array, kernel: jax.Array, strides: tuple[int, ...], pa
     """``lax.conv_general_dilated`` (channels last, kernel ``(*window, in, out)``) as
     im2col: the input's :func:`patches` times the kernel reshaped to ``(taps * in, out)``.
 
-    A batch whose patches exceed :data:`PATCH_CHUNK_BYTES` is computed a slice of
-    examples at a time (:func:`batch_chunk`), forward and backward, so that no
-    whole-batch patch array is ever written to memory."""
+    On CPU, a batch whose patches exceed :data:`PATCH_CHUNK_BYTES` is computed a
+    slice of examples at a time (:func:`batch_chunk`), forward and backward, so that
+    no whole-batch patch array is ever written to memory. The budget is per replica:
+    vmapped over R replicas, a slice holds R times as much. That form has a custom
+    VJP, so it supports reverse-mode derivatives only (``grad``, ``jacrev``; not
+    ``jvp``/``jacfwd``/``hessian``, which the whole-batch form allows)."""
     window = kernel.shape[: len(strides)]
     out_positions = math.prod((n + lo + hi - k) // s + 1 for n, k, s, (lo, hi) in zip(x.shape[1:-1], window, strides, pads))
     chunk = batch_chunk(x.shape[0], out_positions * math.prod(kernel.shape[:-1]) * x.dtype.itemsize)
-    if chunk == x.shape[0]:
+    if chunk == x.shape[0] or jax.default_backend() != "cpu":
         return _conv_matmul_whole(x, kernel, strides, pads)
     return _conv_matmul_chunked(x, kernel, strides, pads, chunk)
 

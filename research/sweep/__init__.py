@@ -208,6 +208,20 @@ class SweepIndex:
         self.bar.close()
 
 
+# Final probes that time the run (compute cost: step time, fraction of peak). A local sweep
+# with such runs uses one worker unless --workers says otherwise.
+TIMED_PROBES = {"cost"}
+
+
+def workers_for(workers: int | None, launcher: str, configs) -> int | None:
+    """``workers`` as asked; unasked, one for a local sweep with a run that times itself
+    (a second worker training beside its probe would change what it measures), else the
+    launcher's default (None)."""
+    if workers is None and launcher == "local" and any(TIMED_PROBES & set(c.probes.final) for c in configs):
+        return 1
+    return workers
+
+
 def run_sweep(
     spec: str,
     directory: Path,
@@ -244,6 +258,7 @@ def run_sweep(
             "runs": {rid: {"overrides": o, "status": run_status(directory / "runs" / rid)[0]} for rid, o in runs},
         }
     configs = {rid: build_config(spec, overrides) for rid, overrides in runs}  # built once, read below
+    workers = workers_for(workers, launcher, configs.values())
     path, variant = split_spec(spec)
     spec = str(path.resolve()) + (f":{variant}" if variant else "")
     with sweep_lock(directory):
@@ -260,4 +275,4 @@ def run_sweep(
         return index.data
 
 
-__all__ = ["LaunchOptions", "axis", "invalid_runs", "product", "run_id", "run_sweep", "study_runs", "zip_axes"]
+__all__ = ["LaunchOptions", "axis", "invalid_runs", "product", "run_id", "run_sweep", "study_runs", "workers_for", "zip_axes"]

@@ -4,7 +4,8 @@
   research.sweep.worker``), each running one job at a time in its own JAX
   process: a run that raises is recorded, a worker that crashes or is killed
   fails its one job and is replaced, never the sweep. One worker per visible
-  GPU, each pinned to its GPU (``CUDA_VISIBLE_DEVICES``); on CPU or TPU one.
+  GPU, each pinned to its GPU (``CUDA_VISIBLE_DEVICES``); on a TPU host one; on
+  CPU two (:func:`default_workers`), or one when a run times itself (``TIMED_PROBES``).
 * ``ray``: each job a Ray task, on a local Ray (``ray.init()``) or an existing
   cluster (``--ray-address``). A task asks for one CPU, and one GPU where the
   cluster has GPUs; the jobs in flight default to what the cluster's resources

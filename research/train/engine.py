@@ -131,6 +131,13 @@ class Engine:
 
         return traced
 
+    def compiled_programs(self) -> dict[str, int]:
+        """Executables compiled so far per program (``step``, ``scan``, ``eval``): what a
+        run's summary reports as ``compiles``. Counts compilations, not traces: an argument
+        that changes only its device commitment compiles again without retracing."""
+        programs = {"step": self._step, "scan": self._scan, "eval": self._eval}
+        return {name: fn._cache_size() for name, fn in programs.items() if fn._cache_size()}
+
     # -- state ---------------------------------------------------------------
     def init_replica(self, params: nnx.State, seed: int, learning_rate: float) -> TrainState:
         opt_state = self.tx.init(params)
@@ -201,19 +208,24 @@ class Engine:
 
     def _replica_eval(self, params, x, y, mask):
         logits = nnx.merge(self.graphdef, params)(x)
-        loss = jnp.sum(cross_entropy(logits, y) * mask)
-        correct = jnp.sum((jnp.argmax(logits, -1) == y) * mask)
+        real = mask > 0  # padding rows count for nothing, even where their loss is not finite
+        loss = jnp.sum(jnp.where(real, cross_entropy(logits, y), 0.0))
+        correct = jnp.sum(jnp.where(real, jnp.argmax(logits, -1) == y, False))
         return loss, correct
 
     # -- public --------------------------------------------------------------
     def permutations(self, state: TrainState, epoch: int, num_examples: int) -> jax.Array:
         """``(R, num_examples)`` int32: each replica's order of the training set in ``epoch``,
-        placed as the replicas are (sharded over devices where they are)."""
-        keys = np.asarray(jax.device_get(state["data_key"]), np.uint32).reshape(-1, 2)
+        placed as the replicas are (sharded over devices where they are). NumPy does not
+        promise ``Generator.permutation`` the same stream across its versions; a run's
+        ``config.json`` records the NumPy version it started with, so a resume under
+        another one can be told apart."""
+        keys = np.asarray(jax.device_get(state["data_key"]), np.uint32)
+        keys = keys.reshape(keys.shape[0], -1)
         perms = np.stack([np.random.default_rng([*map(int, key), epoch]).permutation(num_examples) for key in keys])
-        sharding = state["data_key"].sharding
-        if isinstance(sharding, NamedSharding):
-            return jax.device_put(perms.astype(np.int32), sharding)
+        shardings = replica_sharding(len(keys))
+        if shardings:
+            return jax.device_put(perms.astype(np.int32), shardings[0])
         # Uncommitted, as the rest of a one-device state: a committed argument among
         # uncommitted ones would make the next call's state committed and compile the step twice.
         return jnp.asarray(perms, jnp.int32)

@@ -270,8 +270,10 @@ def device_data(plan: RunPlan) -> tuple[jax.Array, jax.Array, dict[str, EvalSpli
     inputs = model_inputs(ds, plan.config.data.standardize)
     labels = {"train": ds.y_train, "val": ds.y_val, "test": ds.y_test}
     # One batch size for every split (the smaller ones padded up to it): one evaluation program
-    # to compile per run instead of one per split size (val 400 and test 1000 were two).
-    eval_batch = min(plan.config.train.eval_batch_size, max(len(labels[name]) for name in inputs))
+    # to compile per run instead of one per split size (val 400 and test 1000 were two). Sized by
+    # the splits evaluated every epoch; train, evaluated once, takes as many batches as it needs.
+    per_epoch = [len(labels[name]) for name in inputs if name != "train"] or [len(labels["train"])]
+    eval_batch = min(plan.config.train.eval_batch_size, max(per_epoch))
     evals = {name: _eval_split(x, labels[name], eval_batch, put) for name, x in inputs.items()}
     x_train, y_train = put((inputs["train"], ds.y_train))
     return x_train, y_train, evals
@@ -503,7 +505,7 @@ def run_summary(plan: RunPlan, log: RunLog, phase: Phase, state: TrainState, fin
         "status": "diverged" if all(r["diverged"] for r in replicas) else "done",
         "num_params": count_params(phase.model),
         "wall_time_s": log.elapsed(),
-        "timing": {"this_session_s": time.perf_counter() - log.t_start, "compiles": dict(phase.engine.traces)},
+        "timing": {"this_session_s": time.perf_counter() - log.t_start, "compiles": phase.engine.compiled_programs()},
         "steps": plan.total_steps,
         "epochs": plan.config.train.epochs,
         "strategy": phase.strategy,
