@@ -105,16 +105,21 @@ def lattice_step_seconds(model, x: np.ndarray, y: np.ndarray, *, steps: int = 5,
     torch = _torch()
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     xt = torch.from_numpy(np.ascontiguousarray(np.moveaxis(x, -1, 1)).astype(np.float32))
-    yt = torch.from_numpy(y.astype(np.int64))
-    best = float("inf")
-    for step in range(steps + 2):
+    return min(_step_times(model, opt, xt, torch.from_numpy(y.astype(np.int64)), steps=steps, warmup=2))
+
+
+def _step_times(model, opt, xt, yt, *, steps: int, warmup: int) -> list[float]:
+    """Seconds of each of ``steps`` Adam steps of ``model`` on one batch, after ``warmup`` untimed ones."""
+    torch = _torch()
+    times = []
+    for step in range(warmup + steps):
         start = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         torch.nn.functional.cross_entropy(model(xt), yt).backward()
         opt.step()
-        if step >= 2:
-            best = min(best, time.perf_counter() - start)
-    return best
+        if step >= warmup:
+            times.append(time.perf_counter() - start)
+    return times
 
 
 def channels_first(name: str, x: np.ndarray) -> np.ndarray:
@@ -209,12 +214,4 @@ def step_seconds(name: str, x: np.ndarray, y: np.ndarray, *, batch: int, steps: 
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     xt = torch.from_numpy(np.ascontiguousarray(channels_first(name, x[:batch])).astype(np.float32))
     yt = torch.from_numpy(y[:batch].astype(np.int64))
-    times = []
-    for step in range(steps + 3):
-        start = time.perf_counter()
-        opt.zero_grad(set_to_none=True)
-        torch.nn.functional.cross_entropy(model(xt), yt).backward()
-        opt.step()
-        if step >= 3:
-            times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    return float(np.median(_step_times(model, opt, xt, yt, steps=steps, warmup=3)))

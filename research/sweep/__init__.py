@@ -192,9 +192,8 @@ class SweepIndex:
         self._refresh()
 
     def todo(self, spec: str) -> list[Job]:
-        cache_dir = self.cache_dir
         return [
-            Job(rid, spec, e["overrides"], self.directory / "runs" / rid, self.directory / "logs" / f"{rid}.log", cache_dir)
+            Job(rid, spec, e["overrides"], self.directory / "runs" / rid, self.directory / "logs" / f"{rid}.log", self.cache_dir)
             for rid, e in self.runs.items()
             if e["status"] not in (*FINISHED, "invalid")
         ]

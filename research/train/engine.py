@@ -33,7 +33,7 @@ encodes that.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import jax
@@ -115,28 +115,20 @@ class Engine:
     batch_size: int
     chunk: int = 1
     augment_shift: int = 0
-    traces: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self):
-        self._step = jax.jit(self._counted("step", self._vstep), donate_argnums=0)
-        self._scan = jax.jit(self._counted("scan", self._scan_chunk), donate_argnums=0)
-        self._eval = jax.jit(self._counted("eval", jax.vmap(self._replica_eval, in_axes=(0, None, None, None))))
+        self._step = jax.jit(self._vstep, donate_argnums=0)
+        self._scan = jax.jit(self._scan_chunk, donate_argnums=0)
+        self._eval = jax.jit(jax.vmap(self._replica_eval, in_axes=(0, None, None, None)))
         self._zero_window = jax.jit(lambda s: {**s, "window": jax.tree.map(jnp.zeros_like, s["window"])}, donate_argnums=0)
         self._param_norms = jax.jit(jax.vmap(optax.tree.norm))
-
-    def _counted(self, name: str, fn: Callable) -> Callable:
-        def traced(*args):
-            self.traces[name] = self.traces.get(name, 0) + 1
-            return fn(*args)
-
-        return traced
 
     def compiled_programs(self) -> dict[str, int]:
         """Executables compiled so far per program (``step``, ``scan``, ``eval``): what a
         run's summary reports as ``compiles``. Counts compilations, not traces: an argument
         that changes only its device commitment compiles again without retracing."""
-        programs = {"step": self._step, "scan": self._scan, "eval": self._eval}
-        return {name: fn._cache_size() for name, fn in programs.items() if fn._cache_size()}
+        counts = {"step": self._step._cache_size(), "scan": self._scan._cache_size(), "eval": self._eval._cache_size()}
+        return {name: count for name, count in counts.items() if count}
 
     # -- state ---------------------------------------------------------------
     def init_replica(self, params: nnx.State, seed: int, learning_rate: float) -> TrainState:
