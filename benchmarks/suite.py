@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import jax
@@ -95,10 +96,10 @@ def _train(model_name, shape, replicas, steps, strategy, batch=100, n=4000):
     return time.perf_counter() - start
 
 
-def _step_timing(model_name, shape, replicas, strategy, batch=100, steps=20, **fields) -> tuple[float, float]:
-    """``(ms per step, first-call seconds)`` of ``replicas`` replicas: the first call
-    (compile + one step when dispatched, one chunk of ``steps`` when scanned), then
-    the best of 3 timed segments of ``steps``."""
+def _step_timer(model_name, shape, replicas, strategy, batch=100, steps=20, **fields) -> tuple[float, Callable[[], float]]:
+    """``(first-call seconds, segment)`` for ``replicas`` replicas: the first call compiles
+    (and runs one step when dispatched, one chunk of ``steps`` when scanned); each call of
+    ``segment()`` then times ``steps`` more steps and returns ms per step."""
     n = 2 * batch * steps
     x, y = _data(shape, n)
     _, engine, init = _engine(model_name, shape, replicas, batch, 10 * steps, chunk=steps, **fields)
@@ -109,12 +110,20 @@ def _step_timing(model_name, shape, replicas, strategy, batch=100, steps=20, **f
     first_steps = 1 if strategy.endswith("dispatch") else steps
     state = jax.block_until_ready(engine.run_steps(state, xs, ys, perms, 0, first_steps, strategy))
     first_call = time.perf_counter() - start
-    best = math.inf
-    for _ in range(3):
+
+    def segment() -> float:
+        nonlocal state
         start = time.perf_counter()
         state = jax.block_until_ready(engine.run_steps(state, xs, ys, perms, steps, 2 * steps, strategy))
-        best = min(best, time.perf_counter() - start)
-    return 1e3 * best / steps, first_call
+        return 1e3 * (time.perf_counter() - start) / steps
+
+    return first_call, segment
+
+
+def _step_timing(model_name, shape, replicas, strategy, batch=100, steps=20, **fields) -> tuple[float, float]:
+    """``(ms per step, first-call seconds)``: the best of 3 timed segments of ``steps`` (:func:`_step_timer`)."""
+    first_call, segment = _step_timer(model_name, shape, replicas, strategy, batch, steps, **fields)
+    return min(segment() for _ in range(3)), first_call
 
 
 def strategies(replicas: int = 32) -> list[dict]:
@@ -166,20 +175,26 @@ CIFAR_SHAPE = (32, 32, 3)
 CIFAR_MAX_PARAMS = 200_000_000
 
 
-def conv2d_stride1(widths=(16, 64), seeds=(1, 3), batch: int = 50) -> list[dict]:
+def conv2d_stride1(
+    widths=(16, 64), seeds=(1, 3), batch: int = 50, rounds: int = 3, families=("conv", "locally_connected", "dense")
+) -> list[dict]:
     """Each family at CIFAR shapes: four stride-1 layers of ``width`` channels (kernel 3,
     ReLU), a global max head, Adam, batch 50. JAX's training images/s (``auto``'s
     strategy, ``seeds`` replicas; the conv in ``auto``'s form and as ``lax.conv``) over PyTorch's, whose
     plain loop trains the seeds one after another (``seeds`` x its step time). The
     conv at every width, padding and seed count; locally connected and dense with
-    zero padding and one seed."""
+    zero padding and one seed.
+
+    Timed alike and interleaved, because this machine's speed drifts by up to 3x between
+    minutes: every form is compiled first, then ``rounds`` rounds each time one segment of
+    3 steps of PyTorch and of every JAX form in turn; each reports its best segment."""
     from benchmarks import torch_reference
 
     x, y = _data(CIFAR_SHAPE, batch)
     rows = []
     for width in widths:
         for padding in ("SAME", "CIRCULAR"):
-            for family in ("conv", "locally_connected", "dense"):
+            for family in families:
                 if family != "conv" and padding != "SAME":
                     continue
                 fields = dict(family=family, widths=(width,) * 4, kernel_sizes=3, strides=1, padding=padding, head="global_max")
@@ -189,28 +204,36 @@ def conv2d_stride1(widths=(16, 64), seeds=(1, 3), batch: int = 50) -> list[dict]
                     rows.append({**base, "left_out": f"{base['params'] / 1e6:.0f}M parameters"})
                     continue
                 reference = torch_reference.build_lattice(family, CIFAR_SHAPE, (width,) * 4, 3, padding)
-                torch_images_per_s = batch / torch_reference.lattice_step_seconds(reference, x, y)
+                timers = {"torch": torch_reference.lattice_step_timer(reference, x, y, steps=3)}
+                forms = []
                 # The conv in both forms: auto's (matmul on CPU) and lax.conv, each with auto's strategy.
                 for conv_impl in ("auto", "lax") if family == "conv" else ("auto",):
                     impl_fields = {**fields, "conv_impl": conv_impl}
                     impl_model = nnx.eval_shape(lambda f=impl_fields: get_model("lattice", CIFAR_SHAPE, 10, nnx.Rngs(0), **f))
                     for replicas in seeds if family == "conv" else seeds[:1]:
                         strategy = choose_strategy("auto", impl_model, jax.default_backend(), replicas=replicas)
-                        ms, _ = _step_timing("lattice", CIFAR_SHAPE, replicas, strategy, batch=batch, steps=3, **impl_fields)
-                        jax_images_per_s = 1e3 * replicas * batch / ms
-                        rows.append(
-                            {
-                                **base,
-                                "seeds": replicas,
-                                "conv_impl_asked": conv_impl,
-                                "conv_impl": ",".join(sorted(conv_impls(impl_model))) or "-",
-                                "strategy": strategy,
-                                "jax_ms_per_step": ms,
-                                "jax_images_per_s": jax_images_per_s,
-                                "torch_images_per_s": torch_images_per_s,
-                                "images_per_s_vs_torch": jax_images_per_s / torch_images_per_s,
-                            }
-                        )
+                        _, timers[len(forms)] = _step_timer("lattice", CIFAR_SHAPE, replicas, strategy, batch, 3, **impl_fields)
+                        forms.append((conv_impl, ",".join(sorted(conv_impls(impl_model))) or "-", replicas, strategy))
+                best = dict.fromkeys(timers, math.inf)
+                for _ in range(rounds):
+                    for key, timer in timers.items():
+                        best[key] = min(best[key], timer())
+                torch_images_per_s = 1e3 * batch / best["torch"]
+                for i, (conv_impl, impl, replicas, strategy) in enumerate(forms):
+                    jax_images_per_s = 1e3 * replicas * batch / best[i]
+                    rows.append(
+                        {
+                            **base,
+                            "seeds": replicas,
+                            "conv_impl_asked": conv_impl,
+                            "conv_impl": impl,
+                            "strategy": strategy,
+                            "jax_ms_per_step": best[i],
+                            "jax_images_per_s": jax_images_per_s,
+                            "torch_images_per_s": torch_images_per_s,
+                            "images_per_s_vs_torch": jax_images_per_s / torch_images_per_s,
+                        }
+                    )
     return rows
 
 
@@ -354,6 +377,7 @@ def machine() -> dict:
         "cpus": os.cpu_count(),
         "jax": jax.__version__,
         "python": platform.python_version(),
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),  # research.xla_flags: which conv kernels XLA CPU used
     }
 
 

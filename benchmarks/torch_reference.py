@@ -14,6 +14,7 @@ stronger peer for a sweep of many seeds. Needs the optional extra: ``pip install
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -99,13 +100,16 @@ def build_lattice(family: str, in_shape, widths, kernel: int, padding: str, seed
     return nn.Sequential(*layers, nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(c_in, 10))
 
 
-def lattice_step_seconds(model, x: np.ndarray, y: np.ndarray, *, steps: int = 5, lr: float = 1e-3) -> float:
-    """Best seconds per Adam step of one lattice model on one batch (channels-last ``x``),
-    after 2 warm-up steps."""
+def lattice_step_timer(model, x: np.ndarray, y: np.ndarray, *, steps: int = 3, lr: float = 1e-3) -> Callable[[], float]:
+    """A function timing one segment of ``steps`` Adam steps of one lattice model on one
+    batch (channels-last ``x``) and returning ms per step, after 2 warm-up steps, as the
+    JAX side's segments (``benchmarks.suite._step_timer``)."""
     torch = _torch()
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     xt = torch.from_numpy(np.ascontiguousarray(np.moveaxis(x, -1, 1)).astype(np.float32))
-    return min(_step_times(model, opt, xt, torch.from_numpy(y.astype(np.int64)), steps=steps, warmup=2))
+    yt = torch.from_numpy(y.astype(np.int64))
+    _step_times(model, opt, xt, yt, steps=0, warmup=2)
+    return lambda: 1e3 * sum(_step_times(model, opt, xt, yt, steps=steps, warmup=0)) / steps
 
 
 def _step_times(model, opt, xt, yt, *, steps: int, warmup: int) -> list[float]:

@@ -58,6 +58,7 @@ def machine() -> dict:
         "cpu_cores": os.cpu_count(),
         "platform": platform.platform(terse=True),
         "python": platform.python_version(),
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),  # research.xla_flags sets some: they pick kernels
     }
 
 

@@ -41,7 +41,7 @@ def test_torch_lattice_matches_ours(family, padding):
     assert sum(p.numel() for p in theirs.parameters()) == count_params(ours)
     assert tuple(theirs(torch.zeros(2, 3, 6, 6)).shape) == (2, 10)
     x = np.zeros((2, 6, 6, 3), np.float32)
-    assert torch_reference.lattice_step_seconds(theirs, x, np.zeros(2, np.int64), steps=1) > 0
+    assert torch_reference.lattice_step_timer(theirs, x, np.zeros(2, np.int64), steps=1)() > 0
 
 
 def test_torch_func_ensemble_trains_as_the_plain_loop_does():
@@ -58,3 +58,23 @@ def test_torch_func_ensemble_trains_as_the_plain_loop_does():
         plain = torch_reference.train_one("mnist1d_cnn", xt, yt, seed=seed, steps=6, batch=50)
         for key, value in plain.state_dict().items():
             np.testing.assert_allclose(stacked[key][seed].numpy(), value.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_conv2d_stride1_section_reports_both_conv_forms_against_torch():
+    """The CIFAR-shape section, tiny: each padding's conv in auto's form and as lax.conv,
+    timed in interleaved rounds against the same PyTorch net."""
+    from benchmarks.suite import conv2d_stride1
+
+    rows = conv2d_stride1(widths=(2,), seeds=(1,), batch=4, rounds=1, families=("conv",))
+    assert [(r["padding"], r["conv_impl_asked"]) for r in rows] == [
+        ("SAME", "auto"),
+        ("SAME", "lax"),
+        ("CIRCULAR", "auto"),
+        ("CIRCULAR", "lax"),
+    ]
+    assert all(r["conv_impl"] == "lax" and r["strategy"] == "dispatch" for r in rows if r["conv_impl_asked"] == "lax")
+    for r in rows:
+        assert (
+            r["images_per_s_vs_torch"] == pytest.approx(r["jax_images_per_s"] / r["torch_images_per_s"])
+            and r["jax_ms_per_step"] > 0
+        )

@@ -14,6 +14,7 @@ from research.errors import UserError
 from research.models import count_params, get_model
 from research.models.embed import conv_to_dense, conv_to_locally_connected, locally_connected_layer_to_dense
 from research.models.layers import (
+    MATMUL_MAX_PATCH_BYTES,
     MATMUL_MAX_PATCH_FEATURES,
     Conv,
     DenseMap,
@@ -122,6 +123,23 @@ def test_auto_conv_impl_is_matmul_on_cpu_for_small_patches_only():
     assert 28 * 28 * 32 > MATMUL_MAX_PATCH_FEATURES and two_d_full.impl("cpu") == "lax"
     forced = nnx.eval_shape(lambda: get_model("mnist1d_cnn", (40, 1), 10, nnx.Rngs(0), conv_impl="lax"))
     assert all(layer.impl("cpu") == "lax" for layer in forced.layers)
+
+
+def test_auto_conv_impl_takes_lax_on_cpu_where_one_examples_patches_are_large():
+    """Fashion-MNIST's CNN and the MNIST-1D nets stay matmuls; a stride-1 32x32 layer of 16
+    channels (590 KB of patches an example) is a lax.conv, its 3-channel first layer (110 KB) not."""
+    fashion = nnx.eval_shape(lambda: get_model("fashion_cnn", (28, 28, 1), 10, nnx.Rngs(0)))
+    assert {layer.impl("cpu") for layer in fashion.layers if isinstance(layer, Conv)} == {"matmul"}
+    for family, width in (("conv", 64), ("full_kernel_conv", 25)):  # wider 1D full kernels exceed the patch features
+        mnist1d = nnx.eval_shape(
+            lambda f=family, w=width: get_model("lattice", (40, 1), 10, nnx.Rngs(0), family=f, widths=(w,) * 3)
+        )
+        assert {layer.impl("cpu") for layer in mnist1d.layers if isinstance(layer, Conv)} == {"matmul"}
+    fields = dict(family="conv", widths=(16,) * 4, kernel_sizes=3, strides=1, head="global_max")
+    cifar = nnx.eval_shape(lambda: get_model("lattice", (32, 32, 3), 10, nnx.Rngs(0), **fields))
+    assert 4 * 32 * 32 * 9 * 16 > MATMUL_MAX_PATCH_BYTES >= 4 * 32 * 32 * 9 * 3
+    assert [layer.impl("cpu") for layer in cifar.layers] == ["matmul", "lax", "lax", "lax"]
+    assert {layer.impl("gpu") for layer in cifar.layers} == {"lax"}
 
 
 def test_auto_strategy_follows_how_convs_compute():

@@ -31,10 +31,12 @@ The conv families compute the same function in one of two ways (``conv_impl``):
 ``lax`` (``lax.conv_general_dilated``) or ``matmul`` (the input's patches,
 gathered by strided slices, times the kernel as a matrix: im2col). ``auto``
 takes ``matmul`` on CPU when a patch has at most
-:data:`MATMUL_MAX_PATCH_FEATURES` entries and ``lax`` otherwise. Why: on XLA CPU
-the matmul form is the faster one, vmapped replicas run it as batched matmuls
-instead of grouped convs, and it stays fast inside ``lax.scan`` (measurements:
-``benchmarks/README.md``). The two forms agree to float32 rounding
+:data:`MATMUL_MAX_PATCH_FEATURES` entries and one example's patches at most
+:data:`MATMUL_MAX_PATCH_BYTES`, and ``lax`` otherwise. Why: on XLA CPU the
+matmul form is the faster one at those sizes, vmapped replicas run it as
+batched matmuls instead of grouped convs, and it stays fast inside ``lax.scan``;
+above them writing the patches costs more than ``lax.conv`` on XLA's Eigen
+kernels (measurements: ``benchmarks/README.md``). The two forms agree to float32 rounding
 (``tests/test_layers.py``).
 """
 
@@ -62,6 +64,12 @@ CONV_IMPLS = ("auto", "lax", "matmul")
 # not a 2D full-kernel conv (784 taps x 32 channels), whose patches would take
 # gigabytes and which runs no faster as a matmul.
 MATMUL_MAX_PATCH_FEATURES = 2048
+# Largest im2col array of one example (output positions x patch, float32) that ``auto``
+# turns into a matmul on CPU: the Fashion-MNIST CNN's (226 KB) and every MNIST-1D conv's
+# are below it; a stride-1 32x32 layer of 16 or 64 channels (590 KB, 2.4 MB) is above
+# it and runs faster as ``lax.conv`` on XLA's Eigen kernels (research.xla_flags), whose
+# writes do not grow with the patch (benchmarks/README.md, "Conv speed at CIFAR shapes").
+MATMUL_MAX_PATCH_BYTES = 512 * 2**10
 
 # jax's truncated normal on [-2, 2] has this standard deviation; dividing by it
 # gives the kernel exactly the variance asked for (as ``lecun_normal`` does).
@@ -318,7 +326,9 @@ class Conv(SpatialLayer):
             return self.conv_impl
         backend = backend or jax.default_backend()
         patch = math.prod(self.kernel_size) * self.in_shape[-1]
-        return "matmul" if backend == "cpu" and patch <= MATMUL_MAX_PATCH_FEATURES else "lax"
+        patch_bytes = 4 * math.prod(self.out_spatial) * patch
+        small = patch <= MATMUL_MAX_PATCH_FEATURES and patch_bytes <= MATMUL_MAX_PATCH_BYTES
+        return "matmul" if backend == "cpu" and small else "lax"
 
     def __call__(self, x: jax.Array) -> jax.Array:
         x, pads = _pad_input(x, self.resolved)
