@@ -170,6 +170,9 @@ def sweep_vs_torch(seeds: int = 32, steps: int = 500) -> list[dict]:
 
 
 CIFAR_SHAPE = (32, 32, 3)
+# Pause before each timed segment of the interleaved rounds: PyTorch's OpenMP threads spin
+# for a while after a parallel region (GNU/Intel defaults: up to ~200 ms) on the same cores.
+SETTLE_S = 0.25
 # Nets with more parameters are reported as left out: the dense family at 32x32x16 has
 # 855M (13 GB with Adam's moments and gradients), and at width 64 about 13G.
 CIFAR_MAX_PARAMS = 200_000_000
@@ -187,7 +190,10 @@ def conv2d_stride1(
 
     Timed alike and interleaved, because this machine's speed drifts by up to 3x between
     minutes: every form is compiled first, then ``rounds`` rounds each time one segment of
-    3 steps of PyTorch and of every JAX form in turn; each reports its best segment."""
+    3 steps of PyTorch and of every JAX form in turn (the order rotated each round, and a
+    pause before each segment so that no library's idle threads still spin on the cores);
+    each reports its best segment. PyTorch trains on one batch, JAX's steps gather theirs
+    through its permutation, as in training."""
     from benchmarks import torch_reference
 
     x, y = _data(CIFAR_SHAPE, batch)
@@ -215,9 +221,11 @@ def conv2d_stride1(
                         _, timers[len(forms)] = _step_timer("lattice", CIFAR_SHAPE, replicas, strategy, batch, 3, **impl_fields)
                         forms.append((conv_impl, ",".join(sorted(conv_impls(impl_model))) or "-", replicas, strategy))
                 best = dict.fromkeys(timers, math.inf)
-                for _ in range(rounds):
-                    for key, timer in timers.items():
-                        best[key] = min(best[key], timer())
+                order = list(timers)
+                for round_ in range(rounds):
+                    for key in order[round_ % len(order) :] + order[: round_ % len(order)]:
+                        time.sleep(SETTLE_S)
+                        best[key] = min(best[key], timers[key]())
                 torch_images_per_s = 1e3 * batch / best["torch"]
                 for i, (conv_impl, impl, replicas, strategy) in enumerate(forms):
                     jax_images_per_s = 1e3 * replicas * batch / best[i]

@@ -8,36 +8,46 @@ dots, elementwise ops and reductions it takes by default::
 
 Why, measured on the 2-core development machine with jaxlib 0.10.2
 (benchmarks/README.md, "Conv speed at CIFAR shapes"): one 3x3 conv layer on a
-batch of 50 32x32x64 images, forward and both gradients, took 134-137 ms as a
-YNNPACK fusion and 80-94 ms on Eigen (PyTorch's oneDNN: 73 ms); whole stride-1
-CIFAR-shaped nets with ``conv_impl=lax`` went from 0.29-0.82x PyTorch's images/s
-to 0.79-1.21x. The matmul form of convs (CPU's default) and the MNIST-1D nets
-are dots, which this flag leaves alone.
+batch of 50 32x32x64 images, forward and both gradients, the two forms
+alternating in one process, took a median 157 ms as a YNNPACK fusion and 96 ms
+on Eigen (10.4 and 9.1 ms at 16 channels); stride-1 CIFAR-shaped nets with
+``lax.conv`` went from 0.33-0.61x PyTorch's images/s to 0.61-0.98x. The matmul
+form of convs (CPU's default for small ones) and the MNIST-1D nets are dots,
+which this flag leaves alone.
 
-The flag is read once, when JAX creates its CPU client, so :func:`configure`
-runs when ``research`` is imported (``research/__init__.py``), before any
-computation. It is added only when
+The flag is read once, when JAX creates its backend, so :func:`configure` runs
+when ``research`` is imported (``research/__init__.py``), before any
+computation, and the sweep's worker processes inherit it. It is added only when
 
-- jaxlib is a version it was measured on (:data:`MEASURED_JAXLIB`): XLA aborts
-  the process on a flag it does not know, and the ``-`` (remove from the
-  default list) syntax is recent;
+- jaxlib, and any CUDA plugin, is a version it was measured on
+  (:data:`MEASURED_JAXLIB`), and no ``libtpu`` is installed: XLA aborts the
+  process on a flag it does not know, and the ``-`` (remove from the default
+  list) syntax is recent;
 - ``XLA_FLAGS`` does not already set ``xla_cpu_experimental_ynn_fusion_type``
   (the user's choice wins);
-- ``CVD_XLA_DEFAULTS`` is not ``0`` (the way to measure without it).
+- ``CVD_XLA_DEFAULTS`` is not ``0`` (the way to measure without it);
+- JAX's backend has not started yet (then the flag could not apply: a warning
+  says so, and ``XLA_FLAGS``, which run provenance records, is left as it is).
 
-If JAX's backend already started before ``research`` was imported, the flag
-has no effect (and does no harm).
+:func:`convs_on_eigen` says whether this process's flags put convs on Eigen;
+``Conv.impl`` (``research.models.layers``) uses it: the large-patch rule that
+prefers ``lax.conv`` holds only there.
 """
 
 from __future__ import annotations
 
 import os
+import sys
+import warnings
 from importlib import metadata
 
 YNN_OPTION = "xla_cpu_experimental_ynn_fusion_type"
-CPU_FLAG = f"--{YNN_OPTION}=-LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION"
+CONVOLUTION = "LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION"
+CPU_FLAG = f"--{YNN_OPTION}=-{CONVOLUTION}"
 # (major, minor) versions of jaxlib on which CPU_FLAG was measured and parses.
 MEASURED_JAXLIB = ((0, 10),)
+# Other XLA builds in the same process that read XLA_FLAGS: each must be a measured version.
+XLA_PLUGINS = ("jax-cuda12-plugin", "jax-cuda13-plugin")
 OPT_OUT = "CVD_XLA_DEFAULTS"
 
 
@@ -49,9 +59,21 @@ def _major_minor(version: str) -> tuple[int, int] | None:
         return None
 
 
-def flags_with_defaults(env: dict[str, str], jaxlib_version: str) -> str | None:
-    """The ``XLA_FLAGS`` value to set, or None to leave ``env`` as it is."""
-    if env.get(OPT_OUT, "1") == "0" or _major_minor(jaxlib_version) not in MEASURED_JAXLIB:
+def _installed(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def flags_with_defaults(env: dict[str, str], versions: dict[str, str]) -> str | None:
+    """The ``XLA_FLAGS`` value to set, or None to leave ``env`` as it is.
+
+    ``versions``: installed package versions (``jaxlib``, the CUDA plugins, ``libtpu``)."""
+    if env.get(OPT_OUT, "1") == "0" or "libtpu" in versions:
+        return None
+    xla_builds = [versions.get("jaxlib", "none")] + [versions[p] for p in XLA_PLUGINS if p in versions]
+    if any(_major_minor(v) not in MEASURED_JAXLIB for v in xla_builds):
         return None
     current = env.get("XLA_FLAGS", "")
     if YNN_OPTION in current:
@@ -59,12 +81,38 @@ def flags_with_defaults(env: dict[str, str], jaxlib_version: str) -> str | None:
     return f"{current} {CPU_FLAG}".strip()
 
 
+def convs_on_eigen(xla_flags: str | None = None) -> bool:
+    """Whether ``xla_flags`` (default: this process's ``XLA_FLAGS``) take convolutions
+    away from YNNPACK: :data:`CPU_FLAG`, or a YNN list that leaves them out."""
+    flags = os.environ.get("XLA_FLAGS", "") if xla_flags is None else xla_flags
+    values = [f.split("=", 1)[1] for f in flags.split() if f.startswith(f"--{YNN_OPTION}=")]
+    if not values:
+        return False  # jaxlib 0.10's default list hands convolutions to YNNPACK
+    items = [item for item in values[-1].split(",") if item]
+    if any(item.startswith(("+", "-")) for item in items):
+        return f"-{CONVOLUTION}" in items or "-INDIVIDUAL_CONVOLUTION" in [i.upper() for i in items]
+    return not any(item.upper() in (CONVOLUTION, "INDIVIDUAL_CONVOLUTION") for item in items)
+
+
+def _backend_started() -> bool:
+    if "jax" not in sys.modules:
+        return False
+    from jax._src import xla_bridge  # private, but the only way to ask; absent: assume not started
+
+    return bool(getattr(xla_bridge, "backends_are_initialized", lambda: False)())
+
+
 def configure() -> None:
     """Add :data:`CPU_FLAG` to this process's ``XLA_FLAGS`` (and its children's) where it applies."""
-    try:
-        version = metadata.version("jaxlib")
-    except metadata.PackageNotFoundError:
+    versions = {name: v for name in ("jaxlib", "libtpu", *XLA_PLUGINS) if (v := _installed(name))}
+    flags = flags_with_defaults(dict(os.environ), versions)
+    if flags is None:
         return
-    flags = flags_with_defaults(dict(os.environ), version)
-    if flags is not None:
-        os.environ["XLA_FLAGS"] = flags
+    if _backend_started():
+        warnings.warn(
+            f"JAX's backend started before research was imported, so {CPU_FLAG} (convs on Eigen, "
+            "faster on CPU) is not applied; import research first, or set it in XLA_FLAGS",
+            stacklevel=2,
+        )
+        return
+    os.environ["XLA_FLAGS"] = flags

@@ -65,7 +65,7 @@ def test_conv2d_stride1_section_reports_both_conv_forms_against_torch():
     timed in interleaved rounds against the same PyTorch net."""
     from benchmarks.suite import conv2d_stride1
 
-    rows = conv2d_stride1(widths=(2,), seeds=(1,), batch=4, rounds=1, families=("conv",))
+    rows = conv2d_stride1(widths=(2,), seeds=(1,), batch=4, rounds=2, families=("conv",))
     assert [(r["padding"], r["conv_impl_asked"]) for r in rows] == [
         ("SAME", "auto"),
         ("SAME", "lax"),
@@ -78,3 +78,5 @@ def test_conv2d_stride1_section_reports_both_conv_forms_against_torch():
             r["images_per_s_vs_torch"] == pytest.approx(r["jax_images_per_s"] / r["torch_images_per_s"])
             and r["jax_ms_per_step"] > 0
         )
+        # both sides in images per second: a step of 4 tiny images takes 0.1-100 ms, not seconds or microseconds
+        assert 40 < r["torch_images_per_s"] < 40_000 and 40 < r["jax_images_per_s"] < 40_000

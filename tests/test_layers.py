@@ -125,9 +125,13 @@ def test_auto_conv_impl_is_matmul_on_cpu_for_small_patches_only():
     assert all(layer.impl("cpu") == "lax" for layer in forced.layers)
 
 
-def test_auto_conv_impl_takes_lax_on_cpu_where_one_examples_patches_are_large():
-    """Fashion-MNIST's CNN and the MNIST-1D nets stay matmuls; a stride-1 32x32 layer of 16
-    channels (590 KB of patches an example) is a lax.conv, its 3-channel first layer (110 KB) not."""
+def test_auto_conv_impl_takes_lax_on_cpu_where_one_examples_patches_are_large(monkeypatch):
+    """With convs on Eigen: Fashion-MNIST's CNN and the MNIST-1D nets stay matmuls; a stride-1
+    32x32 layer of 16 channels (590 KB of patches an example) is a lax.conv, its 3-channel first
+    layer (110 KB) not. With convs on YNNPACK the patch size does not count."""
+    from research.xla_flags import CPU_FLAG
+
+    monkeypatch.setenv("XLA_FLAGS", CPU_FLAG)
     fashion = nnx.eval_shape(lambda: get_model("fashion_cnn", (28, 28, 1), 10, nnx.Rngs(0)))
     assert {layer.impl("cpu") for layer in fashion.layers if isinstance(layer, Conv)} == {"matmul"}
     for family, width in (("conv", 64), ("full_kernel_conv", 25)):  # wider 1D full kernels exceed the patch features
@@ -140,6 +144,8 @@ def test_auto_conv_impl_takes_lax_on_cpu_where_one_examples_patches_are_large():
     assert 4 * 32 * 32 * 9 * 16 > MATMUL_MAX_PATCH_BYTES >= 4 * 32 * 32 * 9 * 3
     assert [layer.impl("cpu") for layer in cifar.layers] == ["matmul", "lax", "lax", "lax"]
     assert {layer.impl("gpu") for layer in cifar.layers} == {"lax"}
+    monkeypatch.setenv("XLA_FLAGS", "")
+    assert [layer.impl("cpu") for layer in cifar.layers] == ["matmul"] * 4
 
 
 def test_auto_strategy_follows_how_convs_compute():

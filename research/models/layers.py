@@ -31,7 +31,8 @@ The conv families compute the same function in one of two ways (``conv_impl``):
 ``lax`` (``lax.conv_general_dilated``) or ``matmul`` (the input's patches,
 gathered by strided slices, times the kernel as a matrix: im2col). ``auto``
 takes ``matmul`` on CPU when a patch has at most
-:data:`MATMUL_MAX_PATCH_FEATURES` entries and one example's patches at most
+:data:`MATMUL_MAX_PATCH_FEATURES` entries and, where convs run on XLA's Eigen
+kernels (``research.xla_flags``), one example's patches at most
 :data:`MATMUL_MAX_PATCH_BYTES`, and ``lax`` otherwise. Why: on XLA CPU the
 matmul form is the faster one at those sizes, vmapped replicas run it as
 batched matmuls instead of grouped convs, and it stays fast inside ``lax.scan``;
@@ -54,6 +55,7 @@ from flax import nnx
 from jax import lax
 
 from research.errors import UserError, unknown
+from research.xla_flags import convs_on_eigen
 
 Padding = str | int
 PADDINGS = ("SAME", "VALID", "CIRCULAR")
@@ -65,10 +67,12 @@ CONV_IMPLS = ("auto", "lax", "matmul")
 # gigabytes and which runs no faster as a matmul.
 MATMUL_MAX_PATCH_FEATURES = 2048
 # Largest im2col array of one example (output positions x patch, float32) that ``auto``
-# turns into a matmul on CPU: the Fashion-MNIST CNN's (226 KB) and every MNIST-1D conv's
-# are below it; a stride-1 32x32 layer of 16 or 64 channels (590 KB, 2.4 MB) is above
-# it and runs faster as ``lax.conv`` on XLA's Eigen kernels (research.xla_flags), whose
-# writes do not grow with the patch (benchmarks/README.md, "Conv speed at CIFAR shapes").
+# turns into a matmul on CPU when convs run on XLA's Eigen kernels (``research.xla_flags``;
+# on YNNPACK neither form wins at every CIFAR shape, ``lax.conv`` 1.7-2.3x faster at width
+# 16 with zero padding, the matmul 1.7-2.3x at width 64 circular, so the older rule stays): the
+# Fashion-MNIST CNN's (226 KB) and every MNIST-1D conv's are below it; a stride-1 32x32
+# layer of 16 or 64 channels (590 KB, 2.4 MB) is above it and runs faster as ``lax.conv``
+# (benchmarks/README.md, "Conv speed at CIFAR shapes").
 MATMUL_MAX_PATCH_BYTES = 512 * 2**10
 
 # jax's truncated normal on [-2, 2] has this standard deviation; dividing by it
@@ -327,7 +331,7 @@ class Conv(SpatialLayer):
         backend = backend or jax.default_backend()
         patch = math.prod(self.kernel_size) * self.in_shape[-1]
         patch_bytes = 4 * math.prod(self.out_spatial) * patch
-        small = patch <= MATMUL_MAX_PATCH_FEATURES and patch_bytes <= MATMUL_MAX_PATCH_BYTES
+        small = patch <= MATMUL_MAX_PATCH_FEATURES and (patch_bytes <= MATMUL_MAX_PATCH_BYTES or not convs_on_eigen())
         return "matmul" if backend == "cpu" and small else "lax"
 
     def __call__(self, x: jax.Array) -> jax.Array:
