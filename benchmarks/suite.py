@@ -178,6 +178,18 @@ SETTLE_S = 0.25
 CIFAR_MAX_PARAMS = 200_000_000
 
 
+def _best_interleaved(timers: dict, rounds: int) -> dict:
+    """Each timer's best of ``rounds`` calls, the timers called in turn (the order rotated each
+    round, a :data:`SETTLE_S` pause before each call), so that all see the same minutes."""
+    best = dict.fromkeys(timers, math.inf)
+    order = list(timers)
+    for round_ in range(rounds):
+        for key in order[round_ % len(order) :] + order[: round_ % len(order)]:
+            time.sleep(SETTLE_S)
+            best[key] = min(best[key], timers[key]())
+    return best
+
+
 def conv2d_stride1(
     widths=(16, 64), seeds=(1, 3), batch: int = 50, rounds: int = 3, families=("conv", "locally_connected", "dense")
 ) -> list[dict]:
@@ -220,12 +232,7 @@ def conv2d_stride1(
                         strategy = choose_strategy("auto", impl_model, jax.default_backend(), replicas=replicas)
                         _, timers[len(forms)] = _step_timer("lattice", CIFAR_SHAPE, replicas, strategy, batch, 3, **impl_fields)
                         forms.append((conv_impl, ",".join(sorted(conv_impls(impl_model))) or "-", replicas, strategy))
-                best = dict.fromkeys(timers, math.inf)
-                order = list(timers)
-                for round_ in range(rounds):
-                    for key in order[round_ % len(order) :] + order[: round_ % len(order)]:
-                        time.sleep(SETTLE_S)
-                        best[key] = min(best[key], timers[key]())
+                best = _best_interleaved(timers, rounds)
                 torch_images_per_s = 1e3 * batch / best["torch"]
                 for i, (conv_impl, impl, replicas, strategy) in enumerate(forms):
                     jax_images_per_s = 1e3 * replicas * batch / best[i]

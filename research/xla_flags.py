@@ -88,10 +88,16 @@ def convs_on_eigen(xla_flags: str | None = None) -> bool:
     values = [f.split("=", 1)[1] for f in flags.split() if f.startswith(f"--{YNN_OPTION}=")]
     if not values:
         return False  # jaxlib 0.10's default list hands convolutions to YNNPACK
-    items = [item for item in values[-1].split(",") if item]
-    if any(item.startswith(("+", "-")) for item in items):
-        return f"-{CONVOLUTION}" in items or "-INDIVIDUAL_CONVOLUTION" in [i.upper() for i in items]
-    return not any(item.upper() in (CONVOLUTION, "INDIVIDUAL_CONVOLUTION") for item in items)
+    # (sign, type) per item, as XLA reads them: case-insensitive, the enum prefix optional.
+    items = [
+        (i[0] if i[0] in "+-" else "", i.lstrip("+-").upper().removeprefix("LIBRARY_FUSION_TYPE_"))
+        for i in values[-1].split(",")
+        if i
+    ]
+    convolution = CONVOLUTION.removeprefix("LIBRARY_FUSION_TYPE_")
+    if any(sign for sign, _ in items):  # edits of the default list, which has convolutions
+        return ("-", convolution) in items
+    return ("", convolution) not in items  # a whole list
 
 
 def _backend_started() -> bool:

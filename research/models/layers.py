@@ -328,11 +328,13 @@ class Conv(SpatialLayer):
         """``lax`` or ``matmul``: how this layer computes on ``backend`` (default: JAX's)."""
         if self.conv_impl != "auto":
             return self.conv_impl
-        backend = backend or jax.default_backend()
+        if (backend or jax.default_backend()) != "cpu":
+            return "lax"
         patch = math.prod(self.kernel_size) * self.in_shape[-1]
-        patch_bytes = 4 * math.prod(self.out_spatial) * patch
-        small = patch <= MATMUL_MAX_PATCH_FEATURES and (patch_bytes <= MATMUL_MAX_PATCH_BYTES or not convs_on_eigen())
-        return "matmul" if backend == "cpu" and small else "lax"
+        if patch > MATMUL_MAX_PATCH_FEATURES:
+            return "lax"
+        patch_bytes = 4 * math.prod(self.out_spatial) * patch  # float32
+        return "lax" if patch_bytes > MATMUL_MAX_PATCH_BYTES and convs_on_eigen() else "matmul"
 
     def __call__(self, x: jax.Array) -> jax.Array:
         x, pads = _pad_input(x, self.resolved)

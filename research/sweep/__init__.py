@@ -130,10 +130,9 @@ class SweepIndex:
         runs: list[tuple[str, Overrides]],
         configs: dict,
         progress: bool,
-        cache_dir: Path | None = None,
+        cache_dir: Path,
     ):
-        self.directory, self.configs = directory, configs
-        self.cache_dir = cache_dir or directory / ".jax_cache"
+        self.directory, self.configs, self.cache_dir = directory, configs, cache_dir
         self.path = directory / "sweep.json"
         previous = json.loads(self.path.read_text()).get("runs", {}) if self.path.exists() else {}
         invalid = invalid_runs(configs)
@@ -262,7 +261,8 @@ def run_sweep(
     spec = str(path.resolve()) + (f":{variant}" if variant else "")
     with sweep_lock(directory):
         header = {"study": spec, "launcher": launcher, "overrides": common}
-        index = SweepIndex(directory, header, runs, configs, progress, Path(cache_dir).resolve() if cache_dir else None)
+        cache = Path(cache_dir).resolve() if cache_dir else directory / ".jax_cache"
+        index = SweepIndex(directory, header, runs, configs, progress, cache)
         try:
             for _attempt in range(1 + retries):
                 todo = index.todo(spec)
