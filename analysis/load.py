@@ -16,14 +16,15 @@
 from __future__ import annotations
 
 import json
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from research.data.sources import source_available
 from research.errors import UserError
+from research.rundir import RunDir, read_json, resolved_model
 
 AXES = {
     "family": ("model", "family"),
@@ -64,21 +65,16 @@ def _with_model_defaults(config: dict) -> dict:
     model = config.get("model")
     if not isinstance(model, dict) or "name" not in model:
         return config
-    from research.errors import UserError as _UserError
-    from research.models import model_defaults
-
     try:
-        defaults = model_defaults(model["name"])
-    except _UserError:  # a model this checkout does not know: keep what the file says
+        return {**config, "model": resolved_model(model)}
+    except UserError:  # a model this checkout does not know: keep what the file says
         return config
-    return {**config, "model": {**defaults, **model}}
 
 
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
+def _read_json(path: Path) -> dict:
+    """A JSON object from ``path``; empty when missing, unreadable or not an object."""
+    value = read_json(path)
+    return value if isinstance(value, dict) else {}
 
 
 def _axis_value(config: dict, section: str, key: str):
@@ -95,11 +91,9 @@ def _sweeps(directory: Path) -> list[Path]:
 def missing_data(directories) -> dict[str, dict]:
     """Data sets some sweep could not load here: ``{data set: {"error": why, "studies":
     {study: runs left out}}}``, from the ``invalid`` runs of every ``sweep.json``."""
-    from research.data.sources import source_available
-
     missing: dict[str, dict] = {}
     for sweep in (s for d in map(Path, directories) if d.is_dir() for s in _sweeps(d)):
-        index = _read_json(sweep / "sweep.json") or {}
+        index = _read_json(sweep / "sweep.json")
         study = Path(str(index.get("study", sweep.name)).partition(":")[0]).stem
         for entry in index.get("runs", {}).values():
             overrides = entry.get("overrides", {})
@@ -120,13 +114,13 @@ def find_runs(directories) -> list[tuple[str, Path]]:
             raise UserError(f"{directory} is not a directory; give a sweep directory (with sweep.json) or one holding sweeps")
         sweeps = _sweeps(directory)
         for sweep in sweeps:
-            index = _read_json(sweep / "sweep.json") or {}
+            index = _read_json(sweep / "sweep.json")
             study = Path(str(index.get("study", sweep.name)).partition(":")[0]).stem
             for rid in index.get("runs", {}):
                 found.append((study, sweep / "runs" / rid))
         if not sweeps:
-            found += [("runs", p.parent) for p in sorted(directory.glob("*/config.json"))]
-            if (directory / "config.json").exists():
+            found += [("runs", p) for p in sorted(directory.iterdir()) if RunDir(p).started()]
+            if RunDir(directory).started():
                 found.append(("runs", directory))
     if not found:
         raise UserError(
@@ -185,58 +179,61 @@ class Results:
         return bool((self.runs["study"] == study).any())
 
 
+def _replica_rows(base: dict, summary: dict, run_probes: dict) -> list[dict]:
+    """One row per replica of a run: its numbers and its per-replica probe values."""
+    rows = []
+    for r, replica in enumerate(summary.get("replicas") or [{"seed": None}]):
+        row = {
+            **base,
+            "replica": r,
+            "seed": replica.get("seed"),
+            "learning_rate": replica.get("learning_rate", base["learning_rate"]),
+            **{key: replica.get(key, np.nan) for key in REPLICA_NUMBERS},
+            "diverged": replica.get("diverged", False),
+        }
+        for probe, result in run_probes.items():
+            for name, value in result.items():
+                if name in result.get("run_level", ()):
+                    continue  # e.g. the shift sizes: one list for the run, not a value per replica
+                scalar = _per_replica(value, r)
+                if scalar is not None and name not in ("seconds", "step", "run_level"):
+                    row[f"probe.{probe}.{name}"] = scalar
+        rows.append(row)
+    return rows
+
+
+def _run_base(study: str, run: RunDir, config: dict, summary: dict) -> dict:
+    """The columns every replica row of a run shares."""
+    return {
+        "study": study,
+        "run": run.name,
+        "run_key": f"{study}/{run.name}",
+        "path": str(run.path),
+        "status": run.status()[0],
+        "tag": config.get("tag", ""),
+        **{name: _axis_value(config, *where) for name, where in AXES.items()},
+        "num_params": summary.get("num_params", np.nan),
+        "head_inputs": summary.get("head_inputs", np.nan),
+        "train_examples": (summary.get("dataset") or {}).get("splits", {}).get("train", np.nan),
+        "wall_time_s": summary.get("wall_time_s", np.nan),
+        "tracked": bool(config.get("probes", {}).get("track")),
+    }
+
+
 def load_results(directories, *, curves: bool = True) -> Results:
     rows, curve_rows, probes, produced_by = [], [], {}, []
     for study, run_dir in find_runs(directories):
-        config = _with_model_defaults(_read_json(run_dir / "config.json") or {})
-        if (run_dir / "config.json").exists():  # a run that started (not one recorded invalid, never launched)
+        run = RunDir(run_dir)
+        config = _with_model_defaults(run.config_json() or {})
+        if run.started():  # a run that started (not one recorded invalid, never launched)
             produced_by.append(config.get("provenance"))
-        summary = _read_json(run_dir / "summary.json") or {}
-        run_probes = _read_json(run_dir / "probes.json") or {}
-        key = f"{study}/{run_dir.name}"
-        probes[key] = run_probes
-        base = {
-            "study": study,
-            "run": run_dir.name,
-            "run_key": key,
-            "path": str(run_dir),
-            "status": summary.get("status", "pending" if not (run_dir / "checkpoints").exists() else "interrupted"),
-            "tag": config.get("tag", ""),
-            **{name: _axis_value(config, *where) for name, where in AXES.items()},
-            "num_params": summary.get("num_params", np.nan),
-            "head_inputs": summary.get("head_inputs", np.nan),
-            "train_examples": (summary.get("dataset") or {}).get("splits", {}).get("train", np.nan),
-            "wall_time_s": summary.get("wall_time_s", np.nan),
-            "tracked": bool(config.get("probes", {}).get("track")),
-        }
-        replicas = summary.get("replicas") or [{"seed": None}]
-        for r, replica in enumerate(replicas):
-            row = {
-                **base,
-                "replica": r,
-                "seed": replica.get("seed"),
-                "learning_rate": replica.get("learning_rate", base["learning_rate"]),
-                **{key: replica.get(key, np.nan) for key in REPLICA_NUMBERS},
-                "diverged": replica.get("diverged", False),
-            }
-            for probe, result in run_probes.items():
-                for name, value in result.items():
-                    if name in result.get("run_level", ()):
-                        continue  # e.g. the shift sizes: one list for the run, not a value per replica
-                    scalar = _per_replica(value, r)
-                    if scalar is not None and name not in ("seconds", "step", "run_level"):
-                        row[f"probe.{probe}.{name}"] = scalar
-            rows.append(row)
-        if curves and (run_dir / "metrics.jsonl").exists():
-            for line in (run_dir / "metrics.jsonl").read_text().splitlines():
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    warnings.warn(f"{run_dir / 'metrics.jsonl'}: skipping an unreadable line", stacklevel=2)
-                    continue
-                curve_rows.append(
-                    {"study": study, "run_key": key, "family": base["family"], "dataset": base["dataset"], **record}
-                )
+        summary = run.summary() or {}
+        base = _run_base(study, run, config, summary)
+        probes[base["run_key"]] = run.probes()
+        rows += _replica_rows(base, summary, probes[base["run_key"]])
+        if curves:
+            tags = {"study": study, "run_key": base["run_key"], "family": base["family"], "dataset": base["dataset"]}
+            curve_rows += [{**tags, **record} for record in run.metrics()]
     grid = choose_learning_rates(pd.DataFrame(rows))
     grid["val_accuracy_gain_last_fifth"] = pd.to_numeric(grid["val_accuracy_gain_last_fifth"], errors="coerce")
     runs = grid[grid["lr_chosen"]].reset_index(drop=True)

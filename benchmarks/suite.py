@@ -39,12 +39,15 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 from flax import nnx
 
+from research.config import default_config
+from research.data import Dataset
 from research.models import FAMILIES, conv_impls, count_params, get_model
-from research.train.engine import STEP_STRATEGIES, Engine, choose_strategy, run_once
-from research.train.optim import build_optimizer
+from research.train.engine import STEP_STRATEGIES, choose_strategy
+from research.train.spec import RunSpec, segments
 
 ROOT = Path(__file__).resolve().parent.parent
 MNIST1D_SHAPE = (40, 1)
@@ -55,43 +58,36 @@ def _data(shape, n, seed=0):
     return rng.normal(size=(n, *shape)).astype(np.float32), rng.integers(0, 10, size=n).astype(np.int32)
 
 
-def _engine(model_name: str, shape, replicas: int, batch: int, steps: int, chunk: int, lr: float = 1e-2, **fields):
-    from research.config import default_config
-
-    optimizer = default_config().optimizer
-    optimizer.learning_rate = lr
-    optimizer.weight_decay = 0.0
-    model = nnx.eval_shape(lambda: get_model(model_name, shape, 10, nnx.Rngs(0), **fields))
-    tx = build_optimizer(optimizer, steps)
-    engine = Engine(nnx.graphdef(model), tx, batch, chunk=chunk)
-
-    def init_one(seed):
-        params = nnx.state(get_model(model_name, shape, 10, nnx.Rngs(jax.random.key(seed)), **fields), nnx.Param)
-        return engine.init_replica(params, seed, lr)
-
-    return model, engine, lambda: run_once(jax.vmap(init_one), jnp.arange(replicas, dtype=jnp.uint32))
+def _spec(model_name: str, shape, replicas: int, batch: int, n: int, log_every: int, steps: int, lr: float = 1e-2, **fields) -> RunSpec:
+    """The run spec the trainer would build for ``replicas`` seeds of one model on ``n``
+    synthetic examples of ``shape``, logging (and so scanning) every ``log_every`` steps,
+    for at least ``steps`` steps: the same engine, chunking and initial state as a run."""
+    config = default_config()
+    config.model = ml_collections.ConfigDict({"name": model_name, **fields}, type_safe=False)
+    config.seeds = replicas
+    config.optimizer.learning_rate = lr
+    config.optimizer.weight_decay = 0.0
+    config.train.batch_size = batch
+    config.train.log_every_steps = log_every
+    config.train.epochs = max(1, math.ceil(steps / (n // batch)))
+    x, y = _data(shape, n)
+    data = Dataset("synthetic", x, y, x[:batch], y[:batch], num_classes=10)
+    return RunSpec.build(config, data)
 
 
 def _train(model_name, shape, replicas, steps, strategy, batch=100, n=4000):
-    """Wall seconds of: init ``replicas`` replicas and train ``steps`` steps (compile included).
-    Steps run in ``lax.scan`` chunks that divide both the epoch and ``steps``, as in the run loop."""
-    x, y = _data(shape, n)
-    chunk = math.gcd(n // batch, steps)
+    """Wall seconds of: init ``replicas`` replicas and train ``steps`` steps (compile included),
+    in the run loop's segments (``lax.scan`` chunks that divide both the epoch and ``steps``)."""
     start = time.perf_counter()
-    _, engine, init = _engine(model_name, shape, replicas, batch, steps, chunk)
-    state = init()
-    xs, ys = jax.device_put((x, y))
-    steps_per_epoch = n // batch
-    done = 0
-    while done < steps:
-        epoch, index = divmod(done, steps_per_epoch)
-        stop = min(steps_per_epoch, index + (steps - done))
-        perms = engine.permutations(state, epoch, n)
-        while index < stop:
-            end = min(stop, (index // chunk + 1) * chunk)
-            state = engine.run_steps(state, xs, ys, perms, index, end, strategy)
-            done += end - index
-            index = end
+    spec = _spec(model_name, shape, replicas, batch, n, log_every=steps, steps=steps)
+    engine = spec.engines["initial"]
+    state = spec.init_state()
+    xs, ys = jax.device_put((spec.data.x_train, spec.data.y_train))
+    perms_epoch = None
+    for epoch, begin, end in segments(0, steps, spec.steps_per_epoch, spec.log_every):
+        if perms_epoch != epoch:
+            perms, perms_epoch = engine.permutations(state, epoch, n), epoch
+        state = engine.run_steps(state, xs, ys, perms, begin, end, strategy)
     jax.block_until_ready(state)
     return time.perf_counter() - start
 
@@ -101,10 +97,10 @@ def _step_timer(model_name, shape, replicas, strategy, batch=100, steps=20, **fi
     (and runs one step when dispatched, one chunk of ``steps`` when scanned); each call of
     ``segment()`` then times ``steps`` more steps and returns ms per step."""
     n = 2 * batch * steps
-    x, y = _data(shape, n)
-    _, engine, init = _engine(model_name, shape, replicas, batch, 10 * steps, chunk=steps, **fields)
-    state = init()
-    xs, ys = jax.device_put((x, y))
+    spec = _spec(model_name, shape, replicas, batch, n, log_every=steps, steps=10 * steps, **fields)
+    engine = spec.engines["initial"]
+    state = spec.init_state()
+    xs, ys = jax.device_put((spec.data.x_train, spec.data.y_train))
     perms = engine.permutations(state, 0, n)
     start = time.perf_counter()
     first_steps = 1 if strategy.endswith("dispatch") else steps
@@ -330,8 +326,6 @@ def locally_connected_and_compile() -> list[dict]:
 
 
 REPEAT_STUDY = """
-from research.config import default_config
-from research.sweep import axis, product
 
 
 def get_config(variant=None):

@@ -26,11 +26,12 @@ from dataclasses import dataclass
 
 from flax import nnx
 
-from research.config import default_config
+from research.config import default_config, load_config
 from research.data import SOURCE_SHAPES, dataset_shape
 from research.data.sources import fashion_mnist_available
 from research.errors import unknown
-from research.models import get_model
+from research.models import count_params, get_model
+from research.train.spec import RunSpec
 
 
 @dataclass(frozen=True)
@@ -171,13 +172,9 @@ def within_budget(variant: str | None, runs: list[dict], base) -> list[dict]:
     (full profile only; the CPU profiles are sized by their budgets). ``base``: the study's config."""
     if on_cpu(variant):
         return runs
-    from research.config import set_value
-
     kept = []
     for overrides in runs:
-        config = base.copy_and_resolve_references()
-        for key, value in overrides.items():
-            set_value(config, key, value)
+        config = load_config(base, overrides)
         if config.task != "train" or _params(config) <= FULL_MAX_PARAMS:
             kept.append(overrides)
     return kept
@@ -188,12 +185,9 @@ _PARAMS: dict[str, int] = {}  # model and data config (JSON) -> parameters a rep
 
 def _params(config) -> int:
     """Parameters a replica of the run's model, built abstractly as the trainer builds it."""
-    from research.models import count_params
-    from research.train.loop import build_model
-
     key = config.model.to_json(sort_keys=True) + config.data.to_json(sort_keys=True)
     if key not in _PARAMS:
-        _PARAMS[key] = count_params(nnx.eval_shape(lambda: build_model(config, dataset_shape(config.data), 0)))
+        _PARAMS[key] = count_params(RunSpec.build(config, dataset_shape(config.data)).initial.model)
     return _PARAMS[key]
 
 

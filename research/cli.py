@@ -48,7 +48,7 @@ def cmd_train(args, overrides: list[str]) -> int:
     example: cvd train --config experiments/mnist1d.py:cnn --config.train.epochs=10 --workdir runs/cnn"""
     from research.config import load_config
     from research.pipeline import train_and_probe
-    from research.rundir import FINISHED
+    from research.rundir import RunDir
 
     config = load_config(args.config, overrides)
     if args.print_config:
@@ -56,8 +56,7 @@ def cmd_train(args, overrides: list[str]) -> int:
 
         print(json.dumps(config_to_json(config), indent=2))
         return 0
-    before = Path(args.workdir) / "summary.json"
-    finished_before = not args.overwrite and before.exists() and json.loads(before.read_text()).get("status") in FINISHED
+    finished_before = not args.overwrite and RunDir(args.workdir).finished_summary() is not None
     summary = train_and_probe(config, args.workdir, overwrite=args.overwrite, progress=not args.no_progress)
     if finished_before:
         print(f"{args.workdir}: already finished; nothing ran (pass --overwrite to train it again). Its summary:")
@@ -120,11 +119,10 @@ def cmd_sweep(args, overrides: list[str]) -> int:
     )
     runs = index["runs"]
     if args.print_config:
-        from research.config import config_to_json
-        from research.sweep.jobs import build_config
+        from research.config import config_to_json, load_config
 
         for rid, entry in runs.items():
-            print(f"# {rid}\n{json.dumps(config_to_json(build_config(args.config, entry['overrides'])), indent=2)}")
+            print(f"# {rid}\n{json.dumps(config_to_json(load_config(args.config, entry['overrides'])), indent=2)}")
         return 0
     if args.dry_run:
         for rid, entry in runs.items():
@@ -147,6 +145,7 @@ def cmd_probe(args, overrides: list[str]) -> int:
 
     example: cvd probe runs/translation/runs/* --probe translation"""
     from research.probes import ProbeOptions, applicable_probes, expand, run_probes
+    from research.rundir import RunDir
     from research.train.trained import load_trained
 
     for run_dir in args.run_dirs:
@@ -158,7 +157,7 @@ def cmd_probe(args, overrides: list[str]) -> int:
         results = run_probes(run_dir, names, options=options, run=run)
         done = expand(names)
         print(f"{run_dir}: " + ", ".join(f"{n} ({results[n]['seconds']:.1f} s)" for n in done))
-        print(f"  -> {Path(run_dir) / 'probes.json'}")
+        print(f"  -> {RunDir(run_dir).probes_file}")
     return 0
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import ml_collections
@@ -142,31 +143,32 @@ def _parse_literal(text: str):
         return text
 
 
-def _coerce(key: str, old, text: str):
-    """Parse ``text`` into the type of the field's current value ``old``."""
-    if isinstance(old, str):
-        return text
-    value = _parse_literal(text)
-    if isinstance(old, bool):
-        lowered = text.strip().lower()
-        if lowered in ("true", "1", "yes"):
-            return True
-        if lowered in ("false", "0", "no"):
-            return False
-    elif isinstance(old, int) and isinstance(value, int) and not isinstance(value, bool):
-        return value
-    elif isinstance(old, float) and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    elif isinstance(old, (tuple, list)):
-        if isinstance(value, (int, float, str)) and not isinstance(value, bool):
-            return (value,)
-        if isinstance(value, (tuple, list)):
-            return tuple(value)
-    elif old is None:
-        return value
+def _expected(key: str, shown, old) -> UserError:
     kind = type(old).__name__
     article = "an" if kind[0] in "aeiou" else "a"
-    raise UserError(f"--config.{key}={text!r}: expected {article} {kind} (the current value is {old!r})")
+    return UserError(f"{key}={shown!r}: expected {article} {kind} (the current value is {old!r})")
+
+
+def _coerce(key: str, old, value, text: str | None = None):
+    """``value`` as the type of the field's current value ``old`` (ints widen to floats, a
+    scalar becomes a one-element tuple). ``text``: the command-line text ``value`` was
+    parsed from, so that a string field takes it as written and a bool reads yes/no."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if text is not None and isinstance(old, str):
+        return text
+    if text is not None and isinstance(old, bool):
+        lowered = text.strip().lower()
+        if lowered in ("true", "1", "yes", "false", "0", "no"):
+            return lowered in ("true", "1", "yes")
+    if old is None or type(value) is type(old):
+        return tuple(value) if isinstance(value, list) else value
+    if isinstance(old, float) and number:
+        return float(value)
+    if isinstance(old, (tuple, list)) and isinstance(value, (tuple, list)):
+        return tuple(value)
+    if isinstance(old, (tuple, list)) and (number or isinstance(value, str)):
+        return (value,)
+    raise _expected(key if text is None else f"--config.{key}", value if text is None else text, old)
 
 
 def _locate(config: ml_collections.ConfigDict, key: str) -> tuple[ml_collections.ConfigDict, str, bool]:
@@ -210,28 +212,12 @@ def apply_override(config: ml_collections.ConfigDict, key: str, text: str) -> No
         new = _parse_literal(text)
     else:
         try:
-            new = _coerce(key, node[leaf], text)
+            new = _coerce(key, node[leaf], _parse_literal(text), text)
         except UserError:
             if not is_open:
                 raise
             new = _parse_literal(text)  # the model checks its own fields (e.g. strides: int or tuple)
     _assign(node, leaf, new)
-
-
-def _typed(key: str, old, value):
-    """``value`` (a Python value) as the type of the field's current value ``old``."""
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if old is None or type(value) is type(old):
-        return tuple(value) if isinstance(value, list) else value
-    if isinstance(old, float) and number:
-        return float(value)
-    if isinstance(old, (tuple, list)) and isinstance(value, (tuple, list)):
-        return tuple(value)
-    if isinstance(old, (tuple, list)) and (number or isinstance(value, str)):
-        return (value,)
-    kind = type(old).__name__
-    article = "an" if kind[0] in "aeiou" else "a"
-    raise UserError(f"{key}={value!r}: expected {article} {kind} (the current value is {old!r})")
 
 
 def set_value(config: ml_collections.ConfigDict, key: str, value) -> None:
@@ -247,7 +233,7 @@ def set_value(config: ml_collections.ConfigDict, key: str, value) -> None:
     if is_open or leaf not in node:
         _assign(node, leaf, tuple(value) if isinstance(value, list) else value)
     else:
-        _assign(node, leaf, _typed(key, node[leaf], value))
+        _assign(node, leaf, _coerce(key, node[leaf], value))
 
 
 def config_from_json(stored: dict) -> ml_collections.ConfigDict:
@@ -283,13 +269,63 @@ def parse_override(arg: str) -> tuple[str, str]:
     return key, value
 
 
-def load_config(spec: str, overrides: list[str] = ()) -> ml_collections.ConfigDict:
-    config = load_config_file(spec)
-    for arg in overrides:
-        apply_override(config, *parse_override(arg))
+def load_config(source: str | ml_collections.ConfigDict, overrides: Mapping | Sequence[str] = ()) -> ml_collections.ConfigDict:
+    """The one config builder: a study's config (``"file.py:variant"``, or a copy of a config
+    already built) with ``overrides`` applied, either command-line text (``["train.epochs=3"]``)
+    or a sweep's ``{key: value}`` (a string value is read as command-line text)."""
+    if isinstance(source, ml_collections.ConfigDict):
+        config = source.copy_and_resolve_references()
+    else:
+        config = load_config_file(source)
+    if not isinstance(overrides, Mapping):
+        overrides = dict(parse_override(arg) for arg in overrides)
+    for key, value in overrides.items():
+        set_value(config, key, value)
     return config
 
 
 def config_to_json(config: ml_collections.ConfigDict) -> dict:
     """A plain JSON-able dict (tuples become lists), stable across runs."""
     return json.loads(config.to_json(sort_keys=True))
+
+
+# -- range checks that types alone do not catch ---------------------------------------
+# The numeric optimizer keys' valid ranges: key -> (lowest allowed, first value above the range).
+OPTIMIZER_RANGES = {
+    "b1": (0.0, 1.0),
+    "b2": (0.0, 1.0),
+    "momentum": (0.0, 1.0),
+    "weight_decay": (0.0, float("inf")),
+    "grad_clip_norm": (0.0, float("inf")),
+    "warmup_steps": (0, float("inf")),
+}
+
+
+def _integer_at_least(section, key: str, minimum: int = 1) -> int:
+    value = section[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise UserError(f"{key} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _in_range(section, ranges: dict[str, tuple[float, float]]) -> None:
+    for key, (low, above) in ranges.items():
+        value = section[key]
+        if not low <= value < above:
+            upper = f" and < {above:g}" if above != float("inf") else ""
+            raise UserError(f"optimizer.{key} must be >= {low:g}{upper}, got {value!r}")
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+    """The one check of a config's values (types are kept by :func:`set_value`): raises a
+    one-line UserError. Model fields are checked by the model when it is built."""
+    _integer_at_least(config, "seeds")
+    _integer_at_least(config, "seed", 0)
+    for key in ("batch_size", "epochs", "eval_batch_size", "keep_checkpoints", "eval_every_epochs"):
+        _integer_at_least(config.train, key)
+    for key in ("log_every_steps", "checkpoint_every_steps", "augment_shift"):
+        _integer_at_least(config.train, key, 0)
+    lrs = tuple(config.optimizer.learning_rates)
+    if any(isinstance(lr, (str, bool)) or float(lr) <= 0 for lr in lrs):
+        raise UserError(f"optimizer.learning_rates must be > 0, got {lrs}")
+    _in_range(config.optimizer, OPTIMIZER_RANGES)

@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 from research.errors import UserError, unknown
-from research.rundir import FINISHED
+from research.rundir import FINISHED, RunDir
 
 TASKS = ("train", "kernel_regression")
 
@@ -47,9 +47,9 @@ def train_and_probe(config, workdir: str | Path, *, overwrite: bool = False, pro
         todo = missing_probes(Path(workdir), final)
         if todo:
             run_probes(workdir, todo)
-    checkpoints = Path(workdir) / "checkpoints"
+    checkpoints = RunDir(workdir).checkpoints
     if not config.train.keep_final_checkpoint and summary.get("status") in FINISHED and checkpoints.is_dir():
-        shutil.rmtree(checkpoints)  # finished and probed: its numbers are in summary.json and probes.json
+        shutil.rmtree(checkpoints)  # finished and probed: its numbers are in its summary and probe files
     return summary
 
 

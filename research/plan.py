@@ -42,10 +42,12 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from research.config import load_config
 from research.data import dataset_shape
 from research.data.sources import source_available
 from research.errors import UserError
 from research.models import count_macs, count_params
+from research.train.spec import RunSpec
 
 BYTES = 4  # float32
 GPU_TARGET = ("an H100-class GPU", 80e9)  # the full profile's machine, when planned elsewhere
@@ -96,21 +98,17 @@ def _activation_elements(model: nnx.Module, input_shape) -> int:
 _MODEL_CACHE: dict[str, tuple[int, int, int]] = {}
 
 
-def _model_sizes(config, shape) -> tuple[int, int, int]:
+def _model_sizes(spec: RunSpec) -> tuple[int, int, int]:
     """``(params, forward MACs per example, activation elements per example)`` of the run's model."""
-    from research.train.loop import build_model
-
+    config, shape, model = spec.config, spec.data, spec.initial.model
     key = f"{config.model.to_json(sort_keys=True)}|{shape.input_shape}|{shape.num_classes}"
     if key not in _MODEL_CACHE:
-        model = nnx.eval_shape(lambda: build_model(config, shape, 0))
         _MODEL_CACHE[key] = (count_params(model), count_macs(model), _activation_elements(model, shape.input_shape))
     return _MODEL_CACHE[key]
 
 
 def run_cost(study: str, run_id: str, config) -> RunCost:
     """What one run costs, from its config alone."""
-    from research.train.loop import replica_grid
-
     data = config.data
     shape = dataset_shape(data)
     present = source_available(data.name, data.dir)
@@ -121,8 +119,9 @@ def run_cost(study: str, run_id: str, config) -> RunCost:
         gram = splits["train"] * n_all * 8
         common = dict(replicas=1, params=0, steps=0, checkpoint_bytes=0.0, keep=0)
         return RunCost(study, run_id, data.name, present, config.task, train_flops=0.0, peak_bytes=3.0 * gram, **common)
-    replicas = len(replica_grid(config)[0])
-    params, macs, activations = _model_sizes(config, shape)
+    spec = RunSpec.build(config, shape)
+    replicas = spec.replicas
+    params, macs, activations = _model_sizes(spec)
     epochs, batch = int(config.train.epochs), int(config.train.batch_size)
     evaluations = epochs // max(1, int(config.train.eval_every_epochs))
     evaluated = (splits.get("val", 0) + splits["test"]) * evaluations + n_all
@@ -140,7 +139,7 @@ def run_cost(study: str, run_id: str, config) -> RunCost:
         replicas,
         params,
         float(flops),
-        (splits["train"] // batch) * epochs,
+        spec.total_steps,
         float(peak),
         float(12 * params * replicas),
         int(config.train.keep_checkpoints),
@@ -151,9 +150,7 @@ def run_cost(study: str, run_id: str, config) -> RunCost:
 def plan_profile(profile: str, studies: list[tuple[str, str]]) -> list[RunCost]:
     """Every run of every ``(study name, spec)`` of ``profile``."""
     from research.sweep import study_runs
-    from research.sweep.jobs import build_config
-
-    return [run_cost(name, rid, build_config(spec, overrides)) for name, spec in studies for rid, overrides in study_runs(spec)]
+    return [run_cost(name, rid, load_config(spec, overrides)) for name, spec in studies for rid, overrides in study_runs(spec)]
 
 
 def device_memory(profile: str) -> tuple[str, float]:

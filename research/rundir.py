@@ -1,18 +1,24 @@
 """Run directories: where a run's files go, how they are written, what they mean.
 
-A run directory (``cvd train --workdir``, or ``DIR/runs/<id>`` of a sweep) holds
+:class:`RunDir` is the one place that knows a run directory (``cvd train
+--workdir``, or ``DIR/runs/<id>`` of a sweep). It holds
 
 * ``config.json``: the config it ran, every model field resolved (defaults
   included), plus ``"provenance"`` (commit, versions, machine: :mod:`research.provenance`);
-* ``metrics.jsonl`` and a TensorBoard event file (:mod:`research.train.metrics`);
+* ``metrics.jsonl`` (one JSON record per line, written by
+  :mod:`research.train.metrics`) and a TensorBoard event file;
 * ``checkpoints/`` (:mod:`research.train.checkpoint`);
-* ``summary.json``: ``status`` (one of :data:`FINISHED`, or ``failed``) and the
-  final numbers; ``probes.json`` / ``probes.npz``; ``kernel.json`` for kernel regression.
+* ``summary.json``: ``status`` and the final numbers; ``probes.json`` /
+  ``probes.npz``; ``kernel.json`` for kernel regression.
 
-Every JSON and text file is written atomically (write, fsync, rename), so a
-reader never sees half a file. A directory is reused only for the same config:
-:func:`prepare_workdir` returns a finished run's summary, lets an unfinished one
-resume, and refuses a different config unless told to overwrite it.
+A run's status has one rule (:meth:`RunDir.status`): the ``status`` its
+``summary.json`` records (``done``, ``diverged`` or ``failed``; an unreadable
+one is ``failed``), else ``interrupted`` when it has checkpoints, else
+``pending``. Every JSON and text file is written atomically (write, fsync,
+rename), so a reader never sees half a file. A directory is reused only for
+the same config: :meth:`RunDir.prepare` returns a finished run's summary, lets
+an unfinished one resume, and refuses a different config unless told to
+overwrite it.
 """
 
 from __future__ import annotations
@@ -20,15 +26,21 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from research.config import config_from_json, config_to_json
 from research.errors import UserError
+from research.models import model_defaults
+from research.provenance import provenance
 
 FINISHED = ("done", "diverged")
 """Statuses of runs that are complete: never run again by a sweep or by ``cvd train``."""
 
-RUN_FILES = ("config.json", "metrics.jsonl", "summary.json", "checkpoints", "probes.json", "probes.npz", "kernel.json")
+STATUSES = (*FINISHED, "failed", "interrupted", "pending")
+"""Every status :meth:`RunDir.status` gives."""
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -46,31 +58,42 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
-def run_config_json(config) -> dict:
-    """``config`` as JSON with the model section resolved, so every run says what it trained."""
-    from research.config import config_to_json
+def read_json(path: Path) -> Any:
+    """A JSON file's contents, or None when it is missing or unreadable."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
 
-    config_json = config_to_json(config)
-    config_json["model"] = resolved_model(config_json["model"])
-    return config_json
 
-
-def write_config(workdir: Path, config_json: dict) -> None:
-    """``config.json``: the config plus what produced it, written when the run starts (a
-    resumed run keeps the provenance of the session that started it)."""
-    from research.provenance import provenance
-
-    path = Path(workdir) / "config.json"
+def read_metrics(path: Path) -> list[dict]:
+    """All records of a ``metrics.jsonl``; an unreadable line (a write cut short) is skipped with a warning."""
+    records = []
+    path = Path(path)
     if not path.exists():
-        atomic_write_json(path, {**config_json, "provenance": provenance()})
+        return records
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                warnings.warn(f"{path}:{number}: skipping a truncated or corrupt metrics line", stacklevel=2)
+    return records
 
 
 def resolved_model(model: dict) -> dict:
     """A config's model section with every field the model takes, defaults filled in (JSON types)."""
-    from research.models import model_defaults
-
     defaults = json.loads(json.dumps(model_defaults(model["name"])))
     return {**defaults, **model}
+
+
+def run_config_json(config) -> dict:
+    """``config`` as JSON with the model section resolved, so every run says what it trained."""
+    config_json = config_to_json(config)
+    config_json["model"] = resolved_model(config_json["model"])
+    return config_json
 
 
 def _diff_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
@@ -84,47 +107,149 @@ def _diff_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
     return keys
 
 
-def prepare_workdir(workdir: Path, config_json: dict, overwrite: bool) -> dict | None:
-    """Check the workdir; returns a finished run's summary to reuse, else None."""
-    if workdir.exists() and not workdir.is_dir():
-        raise UserError(f"workdir {workdir} exists and is not a directory")
-    existing = workdir / "config.json"
-    if not existing.exists():
-        if workdir.exists() and any(workdir.iterdir()) and not overwrite:
-            raise UserError(f"workdir {workdir} is not empty and holds no run; choose an empty or new directory")
-        return None
-    try:
-        old = json.loads(existing.read_text())
-        # As this code would write it: keys added since filled with their defaults, the model
-        # resolved (a run written before defaults were stored), provenance left out.
-        from research.config import config_from_json
+@dataclass(frozen=True)
+class RunDir:
+    """One run directory: its paths, its status and its JSON I/O."""
 
-        old = json.loads(json.dumps(run_config_json(config_from_json(old))))
-    except (OSError, json.JSONDecodeError, KeyError, TypeError):
-        old = None
-    if overwrite:
-        for path in [*(workdir / name for name in RUN_FILES), *workdir.glob("events.out.tfevents*")]:
-            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
-        return None
-    if old != config_json:
-        changed = _diff_keys(old, config_json) if isinstance(old, dict) else ["(unreadable config.json)"]
-        raise UserError(
-            f"workdir {workdir} holds a run with a different config (differs in: {', '.join(changed[:6])}); "
-            "pass --overwrite to replace it or choose another --workdir"
-        )
-    summary_path = workdir / "summary.json"
-    if summary_path.exists():
-        summary = json.loads(summary_path.read_text())
-        if summary.get("status") in FINISHED:
-            return summary
-    return None
+    path: Path
 
+    def __post_init__(self):
+        object.__setattr__(self, "path", Path(self.path))
 
-def make_workdir(workdir: Path) -> None:
-    try:
-        workdir.mkdir(parents=True, exist_ok=True)
-        probe = workdir / ".write_test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as e:
-        raise UserError(f"cannot write to workdir {workdir}: {e.strerror or e}") from None
+    # -- paths ------------------------------------------------------------------
+    @property
+    def config_file(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def metrics_file(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def summary_file(self) -> Path:
+        return self.path / "summary.json"
+
+    @property
+    def probes_file(self) -> Path:
+        return self.path / "probes.json"
+
+    @property
+    def probe_arrays_file(self) -> Path:
+        return self.path / "probes.npz"
+
+    @property
+    def kernel_file(self) -> Path:
+        return self.path / "kernel.json"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def run_files(self) -> list[Path]:
+        """Every file and directory a run writes (what ``--overwrite`` removes)."""
+        files = [self.config_file, self.metrics_file, self.summary_file, self.checkpoints]
+        return [*files, self.probes_file, self.probe_arrays_file, self.kernel_file, *self.path.glob("events.out.tfevents*")]
+
+    # -- reading ------------------------------------------------------------------
+    def started(self) -> bool:
+        """Whether a run started here (its ``config.json`` exists)."""
+        return self.config_file.exists()
+
+    def config_json(self) -> dict | None:
+        stored = read_json(self.config_file)
+        return stored if isinstance(stored, dict) else None
+
+    def summary(self) -> dict | None:
+        """``summary.json`` as a dict, or None when missing, unreadable or of the wrong shape."""
+        summary = read_json(self.summary_file)
+        return summary if isinstance(summary, dict) else None
+
+    def status(self) -> tuple[str, str | None]:
+        """``(status, error)``: the one rule for what state a run is in (see the module docstring)."""
+        if self.summary_file.exists():
+            summary = self.summary()
+            if summary is None:
+                return "failed", "unreadable summary.json"
+            status = summary.get("status", "failed")
+            return (status if status in STATUSES else "failed"), summary.get("error")
+        if self.checkpoints.exists():
+            return "interrupted", None
+        return "pending", None
+
+    def finished_summary(self) -> dict | None:
+        """The summary of a finished run (status in :data:`FINISHED`), else None."""
+        summary = self.summary()
+        return summary if summary is not None and summary.get("status") in FINISHED else None
+
+    def metrics(self) -> list[dict]:
+        return read_metrics(self.metrics_file)
+
+    def probes(self) -> dict:
+        """``probes.json`` (empty when missing or unreadable)."""
+        probes = read_json(self.probes_file)
+        return probes if isinstance(probes, dict) else {}
+
+    # -- writing --------------------------------------------------------------------
+    def write_summary(self, summary: dict) -> None:
+        atomic_write_json(self.summary_file, summary)
+
+    def write_config(self, config_json: dict) -> None:
+        """``config.json``: the config plus what produced it, written when the run starts (a
+        resumed run keeps the provenance of the session that started it)."""
+        if not self.config_file.exists():
+            atomic_write_json(self.config_file, {**config_json, "provenance": provenance()})
+
+    def make(self) -> None:
+        """Create the directory and check that it is writable (a one-line UserError if not)."""
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            probe = self.path / ".write_test"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as e:
+            raise UserError(f"cannot write to workdir {self.path}: {e.strerror or e}") from None
+
+    def start(self, config_json: dict, overwrite: bool = False) -> dict | None:
+        """Make the directory ready for a run of ``config_json``: returns a finished run's
+        summary to reuse (nothing written), else writes ``config.json`` and returns None."""
+        finished = self.prepare(config_json, overwrite)
+        if finished is None:
+            self.make()
+            self.write_config(config_json)
+        return finished
+
+    def prepare(self, config_json: dict, overwrite: bool) -> dict | None:
+        """Check the directory; returns a finished run's summary to reuse, else None."""
+        workdir = self.path
+        if workdir.exists() and not workdir.is_dir():
+            raise UserError(f"workdir {workdir} exists and is not a directory")
+        if not self.config_file.exists():
+            if workdir.exists() and any(workdir.iterdir()) and not overwrite:
+                raise UserError(f"workdir {workdir} is not empty and holds no run; choose an empty or new directory")
+            return None
+        old = self._stored_config()
+        if overwrite:
+            for path in self.run_files():
+                shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+            return None
+        if old != config_json:
+            changed = _diff_keys(old, config_json) if isinstance(old, dict) else ["(unreadable config.json)"]
+            raise UserError(
+                f"workdir {workdir} holds a run with a different config (differs in: {', '.join(changed[:6])}); "
+                "pass --overwrite to replace it or choose another --workdir"
+            )
+        return self.finished_summary()
+
+    def _stored_config(self) -> dict | None:
+        """``config.json`` as this code would write it: keys added since filled with their
+        defaults, the model resolved (a run written before defaults were stored), provenance
+        left out. None when unreadable."""
+        stored = self.config_json()
+        try:
+            return json.loads(json.dumps(run_config_json(config_from_json(stored))))
+        except (KeyError, TypeError, AttributeError, UserError):
+            return None

@@ -188,9 +188,9 @@ def test_dataset_shape_predicts_what_every_quick_and_paper_run_loads():
     """The plan sizes runs without their data; where the data are here, the shapes agree."""
     from pathlib import Path
 
+    from research.config import load_config as build_config
     from research.data import dataset_shape
     from research.sweep import study_runs
-    from research.sweep.jobs import build_config
 
     seen = {}
     for study in sorted((Path(__file__).resolve().parent.parent / "experiments").glob("*.py")):

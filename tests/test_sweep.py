@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from research.config import load_config as build_config
 from research.errors import UserError
 from research.sweep import axis, invalid_runs, product, run_sweep, study_runs, sweep_lock
-from research.sweep.jobs import build_config
 from research.train import strip_timing
 from tests.helpers import TINY_STUDY
 

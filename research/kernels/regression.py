@@ -22,7 +22,7 @@ import numpy as np
 from research.data import load_dataset, model_inputs
 from research.errors import UserError
 from research.kernels import nngp_fn
-from research.rundir import atomic_write_json
+from research.rundir import RunDir, atomic_write_json, run_config_json
 
 RIDGES = (1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)  # times the mean of the training kernel's diagonal
 
@@ -42,20 +42,16 @@ def posterior_accuracies(k_train: np.ndarray, k_eval: dict[str, np.ndarray], y_t
 
 def kernel_regression(config, workdir: str | Path) -> dict:
     """Compute (or reuse) one kernel-regression run; returns its summary."""
-    from research.rundir import make_workdir, prepare_workdir, run_config_json, write_config
-
     start = time.perf_counter()
-    workdir = Path(workdir)
+    run_dir = RunDir(workdir)
     dataset = load_dataset(config.data)
     if "val" not in dataset.splits:
         raise UserError("kernel regression chooses its ridge on the validation split; set data.n_val to -1 or a count")
     kernel = nngp_fn(config.model, dataset.input_shape)
     config_json = run_config_json(config)
-    finished = prepare_workdir(workdir, config_json, overwrite=False)
+    finished = run_dir.start(config_json)
     if finished is not None:
         return finished
-    make_workdir(workdir)
-    write_config(workdir, config_json)
     inputs = model_inputs(dataset, config.data.standardize)
     k_train = kernel(inputs["train"])
     k_eval = {name: kernel(inputs[name], inputs["train"]) for name in ("val", "test")}
@@ -74,7 +70,7 @@ def kernel_regression(config, workdir: str | Path) -> dict:
         "ridge_grid": {f"{r:g}": accuracies[r] for r in RIDGES},
         "wall_time_s": time.perf_counter() - start,
     }
-    atomic_write_json(workdir / "kernel.json", record)
+    atomic_write_json(run_dir.kernel_file, record)
     summary = {
         "status": "done",
         "task": "kernel_regression",
@@ -93,5 +89,5 @@ def kernel_regression(config, workdir: str | Path) -> dict:
         ],
         "test_accuracy_mean": chosen["test"],
     }
-    atomic_write_json(workdir / "summary.json", summary)
+    run_dir.write_summary(summary)
     return summary

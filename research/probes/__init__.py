@@ -19,7 +19,6 @@ instead (see :func:`tracking_functions`), as ``split="track"`` records of
 from __future__ import annotations
 
 import io
-import json
 import time
 from pathlib import Path
 
@@ -28,8 +27,8 @@ import numpy as np
 from research.errors import UserError, unknown
 from research.probes import cost, locality, position, receptive_field, translation  # noqa: F401  (registers the probes)
 from research.probes.base import PROBES, ProbeOptions, register_probe
-from research.rundir import atomic_write_json
-from research.train.loop import Tracker
+from research.rundir import RunDir, atomic_write_json
+from research.train.spec import Tracker
 from research.train.trained import TrainedRun, load_trained
 
 GROUPS = {"translation": ["shift", "consistency", "one_pixel", "equivariance"]}
@@ -80,13 +79,7 @@ def _split_large(result: dict, prefix: str, arrays: dict) -> dict:
 
 
 def read_probes(run_dir: Path) -> dict:
-    path = Path(run_dir) / "probes.json"
-    if not path.exists():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return {}
+    return RunDir(run_dir).probes()
 
 
 def run_probes(run_dir: str | Path, names, *, options: ProbeOptions | None = None, run: TrainedRun | None = None) -> dict:
@@ -97,7 +90,7 @@ def run_probes(run_dir: str | Path, names, *, options: ProbeOptions | None = Non
     options = options or ProbeOptions.from_config(run.config)
     results = read_probes(run_dir)
     arrays: dict[str, np.ndarray] = {}
-    npz_path = run_dir / "probes.npz"
+    npz_path = RunDir(run_dir).probe_arrays_file
     if npz_path.exists():
         with np.load(npz_path) as old:
             arrays.update({k: old[k] for k in old.files})
@@ -116,11 +109,11 @@ def _write_probes(run_dir: Path, results: dict, arrays: dict[str, np.ndarray]) -
     if arrays:
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
-        npz_path = run_dir / "probes.npz"
+        npz_path = RunDir(run_dir).probe_arrays_file
         tmp = npz_path.with_suffix(".npz.tmp")
         tmp.write_bytes(buffer.getvalue())
         tmp.replace(npz_path)
-    atomic_write_json(run_dir / "probes.json", results)
+    atomic_write_json(RunDir(run_dir).probes_file, results)
 
 
 def applicable_probes(run: TrainedRun) -> list[str]:

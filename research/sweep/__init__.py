@@ -18,14 +18,15 @@ import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from research.config import load_study_module, parse_override, split_spec
+from research.config import load_config, load_study_module, parse_override, split_spec
+from research.data import load_dataset
 from research.errors import UserError
 from research.pipeline import run_complete
 from research.progress import progress_bar
-from research.rundir import FINISHED, atomic_write_json
+from research.rundir import FINISHED, RunDir, atomic_write_json, read_json
 from research.sweep.grid import Overrides, axis, product, run_id, varying_keys, zip_axes
-from research.sweep.jobs import build_config
 from research.sweep.launchers import Job, LaunchOptions, check_launcher, launch
+from research.train.spec import RunSpec
 
 # Runs with a FINISHED status are not run again. ``invalid`` runs (the data set or
 # model cannot be built) are recorded with their error and never launched.
@@ -41,7 +42,7 @@ def study_runs(spec: str) -> list[tuple[str, Overrides]]:
     if len({r for r, _ in runs}) != len(runs):
         raise UserError(f"{path}: get_sweep({variant!r}) lists the same overrides twice")
     for _, overrides in runs:
-        build_config(spec, overrides)  # bad keys or types fail now, before anything runs
+        load_config(spec, overrides)  # bad keys or types fail now, before anything runs
     return runs
 
 
@@ -51,11 +52,6 @@ def invalid_runs(configs: dict[str, object]) -> dict[str, str]:
     Every model is built abstractly (no compute) on its data set's shapes, so
     a field that fits one data set but not another is found before anything
     trains; such a run is recorded as invalid and never launched."""
-    from flax import nnx
-
-    from research.data import load_dataset
-    from research.train.loop import build_model
-
     datasets: dict[str, object] = {}  # data config -> Dataset, or the UserError loading it raised
     errors: dict[str, str] = {}
     for rid, config in configs.items():
@@ -70,7 +66,7 @@ def invalid_runs(configs: dict[str, object]) -> dict[str, str]:
             errors[rid] = str(dataset)
             continue
         try:
-            nnx.eval_shape(lambda config=config, dataset=dataset: build_model(config, dataset, config.seed))
+            RunSpec.build(config, dataset)
         except UserError as e:
             errors[rid] = str(e)
     return errors
@@ -103,19 +99,10 @@ def sweep_lock(directory: Path) -> Iterator[None]:
 def run_status(run_dir: Path, config=None) -> tuple[str, str | None]:
     """``(status, error)`` from a run directory's files; with ``config``, a done
     run that still lacks one of its final probes is ``unprobed``."""
-    summary = run_dir / "summary.json"
-    if summary.exists():
-        try:
-            data = json.loads(summary.read_text())
-        except json.JSONDecodeError:
-            return "failed", "unreadable summary.json"
-        status = data.get("status", "failed")
-        if status == "done" and config is not None and not run_complete(run_dir, config):
-            return "unprobed", None
-        return status, data.get("error")
-    if (run_dir / "checkpoints").exists():
-        return "interrupted", None
-    return "pending", None
+    status, error = RunDir(run_dir).status()
+    if status == "done" and config is not None and not run_complete(run_dir, config):
+        return "unprobed", None
+    return status, error
 
 
 class SweepIndex:
@@ -134,7 +121,7 @@ class SweepIndex:
     ):
         self.directory, self.configs, self.cache_dir = directory, configs, cache_dir
         self.path = directory / "sweep.json"
-        previous = json.loads(self.path.read_text()).get("runs", {}) if self.path.exists() else {}
+        previous = (read_json(self.path) or {}).get("runs", {})
         invalid = invalid_runs(configs)
         self.data = {**header, "runs": {}}
         for rid, overrides in runs:
@@ -255,7 +242,7 @@ def run_sweep(
             "study": spec,
             "runs": {rid: {"overrides": o, "status": run_status(directory / "runs" / rid)[0]} for rid, o in runs},
         }
-    configs = {rid: build_config(spec, overrides) for rid, overrides in runs}  # built once, read below
+    configs = {rid: load_config(spec, overrides) for rid, overrides in runs}  # built once, read below
     workers = workers_for(workers, launcher, configs.values())
     path, variant = split_spec(spec)
     spec = str(path.resolve()) + (f":{variant}" if variant else "")

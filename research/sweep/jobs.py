@@ -16,6 +16,7 @@ import sys
 import traceback
 from pathlib import Path
 
+from research.config import load_config
 from research.errors import UserError
 from research.rundir import FINISHED
 
@@ -28,15 +29,6 @@ def enable_compilation_cache(cache_dir: Path) -> None:
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
 
 
-def build_config(spec: str, overrides: dict):
-    from research.config import load_config_file, set_value
-
-    config = load_config_file(spec)
-    for key, value in overrides.items():
-        set_value(config, key, value)
-    return config
-
-
 def execute_job(spec: str, overrides: dict, workdir: str, cache_dir: str | None = None) -> dict:
     """Train one run and run its final probes; returns its summary. Its progress lines go to
     stderr: the run's log under the local launcher."""
@@ -44,7 +36,7 @@ def execute_job(spec: str, overrides: dict, workdir: str, cache_dir: str | None 
 
     if cache_dir:
         enable_compilation_cache(Path(cache_dir))
-    config = build_config(spec, overrides)
+    config = load_config(spec, overrides)
     return train_and_probe(config, workdir, progress=True)
 
 

@@ -18,12 +18,11 @@ import json
 import math
 import os
 import struct
-import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from research.rundir import atomic_write_text
+from research.rundir import atomic_write_text, read_metrics
 
 
 def _clean(value: Any) -> Any:
@@ -116,23 +115,6 @@ def read_event_scalars(path: Path) -> dict[str, list[tuple[int, float]]]:
             if value.HasField("simple_value"):
                 scalars.setdefault(value.tag, []).append((int(event.step), float(value.simple_value)))
     return scalars
-
-
-def read_metrics(path: Path) -> list[dict]:
-    """All records; an unreadable line (a write cut short) is skipped with a warning."""
-    records = []
-    path = Path(path)
-    if not path.exists():
-        return records
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                warnings.warn(f"{path}:{number}: skipping a truncated or corrupt metrics line", stacklevel=2)
-    return records
 
 
 def truncate_metrics(path: Path, last_step: int) -> None:

@@ -8,7 +8,6 @@ probes never depend on how a run was trained.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -20,12 +19,11 @@ import numpy as np
 from flax import nnx
 
 from research.config import config_from_json
-from research.data import Dataset, as_float, input_normalizer, load_dataset
+from research.data import Dataset, as_float, input_normalizer
 from research.errors import UserError
+from research.rundir import RunDir
 from research.train.checkpoint import Checkpointer
-from research.train.engine import Engine
-from research.train.loop import build_model, replica_grid, replica_initializer
-from research.train.optim import build_optimizer
+from research.train.spec import RunSpec
 
 
 @dataclass
@@ -88,52 +86,40 @@ class TrainedRun:
 
 
 def load_config_json(workdir: Path) -> ml_collections.ConfigDict:
-    path = Path(workdir) / "config.json"
-    if not path.exists():
+    run_dir = RunDir(workdir)
+    if not run_dir.config_file.exists():
         raise UserError(f"{workdir} is not a run directory (no config.json); give the directory of one run")
-    try:
-        return config_from_json(json.loads(path.read_text()))
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path} is not valid JSON ({e.msg} at line {e.lineno})") from None
+    stored = run_dir.config_json()
+    if stored is None:
+        raise UserError(f"{run_dir.config_file} is not readable JSON")
+    return config_from_json(stored)
 
 
 def load_trained(workdir: str | Path) -> TrainedRun:
     """The newest checkpoint of a run directory, every replica at once."""
-    workdir = Path(workdir)
-    config = load_config_json(workdir)
-    if not (workdir / "checkpoints").is_dir():
+    run_dir = RunDir(workdir)
+    config = load_config_json(run_dir.path)
+    if not run_dir.checkpoints.is_dir():
         raise UserError(f"{workdir} has no checkpoints/ yet; train it first (cvd train or cvd sweep)")
-    dataset = load_dataset(config.data)
-    seeds, lrs = replica_grid(config)
-    steps = (dataset.splits["train"] // config.train.batch_size) * config.train.epochs
-    tx = build_optimizer(config.optimizer, steps)
-    embedded_into = config.train.embed_into if config.train.embed_at_epoch else None
+    spec = RunSpec.build(config)
     device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
 
-    def abstract(family: str | None):
-        changes = {"family": family} if family else {}
-        model = nnx.eval_shape(lambda: build_model(config, dataset, seeds[0], **changes))
-        engine = Engine(nnx.graphdef(model), tx, config.train.batch_size)
-        init, init_args = replica_initializer(config, dataset, engine, seeds, lrs, **changes)
-        shapes = jax.eval_shape(init, *init_args)
-        return model, jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=device), shapes)
+    def phase_of(meta: dict) -> str:
+        return meta.get("phase", "initial")
 
-    models = {}
+    def abstract_state(meta: dict):
+        shapes = spec.abstract_states[phase_of(meta)]
+        return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=device), shapes)
 
-    def abstract_for(meta: dict):
-        family = embedded_into if meta.get("phase") == "embedded" else None
-        models[family] = models.get(family) or abstract(family)
-        models["restored"] = models[family][0]
-        return models[family][1]
-
-    checkpointer = Checkpointer(workdir / "checkpoints")
+    checkpointer = Checkpointer(run_dir.checkpoints)
     try:
-        restored = checkpointer.restore_latest(abstract_for)
+        restored = checkpointer.restore_latest(abstract_state)
     finally:
         checkpointer.close()
     if restored is None:
         raise UserError(f"{workdir}/checkpoints holds no readable checkpoint")
-    step, state, _ = restored
+    step, state, meta = restored
+    dataset = spec.data
     normalize = input_normalizer(dataset, config.data.standardize)
-    run = TrainedRun(models["restored"], state["params"], dataset.x_test, dataset.y_test, seeds)
-    return replace(run, config=config, dataset=dataset, normalize=normalize, step=step, workdir=workdir)
+    run = TrainedRun(spec.phases[phase_of(meta)].model, state["params"], dataset.x_test, dataset.y_test, list(spec.seeds))
+    return replace(run, config=config, dataset=dataset, normalize=normalize, step=step, workdir=run_dir.path)

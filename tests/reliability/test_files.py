@@ -8,9 +8,8 @@ import shutil
 
 import pytest
 
-from research.rundir import atomic_write_json
+from research.rundir import atomic_write_json, read_metrics
 from research.train import strip_timing, train_and_evaluate
-from research.train.metrics import read_metrics
 from tests.helpers import read_lines, tiny_config
 
 
