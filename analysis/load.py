@@ -56,7 +56,14 @@ REPLICA_NUMBERS = (
     "train_accuracy",
     "train_loss",
     "val_accuracy_gain_last_fifth",
+    "best_val_epoch",
+    "val_accuracy_at_best",
+    "test_accuracy_at_best_val",
 )
+
+# Numbers read at each replica's best validation epoch where the run recorded one: what every
+# claim and figure decides on. The end-of-training value stays beside it as ``<name>_end``.
+AT_BEST_VALIDATION = {"test_accuracy": "test_accuracy_at_best_val", "val_accuracy": "val_accuracy_at_best"}
 
 
 def _with_model_defaults(config: dict) -> dict:
@@ -188,9 +195,13 @@ def _replica_rows(base: dict, summary: dict, run_probes: dict) -> list[dict]:
             "replica": r,
             "seed": replica.get("seed"),
             "learning_rate": replica.get("learning_rate", base["learning_rate"]),
-            **{key: replica.get(key, np.nan) for key in REPLICA_NUMBERS},
+            **{key: _number(replica.get(key)) for key in REPLICA_NUMBERS},
             "diverged": replica.get("diverged", False),
         }
+        for name, at_best in AT_BEST_VALIDATION.items():
+            row[f"{name}_end"] = row[name]
+            if np.isfinite(row[at_best]):
+                row[name] = row[at_best]
         for probe, result in run_probes.items():
             for name, value in result.items():
                 if name in result.get("run_level", ()):
@@ -200,6 +211,11 @@ def _replica_rows(base: dict, summary: dict, run_probes: dict) -> list[dict]:
                     row[f"probe.{probe}.{name}"] = scalar
         rows.append(row)
     return rows
+
+
+def _number(value) -> float:
+    """A summary's number as a float (missing, None or not a number: NaN)."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else np.nan
 
 
 def _run_base(study: str, run: RunDir, config: dict, summary: dict) -> dict:
@@ -215,6 +231,8 @@ def _run_base(study: str, run: RunDir, config: dict, summary: dict) -> dict:
         "num_params": summary.get("num_params", np.nan),
         "head_inputs": summary.get("head_inputs", np.nan),
         "train_examples": (summary.get("dataset") or {}).get("splits", {}).get("train", np.nan),
+        "val_examples": (summary.get("dataset") or {}).get("splits", {}).get("val", np.nan),
+        "stopped_early": bool(summary.get("stopped_early", False)),
         "wall_time_s": summary.get("wall_time_s", np.nan),
         "tracked": bool(config.get("probes", {}).get("track")),
     }

@@ -59,10 +59,16 @@ def _mean_pct(values: pd.Series) -> str:
 
 
 def unconverged(runs: pd.DataFrame) -> pd.Series:
-    """Per run key: True when the mean validation accuracy of its chosen replicas still
-    rose by more than the margin over the last fifth of training."""
-    gain = runs.groupby("run_key")["val_accuracy_gain_last_fifth"].mean()
-    return gain > THRESHOLDS["unconverged_val_gain_points"] / 100
+    """Per run key: True when the mean validation accuracy of its chosen replicas still rose,
+    over the last fifth of training, by more than both the margin and two standard errors of
+    one validation accuracy of its size (sqrt(p (1 - p) / n)): a rise the split's noise does
+    not explain. A run that stopped early (every replica past its patience) is converged."""
+    by_run = runs.groupby("run_key")
+    gain = by_run["val_accuracy_gain_last_fifth"].mean()
+    p, n = by_run["val_accuracy"].mean(), by_run["val_examples"].first()
+    noise = 2 * np.sqrt(p * (1 - p) / n)
+    margin = np.maximum(THRESHOLDS["unconverged_val_gain_points"] / 100, noise.fillna(0.0))
+    return (gain > margin) & ~by_run["stopped_early"].first().astype(bool)
 
 
 def learning_rate_table(results: Results) -> Table:
@@ -121,7 +127,8 @@ def training_summary(results: Results) -> list[str]:
         f"{len(keys)} runs; {tuned} chose their learning rate from a grid on validation accuracy, "
         f"{edge} of them at an edge of the grid (the best rate may lie outside it). "
         f"{int(flags.sum())} runs are flagged as not converged (validation accuracy still rose by more than "
-        f"{THRESHOLDS['unconverged_val_gain_points']} points over the last fifth of training). "
+        f"{THRESHOLDS['unconverged_val_gain_points']} points and two standard errors of the validation split "
+        "over the last fifth of training, and did not stop early). "
         f"{diverged} replicas diverged (excluded from every mean)."
     ]
 

@@ -68,8 +68,8 @@ def default_config() -> ml_collections.ConfigDict:
             "grad_clip_norm": 0.0,
             "b1": 0.9,
             "b2": 0.999,
-            "weight_decay": 1e-4,
-            "momentum": 0.9,
+            "weight_decay": 0.0,  # adamw only
+            "momentum": 0.9,  # sgd only
         }
     )
     c.train = ml_collections.ConfigDict(
@@ -88,6 +88,10 @@ def default_config() -> ml_collections.ConfigDict:
             # sweeps on a small disk; such a run cannot be probed again later)
             "keep_final_checkpoint": True,
             "strategy": "auto",
+            # Early stopping: stop once every replica has gone this many epochs without a better
+            # validation accuracy (0: train all epochs). Either way each replica reports its test
+            # accuracy at its best validation epoch beside the end-of-training numbers.
+            "patience": 0,
         }
     )
     c.probes = ml_collections.ConfigDict(
@@ -257,7 +261,16 @@ def config_from_json(stored: dict) -> ml_collections.ConfigDict:
                     node[key] = tuple(value) if isinstance(value, list) else value
 
     merge(config, stored, "")
+    _reset_dead_options(config.optimizer)  # written when a dead option was carried (adam's weight_decay 1e-4)
     return config
+
+
+def _reset_dead_options(optimizer: ml_collections.ConfigDict) -> None:
+    """Options that had no effect back at their defaults: the same run, as this code writes it."""
+    defaults = default_config().optimizer
+    for key, (switch, live) in LIVE_WHEN.items():
+        if optimizer[switch] not in live:
+            optimizer[key] = defaults[key]
 
 
 def parse_override(arg: str) -> tuple[str, str]:
@@ -325,7 +338,32 @@ def validate(config: ml_collections.ConfigDict) -> None:
         _integer_at_least(config.train, key)
     for key in ("log_every_steps", "checkpoint_every_steps", "augment_shift"):
         _integer_at_least(config.train, key, 0)
+    _integer_at_least(config.train, "patience", 0)
+    if config.train.patience and int(config.data.n_val) == 0:
+        raise UserError("train.patience stops on validation accuracy; it needs a validation split (data.n_val -1 or > 0)")
     lrs = tuple(config.optimizer.learning_rates)
     if any(isinstance(lr, (str, bool)) or float(lr) <= 0 for lr in lrs):
         raise UserError(f"optimizer.learning_rates must be > 0, got {lrs}")
     _in_range(config.optimizer, OPTIMIZER_RANGES)
+    _no_dead_options(config.optimizer)
+
+
+# Optimizer options and what makes them mean something: an option set away from its default
+# where it changes nothing is refused, not silently ignored.
+LIVE_WHEN = {
+    "weight_decay": ("name", ("adamw",)),
+    "momentum": ("name", ("sgd",)),
+    "b1": ("name", ("adam", "adamw")),
+    "b2": ("name", ("adam", "adamw")),
+    "warmup_steps": ("schedule", ("warmup_cosine",)),
+}
+
+
+def _no_dead_options(optimizer: ml_collections.ConfigDict) -> None:
+    defaults = default_config().optimizer
+    for key, (switch, live) in LIVE_WHEN.items():
+        if optimizer[switch] not in live and optimizer[key] != defaults[key]:
+            raise UserError(
+                f"optimizer.{key}={optimizer[key]!r} has no effect with optimizer.{switch}={optimizer[switch]!r} "
+                f"(it acts with {switch} {' or '.join(live)}); leave it at {defaults[key]!r} or change {switch}"
+            )

@@ -33,8 +33,10 @@ from research.models.embed import embed_network_params
 from research.progress import progress_bar
 from research.rundir import RunDir, read_metrics, run_config_json
 from research.train.checkpoint import Checkpointer
+from research.train.early_stopping import BestValidation
 from research.train.engine import TrainState, replica_sharding
 from research.train.metrics import MetricWriter, TensorBoardWriter, truncate_metrics
+from research.train.optim import applied_learning_rates
 from research.train.spec import Phase, RunSpec, Tracker
 from research.train.summary import run_summary, strip_timing
 
@@ -101,8 +103,8 @@ class RunLog:
     """Where a run writes as it goes: metrics (one record per replica), checkpoints
     labelled by phase, the progress bar. ``elapsed()`` counts earlier sessions too."""
 
-    def __init__(self, run_dir: RunDir, spec: RunSpec, config_json: dict, progress: bool, t_start: float):
-        self.run_dir, self.spec, self.config_json, self.t_start = run_dir, spec, config_json, t_start
+    def __init__(self, run_dir: RunDir, spec: RunSpec, config_json: dict, progress: bool, t_start: float, track: dict):
+        self.run_dir, self.spec, self.config_json, self.t_start, self.track = run_dir, spec, config_json, t_start, track
         self.checkpointer = Checkpointer(run_dir.checkpoints, keep=spec.config.train.keep_checkpoints)
         self.elapsed_before = 0.0
         self.labels = [{"replica": r, "seed": s} for r, s in enumerate(spec.seeds)]
@@ -202,9 +204,9 @@ def train_and_evaluate(
     finished = run_dir.start(config_json, overwrite)
     if finished is not None:
         return finished
-    log = RunLog(run_dir, spec, config_json, progress, t_start)
+    log = RunLog(run_dir, spec, config_json, progress, t_start, track)
     try:
-        return _train(spec, log, track)
+        return _train(spec, log)
     except BaseException as e:
         if not isinstance(e, KeyboardInterrupt):
             failed = {"status": "failed", "error": f"{type(e).__name__}: {e}", "wall_time_s": log.elapsed(), "replicas": []}
@@ -220,18 +222,33 @@ def record_tracked(log: RunLog, track: dict[str, Tracker], phase: Phase, state: 
         log.write(step, "track", tracker.record(phase.model, state["params"]), epoch=epoch)
 
 
-def _train(spec: RunSpec, log: RunLog, track: dict[str, Tracker]) -> dict:
-    """The loop: segments of steps, then train metrics, evaluation, checkpoint (in that order)."""
+def _evaluate(spec: RunSpec, log: RunLog, phase: Phase, state: TrainState, evals, alive, at: tuple[int, int]) -> dict:
+    """Evaluation after ``epoch`` (0-based) at ``step``: val and test written, tracked probes
+    recorded; returns per-split per-replica numbers."""
+    step, epoch = at
+    results = evaluate_splits(spec, phase, state, evals, ("val", "test"))
+    for split, values in results.items():
+        log.write(step, split, values, alive, epoch=epoch + 1)
+    record_tracked(log, log.track, phase, state, step, epoch + 1)
+    return results
+
+
+def _train(spec: RunSpec, log: RunLog) -> dict:
+    """The loop: segments of steps, then train metrics, evaluation, checkpoint (in that order),
+    until the last epoch or until every replica's validation accuracy has stopped improving."""
     spe, every = spec.steps_per_epoch, spec.config.train.checkpoint_every_steps
     x_train, y_train, evals = device_data(spec)
     start, phase_name, state = log.restore()
-    phase = spec.phases[phase_name]
+    phase, best = spec.phases[phase_name], BestValidation(spec.replicas, spec.config.train.patience)
     if state is None:
         state = _on_replica_devices(spec.init_state(), spec.replicas)
     if start == 0:
-        record_tracked(log, track, phase, state, 0, 0)
-    last_saved, perms_epoch = (start if start else -1), None
+        record_tracked(log, log.track, phase, state, 0, 0)
+    best.replay(log.run_dir.metrics())  # a resumed run: its evaluations up to the checkpoint
+    step, last_saved, perms_epoch = start, (start if start else -1), None
     for epoch, begin, end in spec.segments(start):
+        if best.all_done():
+            break
         if epoch * spe + begin == spec.switch_step and phase.name == "initial":
             state, phase = embed_state(spec, state), spec.phases["embedded"]
         engine = spec.engines[phase.name]
@@ -241,24 +258,25 @@ def _train(spec: RunSpec, log: RunLog, track: dict[str, Tracker]) -> dict:
         step = epoch * spe + end
         state, train = engine.read_window(state)
         alive = np.asarray(jax.device_get(state["alive"]))
-        rates = np.asarray(jax.device_get(state["opt_state"].hyperparams["learning_rate"]))
+        base_rates = jax.device_get(state["opt_state"].hyperparams["learning_rate"])
+        rates = applied_learning_rates(spec.config.optimizer, spec.total_steps, base_rates, step)
         log.write(step, "train", {**train, "learning_rate": rates}, alive)
         postfix = {"loss": f"{np.mean(train['loss'][alive]):.3f}" if alive.any() else "nan"}
         if spec.evaluation_due(epoch, end == spe):
-            for split, values in evaluate_splits(spec, phase, state, evals, ("val", "test")).items():
-                log.write(step, split, values, alive, epoch=epoch + 1)
-                postfix[f"{split}_acc"] = f"{np.mean(values['accuracy']):.4f}"
-            record_tracked(log, track, phase, state, step, epoch + 1)
+            results = _evaluate(spec, log, phase, state, evals, alive, (step, epoch))
+            postfix.update({f"{split}_acc": f"{np.mean(v['accuracy']):.4f}" for split, v in results.items()})
+            if "val" in results:
+                best.update(epoch + 1, results["val"]["accuracy"], results.get("test", {}).get("accuracy"), alive)
         log.flush()
         log.bar.set_postfix(postfix, refresh=False)  # shown by the update: this window's numbers
         log.bar.update(end - begin)
         if every and step - last_saved >= every and step < spec.total_steps:
             log.save(step, state, phase)
             last_saved = step
-    if last_saved != spec.total_steps:
-        log.save(spec.total_steps, state, phase)
+    if last_saved != step:
+        log.save(step, state, phase)
     final = evaluate_splits(spec, phase, state, evals, ("train", "val", "test"))
-    summary = run_summary(spec, log.run_dir, phase, state, final, log.timing())
+    summary = run_summary(spec, log.run_dir, phase, state, final, log.timing(), best, step)
     log.run_dir.write_summary(summary)
     return summary
 

@@ -12,6 +12,9 @@ so that it lives in the optimizer state: replicas trained together in one
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import numpy as np
 import optax
 
 from research.errors import UserError, unknown
@@ -20,17 +23,22 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine", "warmup_cosine")
 
 
-def _schedule(opt_config, learning_rate, total_steps: int):
+def schedule_shape(opt_config, total_steps: int) -> Callable:
+    """The schedule's multiplier of the base learning rate as a function of the update count."""
     kind = opt_config.schedule
     warmup = int(opt_config.warmup_steps)
     if kind == "constant":
-        return lambda count: learning_rate
+        return lambda count: 1.0
     if kind == "cosine":
-        return lambda count: learning_rate * optax.cosine_decay_schedule(1.0, max(total_steps, 1))(count)
+        return optax.cosine_decay_schedule(1.0, max(total_steps, 1))
     if kind == "warmup_cosine":
-        shape = optax.warmup_cosine_decay_schedule(0.0, 1.0, warmup, max(total_steps, warmup + 1))
-        return lambda count: learning_rate * shape(count)
+        return optax.warmup_cosine_decay_schedule(0.0, 1.0, warmup, max(total_steps, warmup + 1))
     raise unknown("optimizer.schedule", kind, SCHEDULES)
+
+
+def applied_learning_rates(opt_config, total_steps: int, base_rates, step: int) -> np.ndarray:
+    """Per replica, the rate the update of step ``step`` (1-based) applied: base x schedule."""
+    return np.asarray(base_rates, np.float32) * np.float32(schedule_shape(opt_config, total_steps)(max(step - 1, 0)))
 
 
 def build_optimizer(opt_config, total_steps: int) -> optax.GradientTransformation:
@@ -40,11 +48,11 @@ def build_optimizer(opt_config, total_steps: int) -> optax.GradientTransformatio
         raise unknown("optimizer.name", name, OPTIMIZERS)
     if float(opt_config.learning_rate) <= 0:
         raise UserError(f"optimizer.learning_rate must be > 0, got {opt_config.learning_rate}")
-    _schedule(opt_config, 1.0, total_steps)  # validate the schedule name now, not inside jit
+    shape = schedule_shape(opt_config, total_steps)  # an unknown name fails now, not inside jit
     clip = float(opt_config.grad_clip_norm)
 
     def factory(learning_rate):
-        lr = _schedule(opt_config, learning_rate, total_steps)
+        lr = (lambda count: learning_rate) if opt_config.schedule == "constant" else (lambda count: learning_rate * shape(count))
         if name == "adam":
             base = optax.adam(lr, b1=opt_config.b1, b2=opt_config.b2)
         elif name == "adamw":

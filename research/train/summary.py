@@ -15,6 +15,7 @@ from flax import nnx
 
 from research.models import count_params
 from research.rundir import RunDir
+from research.train.early_stopping import BestValidation
 from research.train.engine import TrainState, replica_sharding
 from research.train.spec import Phase, RunSpec
 
@@ -55,8 +56,9 @@ def replica_device_count(replicas: int) -> int:
     return len(shardings[0].mesh.devices.flat) if shardings else 1
 
 
-def replica_records(spec: RunSpec, state: TrainState, final: dict, gains: list[float | None]) -> list[dict]:
-    """Per replica: seed, learning rate, final train / val / test numbers, divergence."""
+def replica_records(spec: RunSpec, state: TrainState, final: dict, gains: list, best: BestValidation) -> list[dict]:
+    """Per replica: seed, learning rate, final train / val / test numbers, the best validation
+    epoch and the numbers there, divergence."""
     status = jax.device_get({"alive": state["alive"], "diverged_step": state["diverged_step"]})
     replicas = []
     for r, (seed, rate) in enumerate(zip(spec.seeds, spec.learning_rates)):
@@ -67,6 +69,7 @@ def replica_records(spec: RunSpec, state: TrainState, final: dict, gains: list[f
                 "seed": seed,
                 "learning_rate": rate,
                 **measured,
+                **best.replica_fields(r),
                 "val_accuracy_gain_last_fifth": gains[r],
                 "diverged": not alive,
                 "diverged_step": None if alive else int(status["diverged_step"][r]),
@@ -75,19 +78,25 @@ def replica_records(spec: RunSpec, state: TrainState, final: dict, gains: list[f
     return replicas
 
 
-def run_summary(spec: RunSpec, run_dir: RunDir, phase: Phase, state: TrainState, final: dict, timing: dict) -> dict:
-    """``summary.json``: status, sizes, ``timing`` (``wall_time_s``, ``this_session_s``), and
-    per replica its seed, learning rate, final numbers and how much val accuracy still rose
-    in the last fifth."""
-    gains = val_gain_last_fifth(run_dir, spec.replicas, spec.total_steps)
-    replicas = replica_records(spec, state, final, gains)
+def run_summary(
+    spec: RunSpec, run_dir: RunDir, phase: Phase, state: TrainState, final: dict, timing: dict, best, step: int
+) -> dict:
+    """``summary.json`` of a run that trained ``step`` steps: status, sizes, ``timing``
+    (``wall_time_s``, ``this_session_s``), and per replica its seed, learning rate, final
+    numbers, its best validation epoch and the numbers there (``best``: a
+    :class:`~research.train.early_stopping.BestValidation`), and how much val accuracy
+    still rose in the last fifth."""
+    gains = val_gain_last_fifth(run_dir, spec.replicas, step)
+    replicas = replica_records(spec, state, final, gains, best)
     summary = {
         "status": "diverged" if all(r["diverged"] for r in replicas) else "done",
         "num_params": count_params(phase.model),
         "wall_time_s": timing["wall_time_s"],
         "timing": {"this_session_s": timing["this_session_s"], "compiles": spec.engines[phase.name].compiled_programs()},
-        "steps": spec.total_steps,
-        "epochs": spec.config.train.epochs,
+        "steps": step,
+        "epochs": step // spec.steps_per_epoch,
+        "max_epochs": spec.config.train.epochs,
+        "stopped_early": step < spec.total_steps,
         "strategy": phase.strategy,
         "replica_devices": replica_device_count(spec.replicas),
         "model": spec.config.model.name,
