@@ -10,6 +10,7 @@ and counted in the report) and returns a :class:`Claim`. Margins are in
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,20 +19,17 @@ import pandas as pd
 from analysis.load import Results, probe_value
 from analysis.stats import mean_ci
 from analysis.verdicts import (
-    ABOVE,
-    BELOW,
-    DEPENDS,
-    INCONCLUSIVE,
     NO_DATA,
-    NOT_SUPPORTED,
-    SUPPORTED,
-    WITHIN,
     Effect,
+    OutcomeRule,
     Pooled,
+    controlled,
     difference,
     four_outcomes,
+    keeps_outcome,
     level,
     pooled,
+    ratio_outcome,
 )
 
 THRESHOLDS = {
@@ -59,15 +57,30 @@ class Claim:
     pool: Pooled | None = None
     per_dataset: dict[str, str] = field(default_factory=dict)
 
-    def decide(self, outcome_rule=four_outcomes) -> Claim:
-        """Verdict overall and per data set from the deciding effects (effects without data dropped)."""
+    def decide(
+        self, outcome_rule: OutcomeRule = four_outcomes, *, controls: Sequence[Effect] = (), uncontrolled_note: str = ""
+    ) -> Claim:
+        """Verdict overall and per data set from the deciding effects (effects without data dropped).
+
+        With ``controls``, the overall verdict is :func:`~analysis.verdicts.controlled` by them
+        (``uncontrolled_note`` added when they void it); the per-data-set verdicts are not."""
         self.deciding = [e for e in self.deciding if e.n > 0]
         self.shown = [e for e in self.shown if e.n > 0]
         self.pool = pooled(self.deciding)
-        self.verdict = outcome_rule(self.deciding)
+        verdict = outcome_rule(self.deciding)
+        self.verdict = controlled(verdict, controls)
+        if self.verdict != verdict and uncontrolled_note:
+            self.notes.append(uncontrolled_note)
         datasets = sorted({e.dataset for e in self.deciding if e.dataset})
         if len(datasets) > 1:
             self.per_dataset = {d: outcome_rule([e for e in self.deciding if e.dataset == d]) for d in datasets}
+        return self
+
+    def decide_ratios(self, points: list[tuple[str, float]], threshold: float) -> Claim:
+        """Verdict overall and per point from ``(point, ratio)`` pairs by
+        :func:`~analysis.verdicts.ratio_outcome` (a point measured twice keeps its last ratio)."""
+        self.verdict = ratio_outcome([ratio for _, ratio in points], threshold)
+        self.per_dataset = {point: ratio_outcome([ratio], threshold) for point, ratio in points}
         return self
 
 
@@ -379,25 +392,14 @@ def _time_to_target(results: Results, runs: pd.DataFrame) -> list[str]:
     return notes
 
 
-def _ratio_verdict(ratios: list[float]) -> str:
-    """conv's examples/s over the matched-FLOPs dense net's, against the throughput ratio."""
-    threshold = THRESHOLDS["throughput_ratio"]
-    if all(r >= threshold for r in ratios):
-        return SUPPORTED
-    if all(r <= 1 / threshold for r in ratios):
-        return NOT_SUPPORTED
-    if any(r >= threshold for r in ratios) and any(r <= 1 / threshold for r in ratios):
-        return DEPENDS
-    return INCONCLUSIVE
-
-
 def claim_c4(results: Results) -> Claim:
     c = new_claim("C4")
     runs = results.study("compute").drop_duplicates("run_key")
     speed, peak = "probe.cost.examples_per_s", "probe.cost.fraction_of_peak"
+    threshold = THRESHOLDS["throughput_ratio"]
     if runs.empty or speed not in runs:
-        return c
-    ratios = []
+        return c.decide_ratios([], threshold)
+    ratios = []  # (data set on device, conv's examples/s over the matched-FLOPs dense net's)
     for (dataset, device), sub in runs.groupby(["dataset", "probe.cost.device"]):
         conv = sub[(sub["family"] == "conv") & (sub["tag"] == "matched_shape")]
         if conv.empty:
@@ -410,8 +412,7 @@ def claim_c4(results: Results) -> Claim:
                 f"{100 * conv[peak].iloc[0]:.1f}% vs {100 * row[peak]:.1f}%"
             )
             if row["tag"] == "matched_flops" and row["family"] == "dense":
-                ratios.append(conv_speed / row[speed])
-                c.per_dataset[f"{dataset} on {device}"] = _ratio_verdict([conv_speed / row[speed]])
+                ratios.append((f"{dataset} on {device}", conv_speed / row[speed]))
     for (dataset, device), sub in runs[runs["tag"] == "matched_shape"].groupby(["dataset", "probe.cost.device"]):
         parts = []
         for _, row in sub.iterrows():
@@ -426,14 +427,12 @@ def claim_c4(results: Results) -> Claim:
                 + "; ".join(parts)
             )
     c.notes += _time_to_target(results, runs)
-    if ratios:
-        c.verdict = _ratio_verdict(ratios)
     c.rule = (
         "judged on throughput at matched FLOPs: supported when conv trains >= 1.25x the examples/s of the dense net "
         "doing the same FLOPs on every device and data set; not supported at <= 1/1.25 everywhere; one timing per run "
         "(median step time), so no CI; fraction of peak is shown, not judged"
     )
-    return c
+    return c.decide_ratios(ratios, threshold)
 
 
 # -- C5 ----------------------------------------------------------------------------
@@ -556,11 +555,10 @@ def claim_c6(results: Results) -> Claim:
             a, b = select(sub, family=family, permute_pixels=True), select(sub, family="dense", permute_pixels=True)
             if len(a) and len(b):
                 c.shown.append(difference(f"{dataset}, permuted pixels: {family} - dense", a, b, ACC, dataset=dataset))
-    c.decide()
-    control_outcomes = {e.outcome for e in controls}
-    if controls and control_outcomes != {WITHIN} and c.verdict in (SUPPORTED, NOT_SUPPORTED, DEPENDS):
-        c.verdict = INCONCLUSIVE
-        c.notes.append("the dense control is not shown equivalent to zero (its CI leaves +-2 points), so the test has no control")
+    c.decide(
+        controls=controls,
+        uncontrolled_note="the dense control is not shown equivalent to zero (its CI leaves +-2 points), so the test has no control",
+    )
     c.notes.append(
         "where the prior lives: a permutation hurts locally connected nets through locality and full-kernel convs "
         "through sharing; compare their losses above"
@@ -581,24 +579,6 @@ def _conv_at_epoch(results: Results, runs: pd.DataFrame, epoch: int) -> pd.Serie
     keys = runs[(runs["family"] == "conv") & (runs["embed_at_epoch"] == 0)]["run_key"].unique()
     at = curves[curves["run_key"].isin(keys) & (curves["split"] == "test") & (curves["epoch"] == epoch)]
     return at["accuracy"]
-
-
-def keeps_outcome(effects: list[Effect]) -> str:
-    """Non-inferiority, with the same handling of undecided points as :func:`four_outcomes`:
-    a point keeps the solution when its CI lies above -margin (above or within)."""
-    if not effects:
-        return NO_DATA
-    keeps = {ABOVE, WITHIN}
-    clear = {e.outcome for e in effects} & (keeps | {BELOW})
-    pool = pooled(effects)
-    pool_keeps = pool is not None and pool.effect.low > -pool.effect.margin
-    if clear & keeps and BELOW in clear:
-        return DEPENDS
-    if clear and clear <= keeps:
-        return SUPPORTED if pool_keeps else INCONCLUSIVE
-    if clear == {BELOW}:
-        return NOT_SUPPORTED if not pool_keeps else INCONCLUSIVE
-    return INCONCLUSIVE
 
 
 def claim_c7(results: Results) -> Claim:
