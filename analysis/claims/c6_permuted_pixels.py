@@ -6,16 +6,22 @@ from __future__ import annotations
 
 import pandas as pd
 
-from analysis.claims import THRESHOLDS, Claim, accuracy_difference, claim, live, select
+from analysis.claims import THRESHOLDS, Claim, accuracy_difference, claim, format_rule, live, select
 from analysis.load import Results
 from analysis.verdicts import Effect, difference
 
+BAND = "+-{permutation_indifferent_points:g} points"  # the dense control counts as unaffected within it
 STATEMENT = "Conv's advantage comes from the spatial prior."
 FIGURES = ["F8_permuted_pixels"]
 RULE = (
     "four outcomes over conv's loss to a fixed pixel permutation, provided the dense control is equivalent to zero "
-    "(its CI within +-2 points; otherwise inconclusive)"
+    f"(its CI within {BAND}; otherwise inconclusive)"
 )
+
+
+def _within() -> str:
+    """:data:`BAND` with its number from the current thresholds."""
+    return format_rule(BAND)
 
 
 def _permutation_loss(runs: pd.DataFrame, dataset: str, family: str) -> Effect:
@@ -31,7 +37,7 @@ def _permutation_loss(runs: pd.DataFrame, dataset: str, family: str) -> Effect:
 def _dense_control(runs: pd.DataFrame, dataset: str) -> Effect:
     """The dense net's loss to the permutation, against the band it must lie within."""
     return difference(
-        f"{dataset}: dense accuracy lost to the permutation (control: equivalent to zero when the CI lies within +-2 points)",
+        f"{dataset}: dense accuracy lost to the permutation (control: equivalent to zero when the CI lies within {_within()})",
         select(runs, family="dense", permute_pixels=False),
         select(runs, family="dense", permute_pixels=True),
         THRESHOLDS["permutation_indifferent_points"] / 100,
@@ -60,7 +66,7 @@ def permuted_pixels(c: Claim, results: Results) -> Claim:
         c.shown += [controls[-1], *_beside(sub, dataset)]
     c.decide(
         controls=controls,
-        uncontrolled_note="the dense control is not shown equivalent to zero (its CI leaves +-2 points), so the test has no control",
+        uncontrolled_note=f"the dense control is not shown equivalent to zero (its CI leaves {_within()}), so the test has no control",
     )
     c.notes.append(
         "where the prior lives: a permutation hurts locally connected nets through locality and full-kernel convs "
