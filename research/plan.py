@@ -150,6 +150,7 @@ def run_cost(study: str, run_id: str, config) -> RunCost:
 def plan_profile(profile: str, studies: list[tuple[str, str]]) -> list[RunCost]:
     """Every run of every ``(study name, spec)`` of ``profile``."""
     from research.sweep import study_runs
+
     return [run_cost(name, rid, load_config(spec, overrides)) for name, spec in studies for rid, overrides in study_runs(spec)]
 
 
