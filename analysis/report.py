@@ -219,7 +219,7 @@ def _md(claims: list[Claim], figures: dict[str, Path], source: str, results: Res
     lines += ["", VOCABULARY]
     lines += [
         "",
-        "Decision thresholds (in `analysis/claims.py`): " + ", ".join(f"`{k}` = {v}" for k, v in THRESHOLDS.items()),
+        "Decision thresholds (in `analysis/claims/__init__.py`): " + ", ".join(f"`{k}` = {v}" for k, v in THRESHOLDS.items()),
         "",
         VARIANCE_SOURCES,
         "",

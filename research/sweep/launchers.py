@@ -32,6 +32,7 @@ anything.
 
 from __future__ import annotations
 
+import argparse
 import glob
 import json
 import os
@@ -257,3 +258,42 @@ def launch(name: str, jobs: list[Job], workers: int | None, on_start: Callback, 
         schedule(jobs, backend, slots, on_start, on_end)
     finally:
         backend.close()
+
+
+# -- the command line's launcher flags ----------------------------------------------
+def add_launcher_arguments(parser: argparse.ArgumentParser) -> None:
+    """The launcher flags of ``cvd sweep`` and ``cvd reproduce``."""
+    group = parser.add_argument_group("launcher", "where the runs train (ray and slurm need a filesystem every node shares)")
+    group.add_argument(
+        "--launcher", choices=LAUNCHERS, default="local", help="local worker processes (default), Ray tasks or SLURM jobs"
+    )
+    group.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="runs at once (default: local one per GPU, on CPU two; ray the cluster's GPUs or CPUs; slurm all)",
+    )
+    group.add_argument("--ray-address", default=None, help="an existing Ray cluster, host:port (default: start a local Ray)")
+    group.add_argument("--slurm-partition", default=None, help="SLURM partition (default: the cluster's default)")
+    group.add_argument("--slurm-time", type=int, default=60, help="time limit of each run's SLURM job, minutes (default 60)")
+    group.add_argument("--slurm-gpus", type=int, default=0, help="GPUs per run's SLURM job (default 0)")
+    group.add_argument("--slurm-cpus", type=int, default=2, help="CPUs per run's SLURM job (default 2)")
+    group.add_argument(
+        "--slurm-cluster",
+        choices=("slurm", "local"),
+        default="slurm",
+        help="local: submitit's local executor, to try it without SLURM",
+    )
+
+
+def launch_keywords(args: argparse.Namespace) -> dict:
+    """The launcher keywords of ``run_sweep`` and ``reproduce`` from the parsed arguments."""
+    options = LaunchOptions(
+        ray_address=args.ray_address,
+        slurm_partition=args.slurm_partition,
+        slurm_time_min=args.slurm_time,
+        slurm_gpus=args.slurm_gpus,
+        slurm_cpus=args.slurm_cpus,
+        slurm_cluster=args.slurm_cluster,
+    )
+    return {"launcher": args.launcher, "workers": args.workers, "options": options, "progress": not args.no_progress}
