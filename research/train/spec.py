@@ -116,7 +116,7 @@ def segments(start: int, total: int, steps_per_epoch: int, log_every: int) -> It
 class Phase:
     """A stretch of training with one model: the initial one, or the eFCN's embedded one.
     ``model`` is abstract (shapes only); ``changes`` are its model fields that differ
-    from the config's (the embedded family)."""
+    from those the config gives (the embedded family)."""
 
     name: str
     model: nnx.Module
