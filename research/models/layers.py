@@ -37,8 +37,8 @@ kernels (``research.xla_flags``), one example's patches at most
 matmul form is the faster one at those sizes, vmapped replicas run it as
 batched matmuls instead of grouped convs, and it stays fast inside ``lax.scan``;
 above them writing the patches costs more than ``lax.conv`` on XLA's Eigen
-kernels (measurements: ``benchmarks/README.md``). The two forms agree to float32 rounding
-(``tests/test_layers.py``).
+kernels (measured: benchmarks/README.md, "Measurements behind rules in the
+code"). The two forms agree to float32 rounding (``tests/test_layers.py``).
 """
 
 from __future__ import annotations
@@ -62,17 +62,17 @@ PADDINGS = ("SAME", "VALID", "CIRCULAR")
 FAMILIES = ("conv", "full_kernel_conv", "locally_connected", "dense")
 CONV_IMPLS = ("auto", "lax", "matmul")
 # Largest patch (kernel taps x input channels) that ``auto`` turns into a matmul
-# on CPU: every conv of the studies' CNNs and the 1D full-kernel conv (40 x 25);
-# not a 2D full-kernel conv (784 taps x 32 channels), whose patches would take
-# gigabytes and which runs no faster as a matmul.
+# on CPU: every conv of the studies' CNNs and the 1D full-kernel conv are below it;
+# a 2D full-kernel conv (784 taps x 32 channels) is above it: its patches would take
+# gigabytes and it runs no faster as a matmul.
+# measured: benchmarks/README.md, "Measurements behind rules in the code".
 MATMUL_MAX_PATCH_FEATURES = 2048
 # Largest im2col array of one example (output positions x patch, float32) that ``auto``
 # turns into a matmul on CPU when convs run on XLA's Eigen kernels (``research.xla_flags``;
-# on YNNPACK neither form wins at every CIFAR shape, ``lax.conv`` 1.7-2.3x faster at width
-# 16 with zero padding, the matmul 1.7-2.3x at width 64 circular, so the older rule stays): the
-# Fashion-MNIST CNN's (226 KB) and every MNIST-1D conv's are below it; a stride-1 32x32
-# layer of 16 or 64 channels (590 KB, 2.4 MB) is above it and runs faster as ``lax.conv``
-# (benchmarks/README.md, "Conv speed at CIFAR shapes").
+# on YNNPACK neither form wins at every CIFAR shape, so only the patch-features rule applies).
+# The Fashion-MNIST CNN's and every MNIST-1D conv's patches are below it; a stride-1 32x32
+# layer of 16 or 64 channels is above it and runs faster as ``lax.conv``.
+# measured: benchmarks/README.md, "Measurements behind rules in the code".
 MATMUL_MAX_PATCH_BYTES = 512 * 2**10
 
 # jax's truncated normal on [-2, 2] has this standard deviation; dividing by it
@@ -187,10 +187,9 @@ PATCH_CHUNK_BYTES = 5 * 2**20
 def batch_chunk(batch: int, bytes_per_example: int, budget: int = PATCH_CHUNK_BYTES) -> int:
     """The largest divisor of ``batch`` whose examples' patches fit in ``budget`` bytes (at least 1).
 
-    Why: a 32x32x64 input's 3x3 patches are 2.4 MB per image, 118 MB for a batch
-    of 50; the development machine copies memory at about 2 GB/s, so writing and
-    reading back the whole batch's patches costs more than the matmul itself
-    (benchmarks/README.md, "Conv speed at CIFAR shapes"). Slices that stay in cache do not.
+    Why: on CPU, writing and reading back a large layer's whole-batch patches costs
+    more than the matmul itself; slices whose patches stay in cache do not
+    (measured: benchmarks/README.md, "Measurements behind rules in the code").
     """
     fits = max(1, budget // max(1, bytes_per_example))
     return max(d for d in range(1, min(batch, fits) + 1) if batch % d == 0)
@@ -401,8 +400,9 @@ class LocallyConnected(SpatialLayer):
     first (as ``lax.conv_general_dilated_patches``), and one bias per output
     entry. Computed as strided-slice patches times a matrix per position
     (:func:`locally_connected_as_matmul`), which XLA CPU runs faster than
-    ``lax.conv_general_dilated_local`` (benchmarks/README.md); the same numbers to
-    float32 rounding (tested against Linen's ``ConvLocal``).
+    ``lax.conv_general_dilated_local`` (measured: benchmarks/README.md,
+    "Measurements behind rules in the code"); the same numbers to float32
+    rounding (tested against Linen's ``ConvLocal``).
     """
 
     family = "locally_connected"
