@@ -46,6 +46,9 @@ from research.data import dataset_shape
 from research.data.sources import source_available
 from research.errors import UserError
 from research.models import count_macs, count_params
+from research.sweep import study_runs
+from research.sweep.jobs import build_config
+from research.train.loop import build_model, replica_grid
 
 BYTES = 4  # float32
 GPU_TARGET = ("an H100-class GPU", 80e9)  # the full profile's machine, when planned elsewhere
@@ -98,8 +101,6 @@ _MODEL_CACHE: dict[str, tuple[int, int, int]] = {}
 
 def _model_sizes(config, shape) -> tuple[int, int, int]:
     """``(params, forward MACs per example, activation elements per example)`` of the run's model."""
-    from research.train.loop import build_model
-
     key = f"{config.model.to_json(sort_keys=True)}|{shape.input_shape}|{shape.num_classes}"
     if key not in _MODEL_CACHE:
         model = nnx.eval_shape(lambda: build_model(config, shape, 0))
@@ -109,8 +110,6 @@ def _model_sizes(config, shape) -> tuple[int, int, int]:
 
 def run_cost(study: str, run_id: str, config) -> RunCost:
     """What one run costs, from its config alone."""
-    from research.train.loop import replica_grid
-
     data = config.data
     shape = dataset_shape(data)
     present = source_available(data.name, data.dir)
@@ -150,9 +149,6 @@ def run_cost(study: str, run_id: str, config) -> RunCost:
 
 def plan_profile(profile: str, studies: list[tuple[str, str]]) -> list[RunCost]:
     """Every run of every ``(study name, spec)`` of ``profile``."""
-    from research.sweep import study_runs
-    from research.sweep.jobs import build_config
-
     return [run_cost(name, rid, build_config(spec, overrides)) for name, spec in studies for rid, overrides in study_runs(spec)]
 
 

@@ -100,6 +100,7 @@ def convs_on_eigen(xla_flags: str | None = None) -> bool:
 def _backend_started() -> bool:
     if "jax" not in sys.modules:
         return False
+    # Imported here, once JAX is loaded: at the top it would load JAX with every import of research.
     from jax._src import xla_bridge  # private, but the only way to ask; absent: assume not started
 
     return bool(getattr(xla_bridge, "backends_are_initialized", lambda: False)())

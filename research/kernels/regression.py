@@ -22,7 +22,7 @@ import numpy as np
 from research.data import load_dataset, model_inputs
 from research.errors import UserError
 from research.kernels import nngp_fn
-from research.rundir import atomic_write_json
+from research.rundir import atomic_write_json, make_workdir, prepare_workdir, run_config_json, write_config
 
 RIDGES = (1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)  # times the mean of the training kernel's diagonal
 
@@ -42,8 +42,6 @@ def posterior_accuracies(k_train: np.ndarray, k_eval: dict[str, np.ndarray], y_t
 
 def kernel_regression(config, workdir: str | Path) -> dict:
     """Compute (or reuse) one kernel-regression run; returns its summary."""
-    from research.rundir import make_workdir, prepare_workdir, run_config_json, write_config
-
     start = time.perf_counter()
     workdir = Path(workdir)
     dataset = load_dataset(config.data)
