@@ -16,10 +16,13 @@ no orphan keeps writing.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import signal
 import sys
+
+import jax
 
 from research.sweep.jobs import run_logged
 
@@ -28,8 +31,6 @@ def die_with_parent() -> None:
     """Ask Linux to SIGKILL this worker when its launcher dies, so no orphan keeps writing."""
     parent = os.getppid()
     try:
-        import ctypes
-
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         return
@@ -38,8 +39,6 @@ def die_with_parent() -> None:
 
 
 def serve() -> int:
-    import jax
-
     answers = os.fdopen(os.dup(1), "w", buffering=1)
     for line in sys.stdin:
         if not line.strip():
