@@ -15,7 +15,10 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from analysis import style
+from analysis.figures import FIGURES
 from analysis.load import Results, load_results, tidy
+from analysis.report import write_report
 from research.progress import progress_bar
 
 
@@ -31,10 +34,6 @@ class Analysis:
 
 def analyze(directories, out: str | Path | None = None, *, progress: bool = True) -> Analysis:
     """Load results, draw every figure that has data, write the report into ``out``."""
-    from analysis import style
-    from analysis.figures import FIGURES
-    from analysis.report import write_report
-
     directories = [Path(d) for d in ([directories] if isinstance(directories, (str, Path)) else directories)]
     out = Path(out) if out else directories[0] / "report"
     results = load_results(directories)

@@ -19,6 +19,7 @@ import pandas as pd
 
 from analysis.claims import THRESHOLDS, Claim, evaluate_claims
 from analysis.load import Results
+from research.rundir import atomic_write_text
 
 VOCABULARY = (
     "Verdicts: supported (every decisive point clears the margin in the claim's favour, and so does the pooled effect); "
@@ -226,7 +227,7 @@ def _md(claims: list[Claim], figures: dict[str, Path], source: str, results: Res
     lines += ["", VOCABULARY]
     lines += [
         "",
-        "Decision thresholds (in `analysis/claims.py`): " + ", ".join(f"`{k}` = {v}" for k, v in THRESHOLDS.items()),
+        "Decision thresholds (in `analysis/claims/__init__.py`): " + ", ".join(f"`{k}` = {v}" for k, v in THRESHOLDS.items()),
         "",
         VARIANCE_SOURCES,
         "",
@@ -288,8 +289,6 @@ def _html(claims: list[Claim], figures: dict[str, Path], source: str, results: R
 
 def write_report(results: Results, figures: dict[str, Path], out: Path, source: str) -> tuple[Path, Path, list[Claim]]:
     """Write ``report.md`` and ``report.html``; ``figures`` maps figure names to their PNGs."""
-    from research.rundir import atomic_write_text
-
     claims = evaluate_claims(results)
     md, page = out / "report.md", out / "report.html"
     atomic_write_text(md, _md(claims, figures, source, results))

@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from analysis.stats import aggregate  # noqa: E402
 from research.models import FAMILIES  # noqa: E402
 
 FAMILY_COLORS = {
@@ -74,8 +75,6 @@ def errorbars(ax, x, agg, family: str | None = None, **kwargs):
 
 def accuracy_by_family(ax, runs, x_column: str) -> None:
     """One line per family: test accuracy (%) against ``x_column``, mean and 95% CI over seeds."""
-    from analysis.stats import aggregate
-
     for family in families_in(runs["family"]):
         agg = aggregate(runs[runs["family"] == family], [x_column], "test_accuracy")
         percent = agg.assign(**{k: 100 * agg[k] for k in ("mean", "low", "high")})

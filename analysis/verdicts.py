@@ -14,6 +14,11 @@ A claim's verdict over its points (:func:`four_outcomes`):
 * ``inconclusive``: no point is decisive, or the decisive ones agree but the pooled
   effect straddles.
 
+Variants for claims that are not one difference against a margin:
+:func:`keeps_outcome` (non-inferiority), :func:`ratio_outcome` (a ratio against a
+threshold, no CI) and :func:`controlled` (a decisive verdict stands only when the
+controls show no effect).
+
 The pooled effect is the inverse-variance (fixed-effect) mean of the points with
 a CI; Cochran's Q says when the points disagree more than their CIs allow
 (heterogeneity, with I^2).
@@ -21,6 +26,7 @@ a CI; Cochran's Q says when the points disagree more than their CIs allow
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +37,7 @@ from analysis.stats import CONFIDENCE, diff_ci, mean_ci
 SUPPORTED, NOT_SUPPORTED, DEPENDS, INCONCLUSIVE, NO_DATA = "supported", "not supported", "depends", "inconclusive", "no data"
 ABOVE, BELOW, WITHIN, STRADDLES, NO_CI = "above", "below", "within", "straddles", "n=1"
 Z = float(_stats.norm.ppf(0.5 + CONFIDENCE / 2))
+DECISIVE = (SUPPORTED, NOT_SUPPORTED, DEPENDS)
 
 
 @dataclass
@@ -139,3 +146,49 @@ def four_outcomes(effects: list[Effect], pool: Pooled | None = None) -> str:
     if clear:
         return NOT_SUPPORTED if pooled_outcome != ABOVE else INCONCLUSIVE
     return INCONCLUSIVE
+
+
+OutcomeRule = Callable[[list[Effect]], str]  # a claim's effects -> its verdict
+
+
+def keeps_outcome(effects: list[Effect]) -> str:
+    """Non-inferiority, with the same handling of undecided points as :func:`four_outcomes`:
+    a point keeps the solution when its CI lies above -margin (above or within)."""
+    if not effects:
+        return NO_DATA
+    keeps = {ABOVE, WITHIN}
+    clear = {e.outcome for e in effects} & (keeps | {BELOW})
+    pool = pooled(effects)
+    pool_keeps = pool is not None and pool.effect.low > -pool.effect.margin
+    if clear & keeps and BELOW in clear:
+        return DEPENDS
+    if clear and clear <= keeps:
+        return SUPPORTED if pool_keeps else INCONCLUSIVE
+    if clear == {BELOW}:
+        return NOT_SUPPORTED if not pool_keeps else INCONCLUSIVE
+    return INCONCLUSIVE
+
+
+def ratio_outcome(ratios: Sequence[float], threshold: float) -> str:
+    """Ratios (one measurement each, no CI) against ``threshold``: supported when every one is
+    at least ``threshold``, not supported when every one is at most ``1 / threshold``, depends
+    when some are each; inconclusive otherwise; no data without ratios."""
+    if not ratios:
+        return NO_DATA
+    high = [r >= threshold for r in ratios]
+    low = [r <= 1 / threshold for r in ratios]
+    if all(high):
+        return SUPPORTED
+    if all(low):
+        return NOT_SUPPORTED
+    if any(high) and any(low):
+        return DEPENDS
+    return INCONCLUSIVE
+
+
+def controlled(verdict: str, controls: Sequence[Effect]) -> str:
+    """``verdict``, unless controls were measured and not every one is shown equivalent to zero
+    (CI within its margin): then a decisive verdict becomes inconclusive (the test has no control)."""
+    if controls and {e.outcome for e in controls} != {WITHIN} and verdict in DECISIVE:
+        return INCONCLUSIVE
+    return verdict

@@ -58,7 +58,9 @@ def _data(shape, n, seed=0):
     return rng.normal(size=(n, *shape)).astype(np.float32), rng.integers(0, 10, size=n).astype(np.int32)
 
 
-def _spec(model_name: str, shape, replicas: int, batch: int, n: int, log_every: int, steps: int, lr: float = 1e-2, **fields) -> RunSpec:
+def _spec(
+    model_name: str, shape, replicas: int, batch: int, n: int, log_every: int, steps: int, lr: float = 1e-2, **fields
+) -> RunSpec:
     """The run spec the trainer would build for ``replicas`` seeds of one model on ``n``
     synthetic examples of ``shape``, logging (and so scanning) every ``log_every`` steps,
     for at least ``steps`` steps: the same engine, chunking and initial state as a run."""

@@ -112,10 +112,11 @@ def cmd_sweep(args, overrides: list[str]) -> int:
 
     example: cvd sweep --config experiments/weight_sharing.py:quick --config.train.epochs=1 --workdir runs/ws"""
     from research.sweep import run_sweep
+    from research.sweep.launchers import launch_keywords
 
     dry_run = args.dry_run or args.print_config
     index = run_sweep(
-        args.config, Path(args.workdir), **_launching(args), retries=args.retries, dry_run=dry_run, overrides=overrides
+        args.config, Path(args.workdir), **launch_keywords(args), retries=args.retries, dry_run=dry_run, overrides=overrides
     )
     runs = index["runs"]
     if args.print_config:
@@ -212,55 +213,15 @@ def cmd_reproduce(args, overrides: list[str]) -> int:
     budgets the README publishes (5 seeds x 4 learning rates, trained to convergence; hours on 2
     cores); full: the GPU profile (adds TFDS data sets); gpu-smoke: the pipeline on a GPU in minutes."""
     from research.reproduce import reproduce
+    from research.sweep.launchers import launch_keywords
 
     if args.plan:
         from research.reproduce import plan
 
         plan(args.profile, Path(args.workdir), memory_gb=args.device_memory_gb, disk_gb=args.disk_gb)
         return 0
-    outcome = reproduce(args.profile, Path(args.workdir), **_launching(args))
+    outcome = reproduce(args.profile, Path(args.workdir), **launch_keywords(args))
     return 1 if outcome["failed"] else 0
-
-
-def _add_launcher_arguments(parser: argparse.ArgumentParser) -> None:
-    from research.sweep.launchers import LAUNCHERS
-
-    group = parser.add_argument_group("launcher", "where the runs train (ray and slurm need a filesystem every node shares)")
-    group.add_argument(
-        "--launcher", choices=LAUNCHERS, default="local", help="local worker processes (default), Ray tasks or SLURM jobs"
-    )
-    group.add_argument(
-        "--workers",
-        type=int,
-        default=None,
-        help="runs at once (default: local one per GPU, on CPU two; ray the cluster's GPUs or CPUs; slurm all)",
-    )
-    group.add_argument("--ray-address", default=None, help="an existing Ray cluster, host:port (default: start a local Ray)")
-    group.add_argument("--slurm-partition", default=None, help="SLURM partition (default: the cluster's default)")
-    group.add_argument("--slurm-time", type=int, default=60, help="time limit of each run's SLURM job, minutes (default 60)")
-    group.add_argument("--slurm-gpus", type=int, default=0, help="GPUs per run's SLURM job (default 0)")
-    group.add_argument("--slurm-cpus", type=int, default=2, help="CPUs per run's SLURM job (default 2)")
-    group.add_argument(
-        "--slurm-cluster",
-        choices=("slurm", "local"),
-        default="slurm",
-        help="local: submitit's local executor, to try it without SLURM",
-    )
-
-
-def _launching(args) -> dict:
-    """The launcher keywords of ``run_sweep`` and ``reproduce`` from the parsed arguments."""
-    from research.sweep.launchers import LaunchOptions
-
-    options = LaunchOptions(
-        ray_address=args.ray_address,
-        slurm_partition=args.slurm_partition,
-        slurm_time_min=args.slurm_time,
-        slurm_gpus=args.slurm_gpus,
-        slurm_cpus=args.slurm_cpus,
-        slurm_cluster=args.slurm_cluster,
-    )
-    return {"launcher": args.launcher, "workers": args.workers, "options": options, "progress": not args.no_progress}
 
 
 def _version() -> str:
@@ -362,6 +323,8 @@ COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from research.sweep.launchers import add_launcher_arguments
+
     parser = _Parser(prog=PROG, description="conv-vs-dense: what convolutions buy over dense layers, measured.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -376,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         for argument in arguments:
             if argument == "launcher":
-                _add_launcher_arguments(command)
+                add_launcher_arguments(command)
             else:
                 flags, options = argument
                 command.add_argument(*flags, **options)

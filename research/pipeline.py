@@ -12,15 +12,16 @@ import shutil
 from pathlib import Path
 
 from research.errors import UserError, unknown
+from research.kernels.regression import kernel_regression
+from research.probes import expand, missing_probes, run_probes, tracking_functions
 from research.rundir import FINISHED, RunDir
+from research.train import train_and_evaluate
 
 TASKS = ("train", "kernel_regression")
 
 
 def probe_config(config) -> tuple[list[str], dict]:
     """``(final probe names, {tracked probe name: tracker})``, checked."""
-    from research.probes import expand, tracking_functions
-
     final, tracked = config.probes.final, config.probes.track
     if isinstance(final, str) or isinstance(tracked, str):
         raise UserError("probes.final and probes.track are lists of probe names, e.g. ('translation',)")
@@ -30,13 +31,8 @@ def probe_config(config) -> tuple[list[str], dict]:
 def train_and_probe(config, workdir: str | Path, *, overwrite: bool = False, progress: bool = True) -> dict:
     """Train (or reuse a finished run), then run the final probes it still lacks. A config
     with ``task = "kernel_regression"`` fits its infinite-width kernel instead (no probes)."""
-    from research.probes import missing_probes, run_probes
-    from research.train import train_and_evaluate
-
     task = config.task
     if task == "kernel_regression":
-        from research.kernels.regression import kernel_regression
-
         return kernel_regression(config, workdir)
     if task != "train":
         raise unknown("task", task, TASKS)
@@ -55,7 +51,5 @@ def train_and_probe(config, workdir: str | Path, *, overwrite: bool = False, pro
 
 def run_complete(run_dir: Path, config) -> bool:
     """Whether a finished run also has every final probe its config asks for."""
-    from research.probes import missing_probes
-
     final, _ = probe_config(config)
     return not final or not missing_probes(run_dir, final)

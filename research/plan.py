@@ -47,15 +47,16 @@ from research.data import dataset_shape
 from research.data.sources import source_available
 from research.errors import UserError
 from research.models import count_macs, count_params
+from research.sweep import study_runs
 from research.train.spec import RunSpec
 
 BYTES = 4  # float32
 GPU_TARGET = ("an H100-class GPU", 80e9)  # the full profile's machine, when planned elsewhere
 GPU_EFFECTIVE_FLOPS = 10e12  # what small models reach on such a GPU in float32 (about 15% of its TF32 peak)
 GPU_STEP_OVERHEAD_S = 2e-4  # per sequential step inside lax.scan (launches, the host loop)
-# Fitted on the 2-core development machine to two measurements: the quick profile's studies
-# (7.2e12 FLOPs, 25,347 steps) trained in 768 s, the paper profile's (1.31e14 FLOPs, 126,090
-# steps) in 7,390 s (probes and compilation included; shared with other work).
+# A CPU run's time is FLOPs at CPU_EFFECTIVE_FLOPS plus CPU_STEP_OVERHEAD_S a sequential step,
+# both fitted to the quick and paper profiles' wall times on the 2-core development machine.
+# measured: benchmarks/README.md, "Measurements behind rules in the code".
 CPU_EFFECTIVE_FLOPS = 2.7e10
 CPU_STEP_OVERHEAD_S = 0.02
 
@@ -149,7 +150,6 @@ def run_cost(study: str, run_id: str, config) -> RunCost:
 
 def plan_profile(profile: str, studies: list[tuple[str, str]]) -> list[RunCost]:
     """Every run of every ``(study name, spec)`` of ``profile``."""
-    from research.sweep import study_runs
     return [run_cost(name, rid, load_config(spec, overrides)) for name, spec in studies for rid, overrides in study_runs(spec)]
 
 

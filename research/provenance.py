@@ -15,6 +15,8 @@ import subprocess
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+import jax
+
 REPOSITORY = Path(__file__).resolve().parent.parent
 PACKAGES = ("conv-vs-dense", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy")
 
@@ -49,8 +51,6 @@ def package_versions() -> dict[str, str]:
 
 def machine() -> dict:
     """Backend, devices and cores. Starts JAX's backend (call it where JAX runs anyway)."""
-    import jax
-
     devices = jax.devices()
     return {
         "backend": jax.default_backend(),

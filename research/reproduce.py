@@ -22,10 +22,18 @@ import statistics
 import time
 from pathlib import Path
 
+import jax
+
+from analysis import analyze
+from analysis.load import missing_data
+from research import plan as planning
 from research.config import load_config
 from research.data.sources import FASHION_MNIST_DIR, fashion_mnist_available
+from research.pipeline import train_and_probe
 from research.provenance import provenance
 from research.rundir import FINISHED, atomic_write_json, atomic_write_text
+from research.sweep import run_sweep
+from research.sweep.launchers import check_launcher, default_workers
 
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 
@@ -62,8 +70,6 @@ REFERENCE["full"] = {
 
 
 def run_reference(profile: str, workdir: Path, progress: bool) -> list[dict]:
-    from research.pipeline import train_and_probe
-
     rows = []
     for name, (study, variant, overrides, published) in REFERENCE[profile].items():
         if name.startswith("fashion") and not fashion_mnist_available():
@@ -99,8 +105,6 @@ def plan(profile: str, workdir: Path, *, memory_gb: float | None = None, disk_gb
     checked against the device memory and the free disk (``memory_gb``, ``disk_gb`` override
     what this machine says). The table goes to ``show`` line by line; then a profile that
     does not fit raises a one-line UserError."""
-    from research import plan as planning
-
     costs = planning.plan_profile(profile, [(study, f"{EXPERIMENTS / study}.py:{profile}") for study in STUDIES])
     device, memory = planning.device_memory(profile)
     if memory_gb:
@@ -108,8 +112,6 @@ def plan(profile: str, workdir: Path, *, memory_gb: float | None = None, disk_gb
     disk = disk_gb * 1e9 if disk_gb else planning.free_disk(workdir)
     on_gpu = profile == "full" or jax_backend() != "cpu"
     if not on_gpu and not memory_gb:  # local CPU workers train side by side in the host's memory
-        from research.sweep.launchers import default_workers
-
         if (shared := default_workers()) > 1:
             device, memory = f"{device} shared by {shared} workers", memory / shared
     lines = planning.plan_lines(costs, profile, device, memory, disk, on_gpu)
@@ -122,8 +124,6 @@ def plan(profile: str, workdir: Path, *, memory_gb: float | None = None, disk_gb
 
 
 def jax_backend() -> str:
-    import jax
-
     return jax.default_backend()
 
 
@@ -139,10 +139,6 @@ def reproduce(
     """Run every stage of ``profile``, every study's sweep through ``launcher`` (local, ray,
     slurm; see :mod:`research.sweep.launchers`); returns ``{"timing": seconds per stage,
     "failed": unfinished runs per study, "analysis": the analysis result}``."""
-    from analysis import analyze
-    from research.sweep import run_sweep
-    from research.sweep.launchers import check_launcher
-
     check_launcher(launcher, options)
 
     workdir = Path(workdir)
@@ -175,8 +171,6 @@ def reproduce(
     print("== reference models")
     run_reference(profile, workdir / "reference", progress)
     timing["reference"] = time.perf_counter() - t0
-    from analysis.load import missing_data
-
     for name, record in sorted(missing_data([workdir]).items()):
         studies = ", ".join(f"{n} in {study}" for study, n in sorted(record["studies"].items()))
         print(f"missing data: {name}: {studies} runs left out ({record['error']})")

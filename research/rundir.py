@@ -107,6 +107,11 @@ def _diff_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
     return keys
 
 
+def _member(name: str) -> property:
+    """A run directory's path to its file (or directory) ``name``."""
+    return property(lambda run: run.path / name, doc=f"``{name}`` of the run directory")
+
+
 @dataclass(frozen=True)
 class RunDir:
     """One run directory: its paths, its status and its JSON I/O."""
@@ -117,33 +122,13 @@ class RunDir:
         object.__setattr__(self, "path", Path(self.path))
 
     # -- paths ------------------------------------------------------------------
-    @property
-    def config_file(self) -> Path:
-        return self.path / "config.json"
-
-    @property
-    def metrics_file(self) -> Path:
-        return self.path / "metrics.jsonl"
-
-    @property
-    def summary_file(self) -> Path:
-        return self.path / "summary.json"
-
-    @property
-    def probes_file(self) -> Path:
-        return self.path / "probes.json"
-
-    @property
-    def probe_arrays_file(self) -> Path:
-        return self.path / "probes.npz"
-
-    @property
-    def kernel_file(self) -> Path:
-        return self.path / "kernel.json"
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.path / "checkpoints"
+    config_file = _member("config.json")
+    metrics_file = _member("metrics.jsonl")
+    summary_file = _member("summary.json")
+    probes_file = _member("probes.json")
+    probe_arrays_file = _member("probes.npz")
+    kernel_file = _member("kernel.json")
+    checkpoints = _member("checkpoints")
 
     @property
     def name(self) -> str:

@@ -6,14 +6,11 @@ dots, elementwise ops and reductions it takes by default::
 
     --xla_cpu_experimental_ynn_fusion_type=-LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION
 
-Why, measured on the 2-core development machine with jaxlib 0.10.2
-(benchmarks/README.md, "Conv speed at CIFAR shapes"): one 3x3 conv layer on a
-batch of 50 32x32x64 images, forward and both gradients, the two forms
-alternating in one process, took a median 157 ms as a YNNPACK fusion and 96 ms
-on Eigen (10.4 and 9.1 ms at 16 channels); stride-1 CIFAR-shaped nets with
-``lax.conv`` went from 0.33-0.61x PyTorch's images/s to 0.61-0.98x. The matmul
-form of convs (CPU's default for small ones) and the MNIST-1D nets are dots,
-which this flag leaves alone.
+Why: with jaxlib 0.10 a conv layer, forward and both gradients, runs faster on
+Eigen than as a YNNPACK fusion, and so do stride-1 CIFAR-shaped nets with
+``lax.conv`` (measured: benchmarks/README.md, "Measurements behind rules in the
+code"). The matmul form of convs (CPU's default for small ones) and the
+MNIST-1D nets are dots, which this flag leaves alone.
 
 The flag is read once, when JAX creates its backend, so :func:`configure` runs
 when ``research`` is imported (``research/__init__.py``), before any
@@ -103,6 +100,7 @@ def convs_on_eigen(xla_flags: str | None = None) -> bool:
 def _backend_started() -> bool:
     if "jax" not in sys.modules:
         return False
+    # Imported here, once JAX is loaded: at the top it would load JAX with every import of research.
     from jax._src import xla_bridge  # private, but the only way to ask; absent: assume not started
 
     return bool(getattr(xla_bridge, "backends_are_initialized", lambda: False)())

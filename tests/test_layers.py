@@ -13,6 +13,8 @@ from research.data.transforms import shift
 from research.errors import UserError
 from research.models import count_params, get_model
 from research.models.embed import conv_to_dense, conv_to_locally_connected, locally_connected_layer_to_dense
+from research.models.im2col import _conv_matmul_chunked as conv_as_matmul_by_chunks
+from research.models.im2col import batch_chunk, conv_as_matmul
 from research.models.layers import (
     MATMUL_MAX_PATCH_BYTES,
     MATMUL_MAX_PATCH_FEATURES,
@@ -20,10 +22,7 @@ from research.models.layers import (
     DenseMap,
     FullKernelConv,
     LocallyConnected,
-    batch_chunk,
-    conv_as_matmul,
 )
-from research.models.layers import _conv_matmul_chunked as conv_as_matmul_by_chunks
 
 # (input shape, kernel, stride, padding): 1D and 2D, strided, every padding mode.
 GEOMETRIES = [

@@ -45,6 +45,7 @@ def cache_dir() -> Path:
 @SOURCES.register("mnist1d")
 def mnist1d(data_dir: str = "") -> Dataset:
     """MNIST-1D (Greydanus & Kobak 2020) with the paper's default arguments: 4000/1000 split, length 40."""
+    # Lazy: mnist1d.data imports matplotlib.pyplot, scipy and requests, needed only here.
     from mnist1d.data import get_dataset_args, make_dataset
 
     args = get_dataset_args()
@@ -136,7 +137,7 @@ for _name, (_directory, _how) in IDX_SOURCES.items():
 
 def tfds_dataset(tfds_name: str, data_dir: str = "") -> Dataset:
     """Any TFDS image-classification data set, prepared on disk in array_record format."""
-    try:
+    try:  # lazy: a large import, needed only for tfds: data sets
         import tensorflow_datasets as tfds
     except ImportError:
         raise UserError(

@@ -29,7 +29,8 @@ the exact embeddings (``research.models.embed``) rely on.
 
 The conv families compute the same function in one of two ways (``conv_impl``):
 ``lax`` (``lax.conv_general_dilated``) or ``matmul`` (the input's patches,
-gathered by strided slices, times the kernel as a matrix: im2col). ``auto``
+gathered by strided slices, times the kernel as a matrix: im2col, in
+``research.models.im2col``). ``auto``
 takes ``matmul`` on CPU when a patch has at most
 :data:`MATMUL_MAX_PATCH_FEATURES` entries and, where convs run on XLA's Eigen
 kernels (``research.xla_flags``), one example's patches at most
@@ -37,14 +38,12 @@ kernels (``research.xla_flags``), one example's patches at most
 matmul form is the faster one at those sizes, vmapped replicas run it as
 batched matmuls instead of grouped convs, and it stays fast inside ``lax.scan``;
 above them writing the patches costs more than ``lax.conv`` on XLA's Eigen
-kernels (measurements: ``benchmarks/README.md``). The two forms agree to float32 rounding
-(``tests/test_layers.py``).
+kernels (measured: benchmarks/README.md, "Measurements behind rules in the
+code"). The two forms agree to float32 rounding (``tests/test_layers.py``).
 """
 
 from __future__ import annotations
 
-import functools
-import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -55,6 +54,7 @@ from flax import nnx
 from jax import lax
 
 from research.errors import UserError, unknown
+from research.models.im2col import conv_as_matmul, locally_connected_as_matmul
 from research.xla_flags import convs_on_eigen
 
 Padding = str | int
@@ -62,17 +62,17 @@ PADDINGS = ("SAME", "VALID", "CIRCULAR")
 FAMILIES = ("conv", "full_kernel_conv", "locally_connected", "dense")
 CONV_IMPLS = ("auto", "lax", "matmul")
 # Largest patch (kernel taps x input channels) that ``auto`` turns into a matmul
-# on CPU: every conv of the studies' CNNs and the 1D full-kernel conv (40 x 25);
-# not a 2D full-kernel conv (784 taps x 32 channels), whose patches would take
-# gigabytes and which runs no faster as a matmul.
+# on CPU: every conv of the studies' CNNs and the 1D full-kernel conv are below it;
+# a 2D full-kernel conv (784 taps x 32 channels) is above it: its patches would take
+# gigabytes and it runs no faster as a matmul.
+# measured: benchmarks/README.md, "Measurements behind rules in the code".
 MATMUL_MAX_PATCH_FEATURES = 2048
 # Largest im2col array of one example (output positions x patch, float32) that ``auto``
 # turns into a matmul on CPU when convs run on XLA's Eigen kernels (``research.xla_flags``;
-# on YNNPACK neither form wins at every CIFAR shape, ``lax.conv`` 1.7-2.3x faster at width
-# 16 with zero padding, the matmul 1.7-2.3x at width 64 circular, so the older rule stays): the
-# Fashion-MNIST CNN's (226 KB) and every MNIST-1D conv's are below it; a stride-1 32x32
-# layer of 16 or 64 channels (590 KB, 2.4 MB) is above it and runs faster as ``lax.conv``
-# (benchmarks/README.md, "Conv speed at CIFAR shapes").
+# on YNNPACK neither form wins at every CIFAR shape, so only the patch-features rule applies).
+# The Fashion-MNIST CNN's and every MNIST-1D conv's patches are below it; a stride-1 32x32
+# layer of 16 or 64 channels is above it and runs faster as ``lax.conv``.
+# measured: benchmarks/README.md, "Measurements behind rules in the code".
 MATMUL_MAX_PATCH_BYTES = 512 * 2**10
 
 # jax's truncated normal on [-2, 2] has this standard deviation; dividing by it
@@ -162,109 +162,6 @@ def _pad_input(x: jax.Array, resolved: ResolvedPadding) -> tuple[jax.Array, tupl
         x = jnp.pad(x, ((0, 0), *resolved.pads, (0, 0)), mode="wrap")
         return x, ((0, 0),) * len(resolved.pads)
     return x, resolved.pads
-
-
-def patches(x: jax.Array, window: Sequence[int], strides: Sequence[int], pads: Sequence[tuple[int, int]]) -> jax.Array:
-    """``(N, *out_spatial, taps * C)``: every output position's input patch (im2col).
-
-    One strided slice of the zero-padded input per kernel tap, concatenated along
-    channels tap-major, channel-minor (the order of a ``(*window, C, O)`` kernel).
-    """
-    x = jnp.pad(x, ((0, 0), *pads, (0, 0)))
-    out = [(x.shape[1 + d] - k) // s + 1 for d, (k, s) in enumerate(zip(window, strides))]
-    taps = [
-        x[(slice(None), *(slice(o, o + s * (n - 1) + 1, s) for o, s, n in zip(offsets, strides, out)), slice(None))]
-        for offsets in itertools.product(*(range(k) for k in window))
-    ]
-    return jnp.concatenate(taps, axis=-1) if len(taps) > 1 else taps[0]
-
-
-# Bytes of im2col patches one slice of the batch may hold (see :func:`batch_chunk`):
-# a few MB, so that the patches are written and read back in the CPU's caches.
-PATCH_CHUNK_BYTES = 5 * 2**20
-
-
-def batch_chunk(batch: int, bytes_per_example: int, budget: int = PATCH_CHUNK_BYTES) -> int:
-    """The largest divisor of ``batch`` whose examples' patches fit in ``budget`` bytes (at least 1).
-
-    Why: a 32x32x64 input's 3x3 patches are 2.4 MB per image, 118 MB for a batch
-    of 50; the development machine copies memory at about 2 GB/s, so writing and
-    reading back the whole batch's patches costs more than the matmul itself
-    (benchmarks/README.md, "Conv speed at CIFAR shapes"). Slices that stay in cache do not.
-    """
-    fits = max(1, budget // max(1, bytes_per_example))
-    return max(d for d in range(1, min(batch, fits) + 1) if batch % d == 0)
-
-
-def _conv_matmul_whole(x, kernel, strides, pads):
-    window = kernel.shape[: len(strides)]
-    return patches(x, window, strides, pads) @ kernel.reshape(-1, kernel.shape[-1])
-
-
-def _by_chunks(a: jax.Array, chunk: int) -> jax.Array:
-    return a.reshape(a.shape[0] // chunk, chunk, *a.shape[1:])
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
-def _conv_matmul_chunked(x, kernel, strides, pads, chunk):
-    y = lax.map(lambda xc: _conv_matmul_whole(xc, kernel, strides, pads), _by_chunks(x, chunk))
-    return y.reshape(x.shape[0], *y.shape[2:])
-
-
-def _conv_matmul_chunked_fwd(x, kernel, strides, pads, chunk):
-    return _conv_matmul_chunked(x, kernel, strides, pads, chunk), (x, kernel)
-
-
-def _conv_matmul_chunked_bwd(strides, pads, chunk, residuals, dy):
-    """Slice by slice of the batch: the patches recomputed (in cache, not saved from the
-    forward pass), the kernel's gradient accumulated, the input's gradient as the
-    patches' transpose applied to ``dy @ kernel.T``."""
-    x, kernel = residuals
-    window = kernel.shape[: len(strides)]
-    matrix = kernel.reshape(-1, kernel.shape[-1])
-
-    def one_chunk(d_matrix, xs):
-        x_chunk, dy_chunk = xs
-        cols, cols_transpose = jax.vjp(lambda a: patches(a, window, strides, pads), x_chunk)
-        d_matrix = d_matrix + jnp.einsum("...f,...o->fo", cols, dy_chunk)
-        (dx_chunk,) = cols_transpose(dy_chunk @ matrix.T)
-        return d_matrix, dx_chunk
-
-    d_matrix, dx = lax.scan(one_chunk, jnp.zeros_like(matrix), (_by_chunks(x, chunk), _by_chunks(dy, chunk)))
-    return dx.reshape(x.shape), d_matrix.reshape(kernel.shape)
-
-
-_conv_matmul_chunked.defvjp(_conv_matmul_chunked_fwd, _conv_matmul_chunked_bwd)
-
-
-@functools.partial(jax.jit, static_argnums=(2, 3))  # one program when called eagerly; inlined under jit
-def conv_as_matmul(x: jax.Array, kernel: jax.Array, strides: tuple[int, ...], pads: tuple[tuple[int, int], ...]) -> jax.Array:
-    """``lax.conv_general_dilated`` (channels last, kernel ``(*window, in, out)``) as
-    im2col: the input's :func:`patches` times the kernel reshaped to ``(taps * in, out)``.
-
-    On CPU, a batch whose patches exceed :data:`PATCH_CHUNK_BYTES` is computed a
-    slice of examples at a time (:func:`batch_chunk`), forward and backward, so that
-    no whole-batch patch array is ever written to memory. The budget is per replica:
-    vmapped over R replicas, a slice holds R times as much. That form has a custom
-    VJP, so it supports reverse-mode derivatives only (``grad``, ``jacrev``; not
-    ``jvp``/``jacfwd``/``hessian``, which the whole-batch form allows)."""
-    window = kernel.shape[: len(strides)]
-    out_positions = math.prod((n + lo + hi - k) // s + 1 for n, k, s, (lo, hi) in zip(x.shape[1:-1], window, strides, pads))
-    chunk = batch_chunk(x.shape[0], out_positions * math.prod(kernel.shape[:-1]) * x.dtype.itemsize)
-    if chunk == x.shape[0] or jax.default_backend() != "cpu":
-        return _conv_matmul_whole(x, kernel, strides, pads)
-    return _conv_matmul_chunked(x, kernel, strides, pads, chunk)
-
-
-@functools.partial(jax.jit, static_argnums=(2, 3, 4))
-def locally_connected_as_matmul(x, kernel, window: tuple[int, ...], strides: tuple[int, ...], pads: tuple[tuple[int, int], ...]):
-    """``lax.conv_general_dilated_local`` as im2col: one ``(taps * in) x out`` matmul per
-    output position. The kernel's patch axis is channel-major (as ``conv_general_dilated_local``),
-    so it is reordered to :func:`patches`' tap-major order first."""
-    *out_spatial, fan_in, out_channels = kernel.shape
-    channels = fan_in // math.prod(window)
-    kernel = jnp.swapaxes(kernel.reshape(*out_spatial, channels, math.prod(window), out_channels), -3, -2)
-    return jnp.einsum("n...f,...fo->n...o", patches(x, window, strides, pads), kernel.reshape(*out_spatial, fan_in, out_channels))
 
 
 class SpatialLayer(nnx.Module):
@@ -401,8 +298,9 @@ class LocallyConnected(SpatialLayer):
     first (as ``lax.conv_general_dilated_patches``), and one bias per output
     entry. Computed as strided-slice patches times a matrix per position
     (:func:`locally_connected_as_matmul`), which XLA CPU runs faster than
-    ``lax.conv_general_dilated_local`` (benchmarks/README.md); the same numbers to
-    float32 rounding (tested against Linen's ``ConvLocal``).
+    ``lax.conv_general_dilated_local`` (measured: benchmarks/README.md,
+    "Measurements behind rules in the code"); the same numbers to float32
+    rounding (tested against Linen's ``ConvLocal``).
     """
 
     family = "locally_connected"

@@ -70,7 +70,8 @@ def blur(x: jax.Array, window: int) -> jax.Array:
 def _pool_tiles(x: jax.Array, kind: str, window: int) -> jax.Array:
     """Non-overlapping windows as reshape-then-reduce: the same windows as
     ``reduce_window`` (trailing remainder dropped, as VALID), with a much cheaper
-    backward pass on XLA CPU (benchmarks/README.md)."""
+    backward pass on XLA CPU (measured: benchmarks/README.md, "Measurements
+    behind rules in the code")."""
     n, *spatial, c = x.shape
     out = [size // window for size in spatial]
     x = x[(slice(None), *(slice(0, o * window) for o in out))]

@@ -26,6 +26,7 @@ from research.progress import progress_bar
 from research.rundir import FINISHED, RunDir, atomic_write_json, read_json
 from research.sweep.grid import Overrides, axis, product, run_id, varying_keys, zip_axes
 from research.sweep.launchers import Job, LaunchOptions, check_launcher, launch
+from research.sweep.scheduler import workers_for
 from research.train.spec import RunSpec
 
 # Runs with a FINISHED status are not run again. ``invalid`` runs (the data set or
@@ -191,20 +192,6 @@ class SweepIndex:
                 entry["status"] = "interrupted"
         self.save()
         self.bar.close()
-
-
-# Final probes that time the run (compute cost: step time, fraction of peak). A local sweep
-# with such runs uses one worker unless --workers says otherwise.
-TIMED_PROBES = {"cost"}
-
-
-def workers_for(workers: int | None, launcher: str, configs) -> int | None:
-    """``workers`` as asked; unasked, one for a local sweep with a run that times itself
-    (a second worker training beside its probe would change what it measures), else the
-    launcher's default (None)."""
-    if workers is None and launcher == "local" and any(TIMED_PROBES & set(c.probes.final) for c in configs):
-        return 1
-    return workers
 
 
 def run_sweep(

@@ -16,14 +16,15 @@ import sys
 import traceback
 from pathlib import Path
 
+import jax
+
 from research.config import load_config
 from research.errors import UserError
+from research.pipeline import train_and_probe
 from research.rundir import FINISHED
 
 
 def enable_compilation_cache(cache_dir: Path) -> None:
-    import jax
-
     jax.config.update("jax_compilation_cache_dir", str(cache_dir))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
@@ -32,8 +33,6 @@ def enable_compilation_cache(cache_dir: Path) -> None:
 def execute_job(spec: str, overrides: dict, workdir: str, cache_dir: str | None = None) -> dict:
     """Train one run and run its final probes; returns its summary. Its progress lines go to
     stderr: the run's log under the local launcher."""
-    from research.pipeline import train_and_probe
-
     if cache_dir:
         enable_compilation_cache(Path(cache_dir))
     config = load_config(spec, overrides)

@@ -1,32 +1,38 @@
 """Launchers: run sweep jobs and report each one's outcome as it ends.
 
-* ``local`` (default): a pool of long-lived worker processes (``python -m
-  research.sweep.worker``), each running one job at a time in its own JAX
-  process: a run that raises is recorded, a worker that crashes or is killed
-  fails its one job and is replaced, never the sweep. One worker per visible
-  GPU, each pinned to its GPU (``CUDA_VISIBLE_DEVICES``); on a TPU host one; on
-  CPU two (:func:`default_workers`), or one when a run times itself (``TIMED_PROBES``).
-* ``ray``: each job a Ray task, on a local Ray (``ray.init()``) or an existing
-  cluster (``--ray-address``). A task asks for one CPU, and one GPU where the
-  cluster has GPUs; the jobs in flight default to what the cluster's resources
-  hold (its GPUs, else its CPUs), not to the driver's devices. Every node must
-  see the sweep directory and the study file at the same paths (a shared
+Every launcher is a backend of one scheduler (:func:`research.sweep.scheduler.schedule`,
+which keeps at most ``workers`` jobs in flight, the number from
+:func:`research.sweep.scheduler.workers_for`):
+
+* ``local`` (default, :class:`LocalBackend`): long-lived worker processes
+  (``python -m research.sweep.worker``), each running one job at a time in its
+  own JAX process: a run that raises is recorded, a worker that crashes or is
+  killed fails its one job and is replaced, never the sweep. One worker per
+  visible GPU, each pinned to its GPU (``CUDA_VISIBLE_DEVICES``); on a TPU host
+  one; on CPU two (:func:`default_workers`), or one when a run times itself.
+* ``ray`` (:class:`research.sweep.cluster.RayBackend`): each job a Ray task, on a
+  local Ray or an existing cluster (``--ray-address``); the jobs in flight default
+  to what the cluster's resources hold, not to the driver's devices. Every node
+  must see the sweep directory and the study file at the same paths (a shared
   filesystem) and have the package installed.
-* ``slurm``: each job a SLURM job through submitit (``--slurm-partition``,
-  ``--slurm-time``, ``--slurm-gpus``, ``--slurm-cpus``); the same shared-filesystem
-  requirement. ``--slurm-cluster local`` runs the jobs as local processes through
-  submitit's local executor, to try it without SLURM.
+* ``slurm`` (:class:`research.sweep.cluster.SlurmBackend`): each job a SLURM job
+  through submitit (``--slurm-partition``, ``--slurm-time``, ``--slurm-gpus``,
+  ``--slurm-cpus``); the same shared-filesystem requirement. ``--slurm-cluster
+  local`` runs the jobs as local processes through submitit's local executor, to
+  try it without SLURM.
 
 Every launcher runs :func:`research.sweep.jobs.run_logged`, so every launcher
 writes the same run files and logs. A launcher calls ``on_start(job)`` and
 ``on_end(job, outcome)`` with outcome ``{"ok": bool, "error": str | None}`` (plus
 ``"node"`` where the job ran, for Ray); the sweep reads statuses from the run
-directories' ``summary.json``. Optional launchers' imports are checked by
-:func:`check_launcher` before the sweep writes anything.
+directories' ``summary.json``; Ctrl-C cancels the jobs in flight. Optional
+launchers' imports are checked by :func:`check_launcher` before the sweep writes
+anything.
 """
 
 from __future__ import annotations
 
+import argparse
 import glob
 import json
 import os
@@ -34,12 +40,13 @@ import select
 import shutil
 import subprocess
 import sys
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from research.errors import UserError, unknown
+from research.sweep.cluster import RayBackend, SlurmBackend
+from research.sweep.scheduler import Backend, Capacity, Outcome, schedule, workers_for
 
 LAUNCHERS = ("local", "ray", "slurm")
 _EXTRAS = {"ray": ("ray", "ray"), "slurm": ("submitit", "slurm")}  # launcher -> (module, pip extra)
@@ -132,20 +139,15 @@ def visible_gpus() -> list[str]:
     return [str(i) for i, _ in enumerate(line for line in out.splitlines() if line.startswith("GPU "))]
 
 
-CPU_WORKERS = 2
+def host_capacity() -> Capacity:
+    """This host's devices for the local launcher: visible GPUs, a TPU host, CPU cores."""
+    tpu = bool(glob.glob("/dev/accel*") or glob.glob("/dev/vfio/[0-9]*"))  # where libtpu finds TPU chips
+    return Capacity(gpus=len(visible_gpus()), cpus=os.cpu_count() or 1, tpu=tpu)
 
 
 def default_workers() -> int:
-    """One worker per visible GPU; on a TPU host (one process owns every chip) one; on CPU
-    :data:`CPU_WORKERS` (at most one per core): while one worker compiles, mostly on one
-    thread, the other trains. Measured on 2 cores (the locality study's 8 quick runs):
-    51.9 s with 2 workers, 63.7 s with 1, 59.0 s with 3, the same results to the bit."""
-    gpus = visible_gpus()
-    if gpus:
-        return len(gpus)
-    if glob.glob("/dev/accel*") or glob.glob("/dev/vfio/[0-9]*"):  # where libtpu finds TPU chips
-        return 1
-    return max(1, min(CPU_WORKERS, os.cpu_count() or 1))
+    """The local launcher's workers unasked (:func:`~research.sweep.scheduler.workers_for`)."""
+    return workers_for(None, "local", capacity=host_capacity())
 
 
 def worker_env(slot: int, gpus: list[str], workers: int) -> dict[str, str]:
@@ -182,135 +184,116 @@ class _Worker:
         self.proc.stdin.write(json.dumps(job.request()) + "\n")
         self.proc.stdin.flush()
 
+    def answer(self) -> Outcome:
+        """The outcome of its job, once its answer line is ready; a worker that died mid-job
+        (a crash or a kill) fails it with the log's last line."""
+        line = self.proc.stdout.readline()
+        job, self.job = self.job, None
+        if line:
+            return json.loads(line)
+        self.stop()
+        return {"ok": False, "error": _last_line(job.log) or f"worker died (exit status {self.proc.returncode})"}
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
         self.proc.wait()
 
 
-def run_local(jobs: list[Job], workers: int, on_start: Callback, on_end: Callback, options: LaunchOptions) -> None:
-    """Run jobs on ``workers`` long-lived worker processes; a worker that dies
-    fails its job only, and a new one takes its slot (and its GPU)."""
-    queue = list(jobs)
-    gpus = visible_gpus()
-    pool: list[_Worker] = []
-    try:
-        while queue or any(w.job for w in pool):
-            for worker in pool:
-                if worker.job is None and queue:
-                    job = queue.pop(0)
-                    worker.submit(job)
-                    on_start(job)
-            free_slots = [s for s in range(workers) if s not in {w.slot for w in pool}]
-            while queue and free_slots:
-                worker = _Worker(free_slots.pop(0), gpus, workers)
-                pool.append(worker)
-                job = queue.pop(0)
-                worker.submit(job)
-                on_start(job)
-            busy = {w.proc.stdout: w for w in pool if w.job is not None}
-            ready, _, _ = select.select(list(busy), [], [], 0.2)
-            for stream in ready:
-                worker = busy[stream]
-                line = stream.readline()
-                job, worker.job = worker.job, None
-                if line:
-                    on_end(job, json.loads(line))
-                else:  # the worker died mid-job (a crash or a kill): fail the job, replace the worker
-                    worker.stop()
-                    pool.remove(worker)
-                    on_end(
-                        job, {"ok": False, "error": _last_line(job.log) or f"worker died (exit status {worker.proc.returncode})"}
-                    )
-    finally:
-        for worker in pool:  # finished or interrupted: stop the workers (an interrupted run keeps its checkpoints)
+class LocalBackend:
+    """Jobs on at most ``workers`` long-lived worker processes, slot ``i``'s pinned to its GPUs:
+    a job goes to an idle worker, else a new one on a free slot; a worker that dies fails its
+    job only, and a new one takes its slot (and its GPUs). The handle is the worker."""
+
+    def __init__(self, workers: int):
+        self.workers, self.gpus = workers, visible_gpus()
+        self.pool: list[_Worker] = []
+
+    def submit(self, job: Job) -> _Worker:
+        self.pool = [w for w in self.pool if w.job is not None or w.proc.poll() is None]  # an idle one that died
+        worker = next((w for w in self.pool if w.job is None), None)
+        if worker is None:
+            slot = min(set(range(self.workers)) - {w.slot for w in self.pool})
+            worker = _Worker(slot, self.gpus, self.workers)
+            self.pool.append(worker)
+        worker.submit(job)
+        return worker
+
+    def wait(self, handles: Sequence[_Worker], timeout: float) -> list[tuple[_Worker, Outcome]]:
+        streams = {w.proc.stdout: w for w in handles}
+        ready, _, _ = select.select(list(streams), [], [], timeout)
+        ended = [(streams[s], streams[s].answer()) for s in ready]
+        self.pool = [w for w in self.pool if w.proc.returncode is None]  # the dead leave their slots
+        return ended
+
+    def cancel(self, handles: Sequence[_Worker]) -> None:
+        """Stop the workers of the interrupted jobs (a run keeps its checkpoints)."""
+        for worker in handles:
             worker.stop()
 
-
-# -- Ray --------------------------------------------------------------------------------
-def _crash(e: BaseException) -> dict:
-    """A job whose process failed outside ``run_logged``: one line of why."""
-    cause = getattr(e, "cause", None) or e
-    text = str(cause).strip()
-    return {"ok": False, "error": f"{type(cause).__name__}: {text.splitlines()[-1][:300] if text else ''}"}
+    def close(self) -> None:
+        """Stop every worker, finished or interrupted."""
+        for worker in self.pool:
+            worker.stop()
+        self.pool = []
 
 
-def run_ray(jobs: list[Job], workers: int | None, on_start: Callback, on_end: Callback, options: LaunchOptions) -> None:
-    import ray
-
-    from research.sweep.jobs import run_logged
-
-    if not ray.is_initialized():
-        ray.init(address=options.ray_address, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    resources = ray.cluster_resources()
-    gpus, cpus = int(resources.get("GPU", 0)), int(resources.get("CPU", 1))
-
-    @ray.remote
-    def task(request):
-        return {**run_logged(request), "node": ray.get_runtime_context().get_node_id()}
-
-    # Default: one run per GPU, else one per node (a run's JAX already uses a node's cores).
-    nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
-    in_flight = workers or max(1, gpus or min(nodes, cpus))
-    options_ = {"num_cpus": 1, "num_gpus": 1 if gpus else 0}
-    pending, queue = {}, list(jobs)
-    while queue or pending:
-        while queue and len(pending) < in_flight:
-            job = queue.pop(0)
-            pending[task.options(**options_).remote(job.request())] = job
-            on_start(job)
-        done, _ = ray.wait(list(pending), num_returns=1)
-        for ref in done:
-            job = pending.pop(ref)
-            try:
-                outcome = ray.get(ref)
-            except Exception as e:  # the task's process died (not a run that raised: run_logged records those)
-                outcome = _crash(e)
-            on_end(job, outcome)
-
-
-# -- SLURM (submitit) -------------------------------------------------------------------
-def run_slurm(jobs: list[Job], workers: int | None, on_start: Callback, on_end: Callback, options: LaunchOptions) -> None:
-    """Each job one SLURM job; at most ``workers`` in the queue at once (default: all)."""
-    import submitit
-
-    from research.sweep.jobs import run_logged
-
-    folder = jobs[0].workdir.parent.parent / "slurm" if jobs else Path("slurm")
-    executor = submitit.AutoExecutor(folder=str(folder / "%j"), cluster=options.slurm_cluster)
-    parameters = {"timeout_min": options.slurm_time_min, "cpus_per_task": options.slurm_cpus, "gpus_per_node": options.slurm_gpus}
-    if options.slurm_partition:
-        parameters["slurm_partition"] = options.slurm_partition
-    executor.update_parameters(name="cvd", **parameters)
-    in_flight = workers or len(jobs)
-    pending: dict = {}
-    queue = list(jobs)
-    try:
-        while queue or pending:
-            while queue and len(pending) < in_flight:
-                job = queue.pop(0)
-                pending[job.run_id] = (executor.submit(run_logged, job.request()), job)
-                on_start(job)
-            finished = [rid for rid, (handle, _) in pending.items() if handle.done()]
-            for rid in finished:
-                handle, job = pending.pop(rid)
-                try:
-                    outcome = handle.result()
-                except Exception as e:  # the SLURM job failed outside run_logged (time limit, node failure)
-                    outcome = _crash(e)
-                on_end(job, outcome)
-            if not finished:
-                time.sleep(0.5)
-    finally:  # interrupted: cancel what is queued or running, so a rerun does not race it
-        for handle, _ in pending.values():
-            handle.cancel(check=False)
-
-
-RUNNERS = {"local": run_local, "ray": run_ray, "slurm": run_slurm}
+def _backend(name: str, jobs: list[Job], workers: int | None, options: LaunchOptions) -> tuple[Backend, int]:
+    """Launcher ``name``'s backend and its jobs in flight (:func:`workers_for` with its capacity)."""
+    if name == "ray":
+        ray = RayBackend(options)
+        return ray, workers_for(workers, name, capacity=ray.capacity)
+    if name == "slurm":
+        folder = jobs[0].workdir.parent.parent / "slurm" if jobs else Path("slurm")
+        return SlurmBackend(folder, options), workers_for(workers, name, capacity=Capacity(jobs=len(jobs)))
+    slots = workers_for(workers, name, capacity=host_capacity())
+    return LocalBackend(slots), slots
 
 
 def launch(name: str, jobs: list[Job], workers: int | None, on_start: Callback, on_end: Callback, options: LaunchOptions) -> None:
-    """Run ``jobs`` with launcher ``name`` (checked by :func:`check_launcher`)."""
-    if name == "local":
-        workers = workers or default_workers()
-    RUNNERS[name](jobs, workers, on_start, on_end, options)
+    """Run ``jobs`` with launcher ``name`` (checked by :func:`check_launcher`), ``workers`` at once
+    (None: the launcher's default)."""
+    backend, slots = _backend(name, jobs, workers, options)
+    try:
+        schedule(jobs, backend, slots, on_start, on_end)
+    finally:
+        backend.close()
+
+
+# -- the command line's launcher flags ----------------------------------------------
+def add_launcher_arguments(parser: argparse.ArgumentParser) -> None:
+    """The launcher flags of ``cvd sweep`` and ``cvd reproduce``."""
+    group = parser.add_argument_group("launcher", "where the runs train (ray and slurm need a filesystem every node shares)")
+    group.add_argument(
+        "--launcher", choices=LAUNCHERS, default="local", help="local worker processes (default), Ray tasks or SLURM jobs"
+    )
+    group.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="runs at once (default: local one per GPU, on CPU two; ray the cluster's GPUs or CPUs; slurm all)",
+    )
+    group.add_argument("--ray-address", default=None, help="an existing Ray cluster, host:port (default: start a local Ray)")
+    group.add_argument("--slurm-partition", default=None, help="SLURM partition (default: the cluster's default)")
+    group.add_argument("--slurm-time", type=int, default=60, help="time limit of each run's SLURM job, minutes (default 60)")
+    group.add_argument("--slurm-gpus", type=int, default=0, help="GPUs per run's SLURM job (default 0)")
+    group.add_argument("--slurm-cpus", type=int, default=2, help="CPUs per run's SLURM job (default 2)")
+    group.add_argument(
+        "--slurm-cluster",
+        choices=("slurm", "local"),
+        default="slurm",
+        help="local: submitit's local executor, to try it without SLURM",
+    )
+
+
+def launch_keywords(args: argparse.Namespace) -> dict:
+    """The launcher keywords of ``run_sweep`` and ``reproduce`` from the parsed arguments."""
+    options = LaunchOptions(
+        ray_address=args.ray_address,
+        slurm_partition=args.slurm_partition,
+        slurm_time_min=args.slurm_time,
+        slurm_gpus=args.slurm_gpus,
+        slurm_cpus=args.slurm_cpus,
+        slurm_cluster=args.slurm_cluster,
+    )
+    return {"launcher": args.launcher, "workers": args.workers, "options": options, "progress": not args.no_progress}

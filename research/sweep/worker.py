@@ -3,10 +3,11 @@
 A long-lived JAX process that runs jobs (:func:`research.sweep.jobs.run_logged`)
 one at a time: it reads one JSON job per line on stdin, sends the job's
 output to the job's log file, and answers one JSON line ``{"ok", "error"}``
-on stdout. Reusing the process saves the interpreter and JAX start-up (about
-2 s a run here). Compiled programs do not outlive their job: the worker clears
-JAX's in-memory caches after each one (a sweep's runs rarely share a program,
-and a long sweep would otherwise grow without bound); the persistent cache in
+on stdout. Reusing the process saves the interpreter and JAX start-up per run
+(measured: benchmarks/README.md, "Measurements behind rules in the code").
+Compiled programs do not outlive their job: the worker clears JAX's in-memory
+caches after each one (a sweep's runs rarely share a program, and a long sweep
+would otherwise grow without bound); the persistent cache in
 the sweep directory still serves a repeated program. A job that raises is
 recorded and the worker goes on, and a worker that dies (a crash, a kill) is
 replaced by the launcher. It asks Linux to kill it when the launcher dies, so
@@ -15,10 +16,13 @@ no orphan keeps writing.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import signal
 import sys
+
+import jax
 
 from research.sweep.jobs import run_logged
 
@@ -27,8 +31,6 @@ def die_with_parent() -> None:
     """Ask Linux to SIGKILL this worker when its launcher dies, so no orphan keeps writing."""
     parent = os.getppid()
     try:
-        import ctypes
-
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         return
@@ -37,8 +39,6 @@ def die_with_parent() -> None:
 
 
 def serve() -> int:
-    import jax
-
     answers = os.fdopen(os.dup(1), "w", buffering=1)
     for line in sys.stdin:
         if not line.strip():

@@ -18,8 +18,8 @@ permutation of the training set, on the host, from a NumPy generator seeded
 with its ``data_key`` and the epoch, and step ``i`` of the epoch trains on
 ``perm[i*B:(i+1)*B]``; batches are a pure function of (seed, step), which is
 what makes resume exact. (On the host because ``jax.random.permutation`` is
-two sort rounds on the device: 60 ms an epoch for 32 x 4000 indices on 2 CPU
-cores, plus its compilation, against about 1 ms in NumPy; benchmarks/README.md.)
+two sort rounds on the device, slower than NumPy even before it compiles;
+measured: benchmarks/README.md, "Measurements behind rules in the code".)
 
 Two ways to run steps give bit-identical results (tested): ``dispatch`` calls
 a jitted step once per step; ``scan`` runs a jitted ``lax.scan`` over a chunk
@@ -62,9 +62,10 @@ def choose_strategy(requested: str, model: nnx.Module, backend: str, replicas: i
     full-kernel conv, or ``model.conv_impl=lax``) is dispatched step by step,
     and several replicas run one after another: ``lax.conv`` runs several times
     slower inside ``lax.scan`` than dispatched, and vmapped it becomes a grouped
-    conv (measurements: benchmarks/README.md). Everything else, including convs in their matmul
-    form (CPU's default), and every model on GPU/TPU or with replicas sharded
-    over devices, runs vmapped in ``lax.scan`` chunks.
+    conv (measured: benchmarks/README.md, "Measurements behind rules in the code").
+    Everything else, including convs in their matmul form (CPU's default), and
+    every model on GPU/TPU or with replicas sharded over devices, runs vmapped in
+    ``lax.scan`` chunks.
     """
     if requested not in STRATEGIES:
         raise unknown("train.strategy", requested, STRATEGIES)
@@ -79,7 +80,7 @@ def run_once(fn: Callable, *args):
     """``jax.jit(fn)(*args)`` compiled at XLA's lowest optimisation level, for programs
     that run once per run (replica initialisation): XLA's optimiser is most of
     such a program's compile time and saves it nothing, since it runs once
-    (measured: benchmarks/README.md, "Fixed costs")."""
+    (measured: benchmarks/README.md, "Measurements behind rules in the code")."""
     compiled = jax.jit(fn).lower(*args).compile(compiler_options={"xla_backend_optimization_level": 0})
     return compiled(*args)
 

@@ -22,6 +22,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from tensorboardX import SummaryWriter
+from tensorboardX.proto.event_pb2 import Event
+from tensorboardX.summary import hparams
+
 from research.rundir import atomic_write_text, read_metrics
 
 
@@ -59,8 +63,6 @@ class TensorBoardWriter:
     then drops the events an interrupted session wrote after it (they are redone)."""
 
     def __init__(self, logdir: Path, purge_step: int | None = None):
-        from tensorboardX import SummaryWriter
-
         self._writer = SummaryWriter(logdir=str(logdir), purge_step=purge_step or None, flush_secs=30)
 
     def write_scalars(self, step: int, split: str, scalars: dict[str, Any], suffix: str = "") -> None:
@@ -71,8 +73,6 @@ class TensorBoardWriter:
 
     def write_hparams(self, config: dict, metrics: Sequence[str]) -> None:
         """The flattened config as TensorBoard hparams, compared on ``metrics`` (tags)."""
-        from tensorboardX.summary import hparams
-
         flat = {k: (v if isinstance(v, (int, float, str, bool)) else json.dumps(v)) for k, v in _flatten(config).items()}
         for summary in hparams(flat, {m: 0.0 for m in metrics}):
             self._writer.file_writer.add_summary(summary)
@@ -97,8 +97,6 @@ def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
 def read_events(path: Path) -> Iterator:
     """Every ``Event`` of one TensorBoard event file (TFRecord framing: length, its CRC,
     the serialized ``Event``, its CRC)."""
-    from tensorboardX.proto.event_pb2 import Event
-
     data = Path(path).read_bytes()
     offset = 0
     while offset + 12 <= len(data):

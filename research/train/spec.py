@@ -115,8 +115,8 @@ def segments(start: int, total: int, steps_per_epoch: int, log_every: int) -> It
 @dataclass(frozen=True)
 class Phase:
     """A stretch of training with one model: the initial one, or the eFCN's embedded one.
-    ``model`` is abstract (shapes only); ``changes`` are its model fields that differ
-    from the config's (the embedded family)."""
+    ``model`` is abstract (shapes only); ``changes``: the model fields where it differs
+    from the config's model (the embedded family)."""
 
     name: str
     model: nnx.Module
