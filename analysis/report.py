@@ -74,7 +74,8 @@ def unconverged(runs: pd.DataFrame) -> pd.Series:
 
 def learning_rate_table(results: Results) -> Table:
     """Per run: its grid, the rate chosen on validation (edge of the grid flagged), and
-    the chosen replicas' mean val / test / final train accuracy and convergence."""
+    the chosen replicas' mean val / test accuracy at their best validation epoch (the
+    test accuracy at the end beside it), final train accuracy and convergence."""
     table = Table(
         [
             "study",
@@ -85,6 +86,7 @@ def learning_rate_table(results: Results) -> Table:
             "chosen rate",
             "val %",
             "test %",
+            "test % at end",
             "train %",
             "val gain last fifth",
             "converged",
@@ -106,6 +108,7 @@ def learning_rate_table(results: Results) -> Table:
                 rate,
                 _mean_pct(run["val_accuracy"]),
                 _mean_pct(run["test_accuracy"]),
+                _mean_pct(run["test_accuracy_end"]),
                 _mean_pct(run["train_accuracy"]),
                 f"{100 * gain:+.1f}" if np.isfinite(gain) else "n/a",
                 "n/a" if not np.isfinite(gain) else ("**no**" if flags.get(key, False) else "yes"),

@@ -8,8 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
+from analysis.report import unconverged
 from experiments.common import BUDGETS
 from research.config import config_from_json, config_to_json, default_config, load_config, validate
 from research.data import SOURCE_SHAPES, dataset_shape
@@ -144,3 +146,19 @@ def test_sample_efficiency_trains_every_size_at_least_its_budget_and_the_largest
         if config.data.n_per_class == 0:  # 100%: every example the validation split left
             source = SOURCE_SHAPES[config.data.name]
             assert shape.splits["train"] == source.n_train - shape.splits["val"]
+
+
+def test_a_run_is_flagged_unconverged_only_past_the_margin_and_the_splits_noise():
+    runs = pd.DataFrame(
+        {
+            "run_key": ["small_split", "large_split", "stopped", "flat"],
+            "val_accuracy_gain_last_fifth": [0.03, 0.03, 0.10, 0.001],
+            "val_accuracy": [0.5, 0.5, 0.5, 0.5],
+            "val_examples": [400, 40_000, 400, 400],
+            "stopped_early": [False, False, True, False],
+        }
+    )
+    flags = unconverged(runs)
+    # 400 examples at 50%: two standard errors are 5 points, so a 3-point rise is noise;
+    # on 40,000 they are 0.5 points and the same rise is real.
+    assert flags.to_dict() == {"flat": False, "large_split": True, "small_split": False, "stopped": False}
