@@ -14,6 +14,8 @@ from analysis.claims import evaluate_claims
 from analysis.figures import FIGURES
 from analysis.stats import diff_ci, mean_ci
 from research.errors import UserError
+from research.rundir import RunDir
+from tests.helpers import done_summary, write_run, write_sweep_index
 
 SEEDS = 3
 PROVENANCE = {
@@ -73,10 +75,8 @@ def _write_run(
 ) -> None:
     """A run whose learning-rate grid is ``rates``: the first rate reaches ``accuracy``
     (val and test), each later one 5 points less."""
-    run = sweep / "runs" / rid
-    run.mkdir(parents=True)
     config["optimizer"]["learning_rates"] = list(rates)
-    (run / "config.json").write_text(json.dumps({**config, "provenance": PROVENANCE}))
+    summary = None
     if status == "done":
         replicas = []
         for i, rate in enumerate(rates):
@@ -93,59 +93,32 @@ def _write_run(
                         "diverged": False,
                     }
                 )
-        (run / "summary.json").write_text(
-            json.dumps(
-                {
-                    "status": "done",
-                    "num_params": params,
-                    "wall_time_s": 1.0,
-                    "replicas": replicas,
-                    "dataset": {"splits": {"train": 10 * config["data"]["n_per_class"] or 4000}},
-                }
-            )
-        )
-    if probes:
-        (run / "probes.json").write_text(json.dumps(probes))
-    if curves:
-        lines = []
-        for step in (10, 20, 30):
-            for r in range(SEEDS):
+        train_examples = 10 * config["data"]["n_per_class"] or 4000
+        summary = done_summary(replicas, num_params=params, train_examples=train_examples, wall_time_s=1.0)
+    lines = []
+    for step in (10, 20, 30) if curves else ():
+        for r in range(SEEDS):
+            curve = {"step": step, "replica": r, "seed": r, "loss": 2.0 / step, "accuracy": accuracy * step / 30}
+            lines += [{**curve, "split": "train"}, {**curve, "split": "test"}]
+            if config["probes"]["track"]:
                 lines.append(
                     {
                         "step": step,
-                        "split": "train",
+                        "split": "track",
                         "replica": r,
                         "seed": r,
-                        "loss": 2.0 / step,
-                        "accuracy": accuracy * step / 30,
+                        "locality_index": 0.2 + step / 100,
+                        "locality_uniform": 0.2,
                     }
                 )
-                lines.append(
-                    {"step": step, "split": "test", "replica": r, "seed": r, "loss": 2.0 / step, "accuracy": accuracy * step / 30}
-                )
-                if config["probes"]["track"]:
-                    lines.append(
-                        {
-                            "step": step,
-                            "split": "track",
-                            "replica": r,
-                            "seed": r,
-                            "locality_index": 0.2 + step / 100,
-                            "locality_uniform": 0.2,
-                        }
-                    )
-        (run / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    write_run(sweep / "runs" / rid, config, summary, probes=probes, metrics=lines, provenance=PROVENANCE)
 
 
 def _sweep(root: Path, study: str, runs: list[tuple]) -> None:
     sweep = root / study
-    sweep.mkdir(parents=True)
-    index = {"study": f"/x/experiments/{study}.py:quick", "runs": {}}
     for i, (config, accuracy, params, *rest) in enumerate(runs):
-        rid = f"run{i}"
-        index["runs"][rid] = {"status": "done"}
-        _write_run(sweep, rid, config, accuracy, params, *rest)
-    (sweep / "sweep.json").write_text(json.dumps(index))
+        _write_run(sweep, f"run{i}", config, accuracy, params, *rest)
+    write_sweep_index(sweep, f"/x/experiments/{study}.py:quick", {f"run{i}": {"status": "done"} for i in range(len(runs))})
 
 
 def _shift_probes(accuracy: float, invariant: bool, equivariant: bool) -> dict:
@@ -280,7 +253,7 @@ def results_dir(tmp_path_factory) -> Path:
             "overrides": {"data.name": "tfds:cifar10"},
             "error": "TFDS data set 'cifar10' is not available offline",
         }
-    (root / "weight_sharing" / "sweep.json").write_text(json.dumps(index))
+    write_sweep_index(root / "weight_sharing", index["study"], index["runs"])
     timing = {"profile": "quick", "launcher": "local", "seconds": {"weight_sharing": 60.0, "reference": 10.0, "total": 70.0}}
     (root / "timing.json").write_text(json.dumps(timing))
     return root
@@ -327,15 +300,15 @@ def test_learning_rate_is_chosen_on_validation_never_on_test(tmp_path):
 
     config = _config("conv")
     _write_run(tmp_path / "s", "run", config, 0.8, 100, curves=False, rates=(0.001, 0.01, 0.1))
-    (tmp_path / "s" / "sweep.json").write_text(json.dumps({"study": "s.py:quick", "runs": {"run": {}}}))
-    summary_path = tmp_path / "s" / "runs" / "run" / "summary.json"
-    summary = json.loads(summary_path.read_text())
+    write_sweep_index(tmp_path / "s", "s.py:quick", {"run": {}})
+    run = RunDir(tmp_path / "s" / "runs" / "run")
+    summary = run.summary()
     for replica in summary["replicas"]:  # validation prefers 0.01, test would prefer 0.1
         replica["val_accuracy"] = {0.001: 0.5, 0.01: 0.9, 0.1: 0.7}[replica["learning_rate"]]
         replica["test_accuracy"] = {0.001: 0.5, 0.01: 0.6, 0.1: 0.95}[replica["learning_rate"]]
         replica["val_accuracy_gain_last_fifth"] = 0.02  # still climbing: 2 points
     summary["replicas"][-1]["diverged"] = True
-    summary_path.write_text(json.dumps(summary))
+    run.write_summary(summary)
     results = load_results([tmp_path])
     assert set(results.runs["learning_rate"]) == {0.01} and len(results.runs) == SEEDS
     assert not results.runs["lr_at_edge"].any() and len(results.grid) == 3 * SEEDS
@@ -346,7 +319,7 @@ def test_learning_rate_is_chosen_on_validation_never_on_test(tmp_path):
 def test_run_level_lists_are_not_spread_over_replicas(tmp_path):
     probes = {"shift": {"run_level": ["magnitudes"], "magnitudes": [0, 1, 2], "accuracy_circular": [[0.9, 0.8, 0.7]] * SEEDS}}
     _write_run(tmp_path / "s", "run", _config("conv"), 0.8, 100, probes=probes, curves=False, rates=(0.01,))
-    (tmp_path / "s" / "sweep.json").write_text(json.dumps({"study": "s.py:quick", "runs": {"run": {}}}))
+    write_sweep_index(tmp_path / "s", "s.py:quick", {"run": {}})
     runs = load_results([tmp_path]).runs
     assert len(runs) == SEEDS == 3  # as many replicas as shift sizes: the case that used to be misread
     assert "probe.shift.magnitudes" not in runs and "probe.shift.run_level" not in runs

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 from flax import nnx
 
@@ -60,12 +62,35 @@ def test_torch_func_ensemble_trains_as_the_plain_loop_does():
             np.testing.assert_allclose(stacked[key][seed].numpy(), value.numpy(), rtol=1e-4, atol=1e-5)
 
 
-def test_conv2d_stride1_section_reports_both_conv_forms_against_torch():
+def test_conv2d_stride1_section_reports_both_conv_forms_against_torch(monkeypatch):
     """The CIFAR-shape section, tiny: each padding's conv in auto's form and as lax.conv,
     timed in interleaved rounds against the same PyTorch net."""
-    from benchmarks.suite import conv2d_stride1
+    import time
 
-    rows = conv2d_stride1(widths=(2,), seeds=(1,), batch=4, rounds=2, families=("conv",))
+    from benchmarks import suite
+
+    sections = []  # per padding, every timer call: (key, the ms per step it returned, the call's wall-clock ms)
+    original = suite._best_interleaved
+
+    def spied(timers, rounds):
+        calls = []
+        sections.append(calls)
+
+        def timed(key, timer):
+            def call():
+                start = time.perf_counter()
+                ms_per_step = timer()
+                calls.append((key, ms_per_step, 1e3 * (time.perf_counter() - start)))
+                return ms_per_step
+
+            return call
+
+        return original({key: timed(key, timer) for key, timer in timers.items()}, rounds)
+
+    monkeypatch.setattr(suite, "_best_interleaved", spied)
+    monkeypatch.setattr(suite, "SETTLE_S", 0.0)  # the pause steadies the timings; nothing here reads them
+    batch, steps = 4, 3  # the section times segments of 3 steps
+    rows = suite.conv2d_stride1(widths=(2,), seeds=(1,), batch=batch, rounds=2, families=("conv",))
     assert [(r["padding"], r["conv_impl_asked"]) for r in rows] == [
         ("SAME", "auto"),
         ("SAME", "lax"),
@@ -73,10 +98,22 @@ def test_conv2d_stride1_section_reports_both_conv_forms_against_torch():
         ("CIRCULAR", "lax"),
     ]
     assert all(r["conv_impl"] == "lax" and r["strategy"] == "dispatch" for r in rows if r["conv_impl_asked"] == "lax")
-    for r in rows:
+    # Interleaved: per padding, PyTorch and both JAX forms, each timed once a round.
+    assert [sorted(Counter(str(key) for key, _, _ in calls).items()) for calls in sections] == [
+        [("0", 2), ("1", 2), ("torch", 2)]
+    ] * 2
+    for calls in sections:
+        # Every timer returns ms per step: its 3 steps take at most the call's wall-clock time,
+        # and not a thousandth of it (as seconds would). No bound on how fast this machine is.
+        for key, ms_per_step, wall_ms in calls:
+            assert wall_ms / 100 < steps * ms_per_step <= wall_ms, (key, ms_per_step, wall_ms)
+    for i, r in enumerate(rows):
+        best = {key: min(ms for k, ms, _ in sections[i // 2] if k == key) for key in ("torch", 0, 1)}
         assert (
             r["images_per_s_vs_torch"] == pytest.approx(r["jax_images_per_s"] / r["torch_images_per_s"])
             and r["jax_ms_per_step"] > 0
         )
-        # both sides in images per second: a step of 4 tiny images takes 0.1-100 ms, not seconds or microseconds
-        assert 40 < r["torch_images_per_s"] < 40_000 and 40 < r["jax_images_per_s"] < 40_000
+        # both sides in images per second, from their timers' best ms per step
+        assert r["jax_ms_per_step"] == best[i % 2]
+        assert r["jax_images_per_s"] == pytest.approx(1e3 * r["seeds"] * batch / r["jax_ms_per_step"])
+        assert r["torch_images_per_s"] == pytest.approx(1e3 * batch / best["torch"])

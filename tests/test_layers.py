@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import flax.linen as linen
 import jax
 import jax.numpy as jnp
@@ -233,26 +235,35 @@ def test_full_kernel_conv_shares_weights_without_locality():
 @pytest.mark.parametrize("padding", ["SAME", "CIRCULAR", "VALID", 1])
 @pytest.mark.parametrize("input_shape", [(40, 1), (12, 12, 1)])
 def test_swapping_family_keeps_every_activation_shape(padding, input_shape):
+    """Shapes only, so traced abstractly: no parameter drawn, nothing computed."""
     shapes = {}
+    x = jax.ShapeDtypeStruct((2, *input_shape), jnp.float32)
+
+    def apply(graphdef, params, v):
+        net = nnx.merge(graphdef, params)
+        return net.features(v), net(v)
+
     for family in ("conv", "full_kernel_conv", "locally_connected", "dense"):
-        net = get_model(
-            "lattice", input_shape, 10, nnx.Rngs(0), family=family, widths=(4, 6), kernel_sizes=3, strides=(2, 1), padding=padding
-        )
-        feats = net.features(jnp.zeros((2, *input_shape)))
+        fields = dict(family=family, widths=(4, 6), kernel_sizes=3, strides=(2, 1), padding=padding)
+        graphdef, params = nnx.split(nnx.eval_shape(lambda f=fields: get_model("lattice", input_shape, 10, nnx.Rngs(0), **f)))
+        feats, logits = jax.eval_shape(functools.partial(apply, graphdef), params, x)
         shapes[family] = [f.shape for f in feats]
-        assert net(jnp.zeros((2, *input_shape))).shape == (2, 10)
+        assert logits.shape == (2, 10)
     assert len(set(map(tuple, shapes.values()))) == 1, shapes
 
 
 def test_reference_parameter_counts():
+    def params(name, shape, **fields):  # counted on the abstract model: shapes, no init
+        return count_params(nnx.eval_shape(lambda: get_model(name, shape, 10, nnx.Rngs(0), **fields)))
+
     # MNIST-1D CNN: 1*5*25+25 + 2*(25*3*25+25) + 125*10+10; MLP 40-100-100-10.
-    assert count_params(get_model("mnist1d_cnn", (40, 1), 10, nnx.Rngs(0))) == 150 + 2 * 1900 + 1260
-    assert count_params(get_model("mnist1d_mlp", (40, 1), 10, nnx.Rngs(0))) == 4100 + 10100 + 1010
+    assert params("mnist1d_cnn", (40, 1)) == 150 + 2 * 1900 + 1260
+    assert params("mnist1d_mlp", (40, 1)) == 4100 + 10100 + 1010
     # Fashion MLP 784-256-128-100-10.
-    assert count_params(get_model("fashion_mlp", (28, 28, 1), 10, nnx.Rngs(0))) == 200960 + 32896 + 12900 + 1010
+    assert params("fashion_mlp", (28, 28, 1)) == 200960 + 32896 + 12900 + 1010
     # Locally connected twin of the MNIST-1D CNN: per-position kernels and biases.
-    lc = get_model("mnist1d_cnn", (40, 1), 10, nnx.Rngs(0), family="locally_connected")
-    assert count_params(lc) == 19 * (5 * 25 + 25) + 10 * (75 * 25 + 25) + 5 * (75 * 25 + 25) + 1260
+    lc = params("mnist1d_cnn", (40, 1), family="locally_connected")
+    assert lc == 19 * (5 * 25 + 25) + 10 * (75 * 25 + 25) + 5 * (75 * 25 + 25) + 1260
 
 
 @pytest.mark.parametrize(

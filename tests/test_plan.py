@@ -21,7 +21,7 @@ def _studies(profile: str) -> list[tuple[str, str]]:
     return [(study, f"{EXPERIMENTS / study}.py:{profile}") for study in STUDIES]
 
 
-def test_the_quick_plan_counts_the_quick_sweeps_runs_and_refuses_what_does_not_fit(capsys):
+def test_the_quick_plan_counts_the_quick_sweeps_runs_and_refuses_what_does_not_fit(capsys, monkeypatch):
     costs = planning.plan_profile("quick", _studies("quick"))
     assert len(costs) == sum(len(study_runs(spec)) for _, spec in _studies("quick"))
     assert all(c.data_present for c in costs) and all(c.train_flops > 0 for c in costs if c.task == "train")
@@ -30,12 +30,19 @@ def test_the_quick_plan_counts_the_quick_sweeps_runs_and_refuses_what_does_not_f
         planning.check_fits(costs, "a small device", largest.peak_bytes / 2, 1e12)
     with pytest.raises(UserError, match="checkpoints need about"):
         planning.check_fits(costs, "a device", 1e12, 1e6)
+    # The command plans the same runs: it gets the costs computed above instead of a second planning.
+    asked = []
+    monkeypatch.setattr(planning, "plan_profile", lambda *args: asked.append(args) or costs)
     assert main(["reproduce", "--profile", "quick", "--plan", "--device-memory-gb", "0.01"]) == 2
+    assert asked == [("quick", _studies("quick"))]
     out, err = capsys.readouterr()
-    assert "| weight_sharing | 19 |" in out and len(err.strip().splitlines()) == 1 and "needs about" in err
+    weight_sharing = len(study_runs(dict(_studies("quick"))["weight_sharing"]))  # 19 with the Fashion-MNIST subset, else fewer
+    assert f"| weight_sharing | {weight_sharing} |" in out and len(err.strip().splitlines()) == 1 and "needs about" in err
 
 
-def test_the_full_profile_fits_one_gpu_and_eight_gpu_hours():
+def test_the_full_profile_fits_one_gpu_and_eight_gpu_hours_and_names_missing_data(monkeypatch):
+    # Whatever data this machine has, the plan sees every data set but CIFAR-10.
+    monkeypatch.setattr(planning, "source_available", lambda name, data_dir="": name != "tfds:cifar10")
     costs = planning.plan_profile("full", _studies("full"))
     memory = planning.GPU_TARGET[1]
     for c in costs:
@@ -44,19 +51,48 @@ def test_the_full_profile_fits_one_gpu_and_eight_gpu_hours():
     assert planning.estimated_seconds(costs, on_gpu=True) <= 8 * 3600
     planning.check_fits(costs, "an H100-class GPU", memory, 64e9)  # the target machine's disk
     missing = {c.dataset for c in costs if not c.data_present}
-    assert {"tfds:mnist", "tfds:cifar10"} <= missing  # no TFDS data prepared on this machine
+    assert missing == {"tfds:cifar10"} and {"tfds:mnist", "fashion_mnist", "mnist1d"} <= {c.dataset for c in costs}
     lines = planning.plan_lines(costs, "full", "GPU", memory, 64e9, True)
-    assert any(line.startswith("data sets missing here: tfds:cifar10 (") for line in lines)
+    cifar = sum(c.dataset == "tfds:cifar10" for c in costs)
+    assert f"data sets missing here: tfds:cifar10 ({cifar} runs)" in lines
+    assert any(line.startswith("| weight_sharing |") and line.endswith("| tfds:cifar10 |") for line in lines)
+
+
+# The gpu-smoke profile's first study cut to one run per data set and family (its smallest width):
+# every model family and data pipeline of the profile, not its 19 runs.
+SMOKE_SUBSET = """
+from pathlib import Path
+
+from research.config import load_study_module
+
+STUDY = load_study_module(Path({path!r}))
+
+
+def get_config(variant=None):
+    return STUDY.get_config(variant)
+
+
+def get_sweep(variant=None):
+    first = {{}}
+    for run in STUDY.get_sweep(variant):
+        first.setdefault((run["data.name"], run["model.family"]), run)
+    return list(first.values())
+"""
 
 
 def test_gpu_smoke_runs_its_first_study_on_cpu_and_reports(tmp_path, monkeypatch):
-    from analysis import analyze
     from research.sweep import run_sweep
+    from tests.helpers import report_only
 
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    study = tmp_path / f"{STUDIES[0]}.py"  # the study's name, as the report reads it
+    study.write_text(SMOKE_SUBSET.format(path=f"{EXPERIMENTS / STUDIES[0]}.py"))
+    subset = study_runs(f"{study}:gpu-smoke")
+    assert {o["model.family"] for _, o in subset} == {"conv", "locally_connected", "dense"}
+    whole = [overrides for _, overrides in study_runs(f"{EXPERIMENTS / STUDIES[0]}.py:gpu-smoke")]
+    assert all(overrides in whole for _, overrides in subset)
     tiny = ["data.n_per_class=5", "data.n_val=30", "data.n_test=60", "train.batch_size=25", "probes.examples=50"]
-    spec = f"{EXPERIMENTS / STUDIES[0]}.py:gpu-smoke"
-    index = run_sweep(spec, tmp_path / STUDIES[0], workers=2, overrides=tiny, progress=False)
+    index = run_sweep(f"{study}:gpu-smoke", tmp_path / STUDIES[0], workers=2, overrides=tiny, progress=False)
     assert set(index["counts"]) == {"done"}
-    result = analyze([tmp_path], tmp_path / "report", progress=False)
+    result = report_only([tmp_path / STUDIES[0]], tmp_path / "report", save=("F1_accuracy_vs_params",))
     assert "F1_accuracy_vs_params" in result.figures and result.report_md.exists()

@@ -5,13 +5,12 @@ on the point, or inconclusive. No profile's layout may crash the report."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from analysis import analyze, load_results
+from analysis import load_results
 from analysis.claims import evaluate_claims
 from analysis.verdicts import (
     DEPENDS,
@@ -24,6 +23,7 @@ from analysis.verdicts import (
     four_outcomes,
     pooled,
 )
+from tests.helpers import done_summary, report_only, write_run, write_sweep_index
 
 DATASETS = ("mnist1d", "fashion_mnist", "tfds:cifar10")
 M = 0.01  # the accuracy margin
@@ -108,13 +108,8 @@ class Tree:
         self.root, self.index = root, {}
 
     def run(self, study, config, mean, *, seeds=4, probes=None, params=1000, diverged=(), test_curve=None, noise=0.003):
-        sweep = self.root / study
         rid = f"run{len(self.index.setdefault(study, {}))}"
         self.index[study][rid] = {"status": "done"}
-        path = sweep / "runs" / rid
-        path.mkdir(parents=True)
-        config = {**config, "seeds": seeds}
-        (path / "config.json").write_text(json.dumps(config))
         accs = np.clip(mean + RNG.normal(0, noise, seeds), 0, 1)
         replicas = [
             {
@@ -126,18 +121,20 @@ class Tree:
             }
             for s, a in enumerate(accs)
         ]
-        summary = {"status": "done", "num_params": params, "replicas": replicas, "dataset": {"splits": {"train": 4000}}}
-        (path / "summary.json").write_text(json.dumps(summary))
-        if probes:
-            (path / "probes.json").write_text(json.dumps(probes(seeds)))
-        if test_curve:
-            lines = [
-                {"step": 10 * e, "split": "test", "epoch": e, "replica": r, "seed": r, "accuracy": acc}
-                for e, acc in test_curve.items()
-                for r in range(seeds)
-            ]
-            (path / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
-        (sweep / "sweep.json").write_text(json.dumps({"study": f"x/{study}.py:quick", "runs": self.index[study]}))
+        curve = [
+            {"step": 10 * e, "split": "test", "epoch": e, "replica": r, "seed": r, "accuracy": acc}
+            for e, acc in (test_curve or {}).items()
+            for r in range(seeds)
+        ]
+        sweep = self.root / study
+        write_run(
+            sweep / "runs" / rid,
+            {**config, "seeds": seeds},
+            done_summary(replicas, num_params=params),
+            probes=probes(seeds) if probes else None,
+            metrics=curve,
+        )
+        write_sweep_index(sweep, f"x/{study}.py:quick", self.index[study])
         return self
 
 
@@ -172,7 +169,7 @@ def test_a_diverged_replica_is_left_out_and_counted(tmp_path):
     tree.run("weight_sharing", _config("locally_connected", "fashion_mnist", tag="matched_shape"), 0.80)
     c1 = _claims(tmp_path)["C1"]
     assert c1.verdict == SUPPORTED  # the diverged seed's 10% would have made it depend
-    out = analyze([tmp_path], tmp_path / "report", progress=False)
+    out = report_only([tmp_path], tmp_path / "report")  # the report's text: no figure needed
     assert "1 replicas diverged" in out.report_md.read_text()
 
 
@@ -286,7 +283,8 @@ def test_every_profile_layout_reports_without_crashing(tmp_path):
         tree.run("pooling", _config(dataset=dataset, pooling="max"), 0.9, probes=_shift_probe([0.9, 0.85, 0.8], 70))
         tree.run("embedding", _config("conv", dataset), 0.9, test_curve={2: 0.7})
         tree.run("embedding", _config("conv", dataset, embed_at=2), 0.8)
-    out = analyze([tmp_path], tmp_path / "report", progress=False)
+    out = report_only([tmp_path], tmp_path / "report", build_all=True)  # every figure built on this layout, none saved
+    assert "F1_accuracy_vs_params" in out.built and "F8_permuted_pixels" in out.built
     claims = {c.id: c for c in out.claims}
     assert set(claims["C1"].per_dataset) == set(DATASETS)
     assert claims["C1"].verdict == SUPPORTED  # the single-seed point (n=1) does not decide
