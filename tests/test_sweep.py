@@ -81,7 +81,14 @@ def test_a_two_node_ray_cluster_runs_a_sweep_on_both_nodes_identical_to_the_loca
     from research.sweep import LaunchOptions
 
     study = local_few / "tiny_study.py"
-    index = run_sweep(f"{study}:few", tmp_path, launcher="ray", options=LaunchOptions(ray_address=ray_cluster), progress=False)
+    index = run_sweep(
+        f"{study}:few",
+        tmp_path,
+        launcher="ray",
+        options=LaunchOptions(ray_address=ray_cluster),
+        progress=False,
+        cache_dir=local_few / "sweep" / ".jax_cache",  # the local sweep's programs, as cvd reproduce shares them
+    )
     assert index["counts"] == {"done": 4}
     assert len({entry["node"] for entry in index["runs"].values()}) == 2, "in flight: the cluster's 2 CPUs, one per node"
     assert _summaries(tmp_path) == _summaries(local_few / "sweep")
@@ -94,7 +101,13 @@ def test_the_slurm_launcher_through_submitit_local_executor_matches_the_local_la
 
     study = local_few / "tiny_study.py"
     index = run_sweep(
-        f"{study}:few", tmp_path, launcher="slurm", workers=2, options=LaunchOptions(slurm_cluster="local"), progress=False
+        f"{study}:few",
+        tmp_path,
+        launcher="slurm",
+        workers=2,
+        options=LaunchOptions(slurm_cluster="local"),
+        progress=False,
+        cache_dir=local_few / "sweep" / ".jax_cache",  # the local sweep's programs, as cvd reproduce shares them
     )
     assert index["counts"] == {"done": 4}
     assert _summaries(tmp_path) == _summaries(local_few / "sweep")

@@ -9,10 +9,13 @@ import sys
 import textwrap
 from pathlib import Path
 
+import jax
+import numpy as np
 import pytest
 
 from research.errors import UserError
 from research.train import strip_timing, train_and_evaluate
+from research.train.spec import RunSpec
 from tests.helpers import read_lines, tiny_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -162,15 +165,23 @@ def test_replicas_sharded_over_four_devices_give_the_same_numbers(tmp_path):
     assert one == four
 
 
-@pytest.mark.parametrize("crash_at_call", [3, 5])  # 3: just after the switch, from the checkpoint at it
-def test_efcn_switches_family_and_resumes_across_the_switch(tmp_path, monkeypatch, crash_at_call):
-    def cfg():
-        c = tiny_config(epochs=3, log_every_steps=4, checkpoint_every_steps=4)
-        c.train.embed_at_epoch = 1
-        c.train.embed_into = "dense"
-        return c
+def _efcn_config():
+    c = tiny_config(epochs=3, log_every_steps=4, checkpoint_every_steps=4)
+    c.train.embed_at_epoch = 1
+    c.train.embed_into = "dense"
+    return c
 
-    reference = train_and_evaluate(cfg(), tmp_path / "ref", progress=False)
+
+@pytest.fixture(scope="module")
+def efcn_reference(tmp_path_factory) -> dict:
+    """The uninterrupted eFCN run both crash points compare with, trained once."""
+    return train_and_evaluate(_efcn_config(), tmp_path_factory.mktemp("efcn_ref"), progress=False)
+
+
+@pytest.mark.parametrize("crash_at_call", [3, 5])  # 3: just after the switch, from the checkpoint at it
+def test_efcn_switches_family_and_resumes_across_the_switch(tmp_path, monkeypatch, crash_at_call, efcn_reference):
+    cfg = _efcn_config
+    reference = efcn_reference
     assert reference["embedding"] == {
         "from": "conv",
         "into": "dense",
@@ -212,9 +223,13 @@ def test_learning_rate_grid_trains_every_rate_with_every_seed_and_reports_val_an
     assert [r["step"] for r in val] == [8, 16, 24, 32, 40]
     # The last fifth's gain is the end minus the last evaluation at or before 80% of training.
     assert replicas[3]["val_accuracy_gain_last_fifth"] == pytest.approx(val[-1]["accuracy"] - val[-2]["accuracy"])
-    # Replicas with the same seed start from the same initialisation whatever their rate.
     first_train = {(r["replica"]): r for r in records if r["split"] == "train" and r["step"] == 8}
     assert first_train[0]["learning_rate"] == pytest.approx(1e-3) and first_train[2]["learning_rate"] == pytest.approx(1e-2)
+    # Replicas with the same seed start from the same initialisation whatever their rate: the
+    # initial state this run trained from (replicas 0 and 2 are seed 0, 1 and 3 seed 1).
+    initial = [np.asarray(leaf) for leaf in jax.tree.leaves(RunSpec.build(config).init_state()["params"])]
+    assert all(np.array_equal(p[0], p[2]) and np.array_equal(p[1], p[3]) for p in initial)
+    assert not all(np.array_equal(p[0], p[1]) for p in initial)  # and seeds differ
 
 
 def test_shift_augmentation_changes_training_deterministically(tmp_path):

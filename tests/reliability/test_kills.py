@@ -1,7 +1,7 @@
-"""kill -9 at random moments of a training run, 10 trials: the same command again
+"""kill -9 at random moments of a training run, 8 trials: the same command again
 resumes and ends bit-identical (summary and metrics) to an uninterrupted run.
 
-Seven trials kill at a random point of training (which, with a checkpoint every
+Five trials kill at a random point of training (which, with a checkpoint every
 10 steps and metrics every 5, lands in steps, checkpoint writes and metric
 writes alike); three target the dangerous moments: mid checkpoint write (a
 timer fires inside ``Checkpointer.save``) and mid metric write (half a line
@@ -15,6 +15,7 @@ import os
 import random
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -35,7 +36,17 @@ ARGS = [
     "--config.train.checkpoint_every_steps=10",
     "--no-progress",
 ]
-ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+# Every launch trains the same config, so they share one compilation cache: the reference
+# run compiles, the killed and resumed runs load its executables (same programs, same
+# numbers) and spend their time training, where the kills land.
+_COMPILE_CACHE = tempfile.TemporaryDirectory(prefix="cvd-kills-jax-cache-")
+ENV = {
+    **os.environ,
+    "PYTHONPATH": str(ROOT),
+    "JAX_COMPILATION_CACHE_DIR": _COMPILE_CACHE.name,
+    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+    "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1",
+}
 
 # Runs `cvd train` with a fault armed: FAULT=checkpoint:N kills the process a few
 # milliseconds into the N-th checkpoint write; FAULT=metrics:N writes half of the
@@ -103,7 +114,9 @@ def _resume_and_compare(workdir: Path, reference: Path) -> None:
     assert read_lines(workdir / "metrics.jsonl") == read_lines(reference / "metrics.jsonl")
 
 
-@pytest.mark.parametrize("trial", range(7))
+# Trials 2 and 4 of range(7) are left out: they killed at the moment trials 0 and 3 kill at
+# (metric line 56 against 55, and 16 against 16).
+@pytest.mark.parametrize("trial", [0, 1, 3, 5, 6])
 def test_kill_9_at_a_random_moment(trial, reference, tmp_path, tally):
     rng = random.Random(trial)
     target_lines = rng.randint(1, 60)  # of ~150 metric lines: early, middle or late

@@ -1,4 +1,4 @@
-"""Sweep faults: two sweeps on one directory, and a launcher killed three times."""
+"""Sweep faults: two sweeps on one directory, and a launcher killed up to three times."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from research.rundir import RunDir
 from research.train import strip_timing
 from tests.helpers import TINY_STUDY, read_lines
 
@@ -39,6 +40,16 @@ def _summaries(directory: Path) -> dict:
     return {p.parent.name: strip_timing(json.loads(p.read_text())) for p in sorted((directory / "runs").glob("*/summary.json"))}
 
 
+def _finished(directory: Path) -> dict[str, bytes]:
+    """Each finished run's ``summary.json``, as bytes."""
+    finished = {}
+    for run_dir in sorted((directory / "runs").glob("*")):
+        summary = RunDir(run_dir).summary_file
+        if summary.exists():
+            finished[run_dir.name] = summary.read_bytes()
+    return finished
+
+
 def test_a_second_sweep_on_the_same_directory_refuses_with_a_clear_message(tmp_path, tally):
     study = tmp_path / "tiny_study.py"
     study.write_text(TINY_STUDY)
@@ -55,31 +66,34 @@ def test_a_second_sweep_on_the_same_directory_refuses_with_a_clear_message(tmp_p
     first.wait()
 
 
-def test_a_sweep_killed_three_times_finishes_every_run_exactly_once(tmp_path, tally):
+def test_a_sweep_killed_up_to_three_times_finishes_every_run_exactly_once(tmp_path, tally):
     study = tmp_path / "tiny_study.py"
     study.write_text(TINY_STUDY)
     reference = tmp_path / "reference"
     assert _sweep(study, reference, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).wait() == 0
     run = tmp_path / "run"
     rng = random.Random(0)
-    kills = 0
-    while kills < 3:
+    kept = []  # at each kill, the summaries of the runs finished by then: no later launch may redo them
+    for _ in range(3):
         proc = _sweep(study, run, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        done_before = len(list(run.glob("runs/*/summary.json")))
-        target = done_before + rng.randint(1, 3)
+        # Each kill comes after 1-3 more runs finish (never the last two), then anywhere:
+        # mid-run, between runs, mid-write.
+        target = min(len(_finished(run)) + rng.randint(1, 3), 12 - 2)
         deadline = time.time() + 120
-        while time.time() < deadline and proc.poll() is None and len(list(run.glob("runs/*/summary.json"))) < target:
+        while time.time() < deadline and proc.poll() is None and len(_finished(run)) < target:
             time.sleep(0.02)
-        time.sleep(rng.uniform(0, 1.5))  # anywhere: mid-run, between runs, mid-write
+        time.sleep(rng.uniform(0, 1.5))
         if proc.poll() is not None:
-            break
+            break  # the sweep got to the end first: the kills so far are the test
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        kills += 1
         tally("faults")
-    assert kills == 3, "the sweep finished before the third kill"
+        kept.append(_finished(run))
+    assert kept, "the sweep finished before the first kill"
     assert _sweep(study, run, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).wait() == 0
     assert _summaries(run) == _summaries(reference)
+    for finished in kept:  # resumed after every kill: what had finished stayed finished, untouched
+        assert {rid: _finished(run)[rid] for rid in finished} == finished
     index = json.loads((run / "sweep.json").read_text())
     assert index["counts"] == {"done": 12}
     for run_dir in (run / "runs").iterdir():
