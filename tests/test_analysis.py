@@ -15,16 +15,10 @@ from analysis.figures import FIGURES
 from analysis.stats import diff_ci, mean_ci
 from research.errors import UserError
 from research.rundir import RunDir
-from tests.helpers import done_summary, write_run, write_sweep_index
+from tests.helpers import SYNTHETIC_PROVENANCE, done_summary, write_run, write_sweep_index
 
 SEEDS = 3
-PROVENANCE = {
-    "commit": "0123456789abcdef0123",
-    "dirty": True,
-    "versions": {"jax": "0.10.2", "flax": "0.12.0"},
-    "machine": {"backend": "cpu", "devices": "1 x cpu", "cpu_cores": 2, "platform": "Linux", "python": "3.11.7"},
-    "date": "2026-11-29 12:00 UTC",
-}
+PROVENANCE = {**SYNTHETIC_PROVENANCE, "dirty": True}
 RNG = np.random.default_rng(0)
 
 
