@@ -38,7 +38,7 @@ def _layer(family, geometry, seed=0):
 def _counted_fan_in(layer) -> int:
     """Most input entries any one output unit depends on (nonzero Jacobian entries)."""
     x = jnp.asarray(np.random.default_rng(0).normal(size=(1, *layer.in_shape)), jnp.float32)
-    jac = jax.jacrev(lambda v: layer(v)[0])(x)  # (*out_shape, 1, *in_shape)
+    jac = jax.jit(jax.jacrev(lambda v: layer(v)[0]))(x)  # (*out_shape, 1, *in_shape); one program, not op by op
     per_unit = np.count_nonzero(np.asarray(jac).reshape(math.prod(layer.out_shape), -1), axis=1)
     return int(per_unit.max())
 
