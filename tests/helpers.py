@@ -66,7 +66,8 @@ def get_sweep(variant=None):
     if variant == "faulty":
         runs = runs[:1] + [
             {"model.family": "conv", "model.kernel_sizes": 99, "model.padding": "VALID"},  # invalid: kernel > input
-            {"train.batch_size": 10_000},  # raises when it runs: batch larger than the training set
+            {"train.batch_size": 10_000},  # invalid: batch larger than the training set (the run spec says so)
+            {"probes.final": ("position",)},  # raises when it runs: its final probe needs a canvas
             {"optimizer.name": "sgd", "optimizer.learning_rate": 1e30},  # every replica diverges
         ]
     return runs

@@ -148,13 +148,15 @@ def test_local_workers_are_pinned_one_gpu_each_without_preallocation(monkeypatch
 def test_failed_and_diverged_runs_are_recorded_and_do_not_stop_the_others(study, tmp_path):
     index = run_sweep(f"{study}:faulty", tmp_path, workers=1, retries=1, progress=False)
     statuses = {rid: entry["status"] for rid, entry in index["runs"].items()}
-    assert sorted(statuses.values()) == ["diverged", "done", "failed", "invalid"]
+    assert sorted(statuses.values()) == ["diverged", "done", "failed", "invalid", "invalid"]
     failed = next(e for e in index["runs"].values() if e["status"] == "failed")
-    assert "larger than the training set" in failed["error"] and failed["attempts"] == 2  # tried, then retried once
-    invalid = next(e for e in index["runs"].values() if e["status"] == "invalid")
-    assert "larger than the padded input" in invalid["error"] and invalid["attempts"] == 0  # found before launching
+    assert "final probes are missing" in failed["error"] and failed["attempts"] == 2  # trained, probe failed; retried
+    invalid = [e for e in index["runs"].values() if e["status"] == "invalid"]
+    errors = " | ".join(e["error"] for e in invalid)
+    assert "larger than the padded input" in errors and "larger than the training set" in errors  # found before launching
+    assert all(e["attempts"] == 0 for e in invalid)
     on_disk = json.loads((tmp_path / "sweep.json").read_text())
-    assert on_disk["counts"] == {"diverged": 1, "done": 1, "failed": 1, "invalid": 1}
+    assert on_disk["counts"] == {"diverged": 1, "done": 1, "failed": 1, "invalid": 2}
     diverged = next(rid for rid, s in statuses.items() if s == "diverged")
     summary = json.loads((tmp_path / "runs" / diverged / "summary.json").read_text())
     assert all(r["diverged"] and r["diverged_step"] is not None for r in summary["replicas"])
