@@ -6,8 +6,9 @@
   (``probe.<name>.<key>``); failed and unfinished runs keep a row (status shown,
   numbers NaN); ``Results.curves``: ``metrics.jsonl`` records, one row per record.
 * :func:`tidy`: the runs, long: one row per run x replica x metric.
-* :func:`choose_learning_rates`: per run, the learning rate of its grid with the
-  best mean validation accuracy (never the test split).
+* :func:`choose_learning_rates`: per grid (a run and the pieces the sweep added
+  past its edges, :mod:`research.sweep.extend`), the learning rate with the best
+  mean validation accuracy (never the test split).
 * :class:`Results` bundles these with each run's full probe results;
   ``Results.runs`` holds only the replicas at each run's chosen rate (every
   claim and figure reads those), ``Results.grid`` every replica.
@@ -25,6 +26,7 @@ import pandas as pd
 from research.data.sources import source_available
 from research.errors import UserError
 from research.rundir import RunDir, read_json, resolved_model
+from research.sweep.extend import best_rate, edge, rate_beyond, rate_scores
 
 AXES = {
     "family": ("model", "family"),
@@ -44,6 +46,7 @@ AXES = {
     "epochs": ("train", "epochs"),
     "batch_size": ("train", "batch_size"),
     "learning_rate": ("optimizer", "learning_rate"),
+    "optimizer": ("optimizer", "name"),
 }
 
 
@@ -112,10 +115,11 @@ def missing_data(directories) -> dict[str, dict]:
     return missing
 
 
-def find_runs(directories) -> list[tuple[str, Path]]:
-    """``(study, run dir)`` of every run under the directories: sweeps (``sweep.json``,
-    up to two levels down) and bare run directories (``config.json``)."""
-    found: list[tuple[str, Path]] = []
+def find_runs(directories) -> list[tuple[str, Path, dict]]:
+    """``(study, run dir, sweep entry)`` of every run under the directories: sweeps
+    (``sweep.json``, up to two levels down; the entry as it records the run) and bare run
+    directories (``config.json``; entry ``{}``)."""
+    found: list[tuple[str, Path, dict]] = []
     for directory in map(Path, directories):
         if not directory.is_dir():
             raise UserError(f"{directory} is not a directory; give a sweep directory (with sweep.json) or one holding sweeps")
@@ -123,12 +127,12 @@ def find_runs(directories) -> list[tuple[str, Path]]:
         for sweep in sweeps:
             index = _read_json(sweep / "sweep.json")
             study = Path(str(index.get("study", sweep.name)).partition(":")[0]).stem
-            for rid in index.get("runs", {}):
-                found.append((study, sweep / "runs" / rid))
+            for rid, entry in index.get("runs", {}).items():
+                found.append((study, sweep / "runs" / rid, entry if isinstance(entry, dict) else {}))
         if not sweeps:
-            found += [("runs", p) for p in sorted(directory.iterdir()) if RunDir(p).started()]
+            found += [("runs", p, {}) for p in sorted(directory.iterdir()) if RunDir(p).started()]
             if RunDir(directory).started():
-                found.append(("runs", directory))
+                found.append(("runs", directory, {}))
     if not found:
         raise UserError(
             f"no runs found under {', '.join(map(str, directories))} (no sweep.json or config.json); "
@@ -146,27 +150,32 @@ def _per_replica(value, replica: int):
 
 
 def choose_learning_rates(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with ``lr_chosen``: per run, True for the replicas of the rate with the
-    best mean validation accuracy over its live seeds (ties: the smaller rate).
+    """``frame`` with ``lr_chosen``: per grid (``grid_key``: a run and its pieces), True for
+    the replicas of the rate with the best mean validation accuracy, a diverged replica
+    counting as 0 (ties: the smaller rate; :func:`research.sweep.extend.rate_scores`).
 
-    Also ``lr_grid`` (the run's rates, as text) and ``lr_at_edge`` (the chosen rate is
-    the grid's smallest or largest of several). A run without validation numbers
-    (one rate, or written before validation splits) keeps all its replicas.
+    Also ``lr_grid`` (the grid's rates, as text), ``lr_at_edge`` (the chosen rate is the
+    grid's smallest or largest of several: the best rate may lie past what was tried) and
+    ``lr_at_limit`` (at an edge that is the optimizer's absolute limit, where the sweep
+    stops extending). A grid without validation numbers (one rate, or written before
+    validation splits) keeps all its replicas.
     """
     frame = frame.copy()
     frame["lr_chosen"] = True
     frame["lr_grid"] = ""
     frame["lr_at_edge"] = False
-    for _, run in frame.groupby("run_key", sort=False):
-        rates = sorted(run["learning_rate"].dropna().unique())
-        frame.loc[run.index, "lr_grid"] = ", ".join(f"{r:g}" for r in rates)
-        live = run[~run["diverged"].astype(bool)]
-        val = live.groupby("learning_rate")["val_accuracy"].mean().dropna()
-        if len(rates) < 2 or val.empty:
+    frame["lr_at_limit"] = False
+    for _, grid in frame.groupby("grid_key", sort=False):
+        rates = sorted(grid["learning_rate"].dropna().unique())
+        frame.loc[grid.index, "lr_grid"] = ", ".join(f"{r:g}" for r in rates)
+        scores = rate_scores(grid[grid["learning_rate"].notna()].to_dict("records"))
+        if len(rates) < 2 or not scores:
             continue
-        best = val.index[int(np.argmax(val.to_numpy()))]  # first maximum: the smaller rate on ties
-        frame.loc[run.index, "lr_chosen"] = (run["learning_rate"] == best).to_numpy()
-        frame.loc[run.index, "lr_at_edge"] = best in (rates[0], rates[-1])
+        best, side = best_rate(scores), edge(rates, scores)
+        frame.loc[grid.index, "lr_chosen"] = (grid["learning_rate"] == best).to_numpy()
+        if side:
+            frame.loc[grid.index, "lr_at_edge"] = True
+            frame.loc[grid.index, "lr_at_limit"] = rate_beyond(best, side, str(grid["optimizer"].iloc[0])) is None
     return frame
 
 
@@ -218,15 +227,19 @@ def _number(value) -> float:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else np.nan
 
 
-def _run_base(study: str, run: RunDir, config: dict, summary: dict) -> dict:
-    """The columns every replica row of a run shares."""
+def _run_base(study: str, run: RunDir, config: dict, summary: dict, entry: dict) -> dict:
+    """The columns every replica row of a run shares. ``grid_key``: the run whose learning-rate
+    grid it belongs to (itself, or the root of a grid piece); ``tag``: the study's, as its
+    sweep lists the run."""
     return {
         "study": study,
         "run": run.name,
         "run_key": f"{study}/{run.name}",
+        "grid_key": f"{study}/{entry.get('extends') or run.name}",
         "path": str(run.path),
+        "home": str(run.path.resolve()),  # where it trained: one per distinct run, shared by studies
         "status": run.status()[0],
-        "tag": config.get("tag", ""),
+        "tag": (entry.get("overrides") or {}).get("tag", config.get("tag", "")),
         **{name: _axis_value(config, *where) for name, where in AXES.items()},
         "num_params": summary.get("num_params", np.nan),
         "head_inputs": summary.get("head_inputs", np.nan),
@@ -240,13 +253,13 @@ def _run_base(study: str, run: RunDir, config: dict, summary: dict) -> dict:
 
 def load_results(directories, *, curves: bool = True) -> Results:
     rows, curve_rows, probes, produced_by = [], [], {}, []
-    for study, run_dir in find_runs(directories):
+    for study, run_dir, entry in find_runs(directories):
         run = RunDir(run_dir)
         config = _with_model_defaults(run.config_json() or {})
         if run.started():  # a run that started (not one recorded invalid, never launched)
             produced_by.append(config.get("provenance"))
         summary = run.summary() or {}
-        base = _run_base(study, run, config, summary)
+        base = _run_base(study, run, config, summary, entry)
         probes[base["run_key"]] = run.probes()
         rows += _replica_rows(base, summary, probes[base["run_key"]])
         if curves:

@@ -94,10 +94,13 @@ def learning_rate_table(results: Results) -> Table:
         [],
     )
     flags = unconverged(results.runs)
-    for key, run in results.runs.groupby("run_key", sort=True):
-        first = run.iloc[0]
+    for _, shared in results.runs.groupby("home", sort=False):  # a run several studies share: one row
+        key = shared["run_key"].iloc[0]
+        run = shared[shared["run_key"] == key]
+        first = run.iloc[0].copy()
+        first["study"] = ", ".join(dict.fromkeys(shared["study"]))
         gain = run["val_accuracy_gain_last_fifth"].mean()
-        rate = f"{first['learning_rate']:g}" + (" (edge of grid)" if first["lr_at_edge"] else "")
+        rate = f"{first['learning_rate']:g}" + edge_note(first)
         table.rows.append(
             [
                 str(first["study"]),
@@ -117,19 +120,32 @@ def learning_rate_table(results: Results) -> Table:
     return table
 
 
+def edge_note(row) -> str:
+    """Where a chosen rate sits in its grid, when at an edge."""
+    if not row["lr_at_edge"]:
+        return ""
+    return " (edge: the optimizer's limit)" if row.get("lr_at_limit", False) else " (edge of grid)"
+
+
 def training_summary(results: Results) -> list[str]:
     """Sentences above the learning-rate table: how many runs were tuned, at the edge, unconverged."""
     runs = results.runs
     if runs.empty:
         return []
-    keys = runs["run_key"].unique()
-    tuned = runs.groupby("run_key")["lr_grid"].first().str.contains(",").sum()
-    edge = runs.groupby("run_key")["lr_at_edge"].first().sum()
-    flags = unconverged(runs)
-    diverged = int(results.grid["diverged"].astype(bool).sum()) if results.grid is not None else 0
+    by_run = runs.groupby("home")  # distinct runs: a run several studies share counts once
+    keys = runs["home"].unique()
+    tuned = by_run["lr_grid"].first().str.contains(",").sum()
+    edge, limit = by_run["lr_at_edge"].first().sum(), by_run["lr_at_limit"].first().sum()
+    grid = results.grid if results.grid is not None else runs
+    extended = grid.loc[grid["grid_key"] != grid["run_key"], "grid_key"].nunique()
+    flags = unconverged(runs).groupby(runs.groupby("run_key")["home"].first()).first()
+    replicas = grid.drop_duplicates(["home", "replica"])
+    diverged = int(replicas["diverged"].astype(bool).sum())
     return [
-        f"{len(keys)} runs; {tuned} chose their learning rate from a grid on validation accuracy, "
-        f"{edge} of them at an edge of the grid (the best rate may lie outside it). "
+        f"{len(keys)} distinct trained runs (a run several studies share counts once); {tuned} chose their learning rate from a grid on validation accuracy "
+        f"({extended} grids extended past an edge by follow-up runs), "
+        f"{edge - limit} of them still at an edge of what was tried (the best rate may lie outside it) and "
+        f"{limit} at the optimizer's absolute limit. "
         f"{int(flags.sum())} runs are flagged as not converged (validation accuracy still rose by more than "
         f"{THRESHOLDS['unconverged_val_gain_points']} points and two standard errors of the validation split "
         "over the last fifth of training, and did not stop early). "

@@ -116,7 +116,13 @@ def cmd_sweep(args, overrides: list[str]) -> int:
 
     dry_run = args.dry_run or args.print_config
     index = run_sweep(
-        args.config, Path(args.workdir), **launch_keywords(args), retries=args.retries, dry_run=dry_run, overrides=overrides
+        args.config,
+        Path(args.workdir),
+        **launch_keywords(args),
+        retries=args.retries,
+        dry_run=dry_run,
+        overrides=overrides,
+        extend_grids=not args.no_grid_extension,
     )
     runs = index["runs"]
     if args.print_config:
@@ -259,6 +265,14 @@ COMMANDS = {
             (("--workdir",), {"required": True, "help": "sweep directory"}),
             "launcher",
             (("--retries",), {"type": int, "default": 1, "help": "times to retry a failed run in this invocation (default 1)"}),
+            (
+                ("--no-grid-extension",),
+                {
+                    "action": "store_true",
+                    "help": "train only each run's own learning-rate grid (default: when the best rate is at an edge, "
+                    "also train the next rate past it, until it is interior or at the optimizer's limit)",
+                },
+            ),
             (("--dry-run",), {"action": "store_true", "help": "list the runs and their status; train nothing"}),
             (("--print-config",), {"action": "store_true", "help": "print every run's resolved config and exit"}),
             (("--no-progress",), {"action": "store_true", "help": "no progress bar"}),

@@ -4,7 +4,10 @@ then the figures and the claims report, resumably, in one command.
 Stages, each into ``workdir``:
 
 1. ``<study>/``: ``cvd sweep`` of ``experiments/<study>.py:<profile>`` for
-   every study in :data:`STUDIES` (probes run at the end of each run);
+   every study in :data:`STUDIES` (probes run at the end of each run). Every
+   run trains in ``runs/<training key>``, which ``<study>/runs/<id>`` links to:
+   runs of different studies that train the same are trained once (each study
+   still lists its own, with its own tag, and runs its own final probes on it);
 2. ``reference/<name>/``: the reference models of DESIGN.md (MNIST-1D MLP
    and CNN; the full profile adds Fashion-MNIST), tabulated in
    ``reference/results.md`` against the published numbers;
@@ -161,6 +164,7 @@ def reproduce(
             options=options,
             progress=progress,
             cache_dir=workdir / ".jax_cache",
+            store=workdir / "runs",
         )
         timing[study] = time.perf_counter() - t0
         bad = {s: n for s, n in index["counts"].items() if s not in FINISHED}

@@ -16,13 +16,16 @@ A run's status has one rule (:meth:`RunDir.status`): the ``status`` its
 one is ``failed``), else ``interrupted`` when it has checkpoints, else
 ``pending``. Every JSON and text file is written atomically (write, fsync,
 rename), so a reader never sees half a file. A directory is reused only for
-the same config: :meth:`RunDir.prepare` returns a finished run's summary, lets
-an unfinished one resume, and refuses a different config unless told to
-overwrite it.
+the same training (:func:`training_identity`: the config less what only labels
+the run or chooses its final probes): :meth:`RunDir.prepare` returns a finished
+run's summary, lets an unfinished one resume, and refuses a different config
+unless told to overwrite it. :func:`training_key` names a training, so that
+studies whose runs train the same can share one directory.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -94,6 +97,29 @@ def run_config_json(config) -> dict:
     config_json = config_to_json(config)
     config_json["model"] = resolved_model(config_json["model"])
     return config_json
+
+
+NOT_TRAINING = (("tag",), ("probes", "final"), ("provenance",))
+"""Config keys that do not change what a run trains: a free label, the probes run on the
+finished run (a run shared by studies runs the union of theirs), what produced it."""
+
+
+def training_identity(config_json: dict) -> dict:
+    """``config_json`` less :data:`NOT_TRAINING`: two runs with equal identities train the same."""
+    identity = json.loads(json.dumps(config_json))
+    for *sections, key in NOT_TRAINING:
+        section = identity
+        for name in sections:
+            section = section.get(name, {}) if isinstance(section, dict) else {}
+        if isinstance(section, dict):
+            section.pop(key, None)
+    return identity
+
+
+def training_key(config_json: dict) -> str:
+    """A short name of a run's training (a hash of :func:`training_identity`)."""
+    text = json.dumps(training_identity(config_json), sort_keys=True)
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
 def _diff_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
@@ -221,7 +247,7 @@ class RunDir:
             for path in self.run_files():
                 shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
             return None
-        if old != config_json:
+        if old is None or training_identity(old) != training_identity(config_json):
             changed = _diff_keys(old, config_json) if isinstance(old, dict) else ["(unreadable config.json)"]
             raise UserError(
                 f"workdir {workdir} holds a run with a different config (differs in: {', '.join(changed[:6])}); "

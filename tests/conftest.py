@@ -28,3 +28,19 @@ def _data_cache(tmp_path_factory):
     if "CVD_CACHE" not in os.environ:
         os.environ["CVD_CACHE"] = str(tmp_path_factory.mktemp("cvd_cache"))
     yield
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The reliability suite's totals: faults injected and bad inputs tried (its ``tally``
+    fixture records them as user properties, which reach here from xdist workers too)."""
+    counts = {"faults": 0, "bad_inputs": 0}
+    for report in (r for reports in terminalreporter.stats.values() for r in reports):
+        for name, n in getattr(report, "user_properties", ()) if getattr(report, "when", None) == "call" else ():
+            if name.startswith("tally:"):
+                counts[name.removeprefix("tally:")] += n
+    if counts["faults"] or counts["bad_inputs"]:
+        failed = sum("tests/reliability/" in report.nodeid for report in terminalreporter.stats.get("failed", []))
+        terminalreporter.write_line(
+            f"reliability: {counts['faults']} faults injected, {counts['bad_inputs']} bad inputs tried; "
+            + ("nothing lost, nothing half-written" if not failed else f"{failed} reliability tests FAILED")
+        )

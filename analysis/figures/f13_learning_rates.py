@@ -1,5 +1,5 @@
 """F13 (fair comparisons): validation accuracy against learning rate, one line per
-run of a grid, coloured by family; the rate each run chose is marked. A chosen rate
+grid (a run and its extension pieces), coloured by family; the rate each run chose is marked. A chosen rate
 at the end of a line is at the edge of its grid (flagged in the report)."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ def make(results):
     fig, panels = style.per_dataset(tuned, width=4.8)
     for ax, dataset, sub in panels:
         seen = set()
-        for _, run in sub.groupby("run_key"):
+        for _, run in sub.groupby("grid_key"):  # a run and the pieces that extend its grid: one line
             family = run["family"].iloc[0]
             curve = run.groupby("learning_rate")["val_accuracy"].mean()
             ax.plot(

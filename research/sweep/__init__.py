@@ -23,11 +23,12 @@ from research.data import load_dataset
 from research.errors import UserError
 from research.pipeline import run_complete
 from research.progress import progress_bar
-from research.rundir import FINISHED, RunDir, atomic_write_json, read_json
+from research.rundir import FINISHED, RunDir, atomic_write_json, read_json, run_config_json, training_key
+from research.sweep.extend import next_piece, piece_id, rate_scores
 from research.sweep.grid import Overrides, axis, product, run_id, varying_keys, zip_axes
 from research.sweep.launchers import Job, LaunchOptions, check_launcher, launch
 from research.sweep.scheduler import workers_for
-from research.train.spec import RunSpec
+from research.train.spec import RunSpec, replica_grid
 
 # Runs with a FINISHED status are not run again. ``invalid`` runs (the data set or
 # model cannot be built) are recorded with their error and never launched.
@@ -97,6 +98,37 @@ def sweep_lock(directory: Path) -> Iterator[None]:
         handle.close()
 
 
+def _recorded_pieces(previous, roots: dict[str, Overrides]) -> list[tuple[str, Overrides, str]]:
+    """``(run id, overrides, root)`` of the grid pieces an earlier session of the sweep added
+    (``sweep.json``), for the roots still in the sweep; their overrides are the root's now,
+    with the piece's rate."""
+    pieces = []
+    for rid, entry in ((previous or {}).get("runs") or {}).items():
+        root = entry.get("extends") if isinstance(entry, dict) else None
+        if root in roots:
+            rates = entry["overrides"]["optimizer.learning_rates"]
+            pieces.append((rid, {**roots[root], "optimizer.learning_rates": rates}, root))
+    return pieces
+
+
+def share_run(link: Path, home: Path) -> None:
+    """Make ``link`` (a sweep's ``runs/<id>``) a relative symbolic link to the shared ``home``.
+    A real directory already at ``link`` (a run trained before sharing) moves to ``home``
+    when that is free and is left where it is otherwise; nothing is deleted."""
+    if link.is_symlink():
+        if link.resolve() == home.resolve():
+            return
+        link.unlink()
+    elif link.is_dir():
+        if home.exists():
+            return
+        home.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(link, home)
+    home.mkdir(parents=True, exist_ok=True)
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(Path(os.path.relpath(home, link.parent)), target_is_directory=True)
+
+
 def run_status(run_dir: Path, config=None) -> tuple[str, str | None]:
     """``(status, error)`` from a run directory's files; with ``config``, a done
     run that still lacks one of its final probes is ``unprobed``."""
@@ -108,8 +140,8 @@ def run_status(run_dir: Path, config=None) -> tuple[str, str | None]:
 
 class SweepIndex:
     """``DIR/sweep.json`` as the sweep goes: every run's overrides, data set, status, attempts,
-    error (and node, where a launcher says), saved atomically on every change, and the sweep's
-    progress bar (runs finished, running, failed)."""
+    error (and node, where a launcher says; for a grid piece the run it ``extends``), saved
+    atomically on every change, and the sweep's progress bar (runs finished, running, failed)."""
 
     def __init__(
         self,
@@ -119,26 +151,61 @@ class SweepIndex:
         configs: dict,
         progress: bool,
         cache_dir: Path,
+        extends: dict[str, str] | None = None,
+        store: Path | None = None,
     ):
-        self.directory, self.configs, self.cache_dir = directory, configs, cache_dir
+        self.directory, self.configs, self.cache_dir, self.store = directory, configs, cache_dir, store
+        self.tries: dict[str, int] = {}  # jobs run per run id in this session
         self.path = directory / "sweep.json"
         previous = (read_json(self.path) or {}).get("runs", {})
+        self.previous_attempts = {rid: entry.get("attempts", 0) for rid, entry in previous.items()}
         invalid = invalid_runs(configs)
         self.data = {**header, "runs": {}}
         for rid, overrides in runs:
-            status, error = ("invalid", invalid[rid]) if rid in invalid else run_status(directory / "runs" / rid, configs[rid])
-            attempts = previous.get(rid, {}).get("attempts", 0)
-            self.data["runs"][rid] = {
-                "overrides": overrides,
-                "data": configs[rid].data.name,  # resolved (a study may set it in get_config)
-                "workdir": f"runs/{rid}",
-                "status": status,
-                "error": error,
-                "attempts": attempts,
-            }
+            self._enter(rid, overrides, configs[rid], invalid.get(rid), (extends or {}).get(rid))
         self.save()
         self.bar = progress_bar(total=len(runs), disable=not progress, unit="run", desc=directory.name)
         self.bar.update(sum(e["status"] in FINISHED for e in self.runs.values()))
+
+    def _enter(self, rid: str, overrides: Overrides, config, invalid: str | None = None, extends: str | None = None) -> None:
+        self.configs[rid] = config
+        if self.store is not None and not invalid:
+            share_run(self.directory / "runs" / rid, self.store / training_key(run_config_json(config)))
+        status, error = ("invalid", invalid) if invalid else run_status(self.directory / "runs" / rid, config)
+        self.runs[rid] = {
+            "overrides": overrides,
+            "data": config.data.name,  # resolved (a study may set it in get_config)
+            "workdir": f"runs/{rid}",
+            "status": status,
+            "error": error,
+            "attempts": self.previous_attempts.get(rid, 0),
+            **({"extends": extends} if extends else {}),
+        }
+
+    def add_piece(self, rid: str, overrides: Overrides, config, root: str) -> None:
+        """A grid piece of run ``root`` (see :mod:`research.sweep.extend`), to run next."""
+        self._enter(rid, overrides, config, extends=root)
+        self.save()
+        self.bar.total += 1
+        self.bar.update(int(self.runs[rid]["status"] in FINISHED))
+
+    def grid_pieces(self) -> list[tuple[str, Overrides, str]]:
+        """``(run id, overrides, root)`` of the next piece of every finished grid whose best rate
+        is at an edge short of the optimizer's limit (:func:`research.sweep.extend.next_piece`)."""
+        grids: dict[str, list[str]] = {}
+        for rid, entry in self.runs.items():
+            grids.setdefault(entry.get("extends") or rid, []).append(rid)
+        pieces = []
+        for root, members in grids.items():
+            if any(self.runs[m]["status"] not in FINISHED for m in members):
+                continue
+            rates = [rate for m in members for rate in replica_grid(self.configs[m])[1]]
+            summaries = [RunDir(self.directory / "runs" / m).summary() or {} for m in members]
+            scores = rate_scores(replica for s in summaries for replica in s.get("replicas") or [])
+            rate = next_piece(rates, scores, self.configs[root].optimizer.name)
+            if rate is not None and piece_id(root, rate) not in self.runs:
+                pieces.append((piece_id(root, rate), {**self.runs[root]["overrides"], "optimizer.learning_rates": [rate]}, root))
+        return pieces
 
     @property
     def runs(self) -> dict[str, dict]:
@@ -162,9 +229,15 @@ class SweepIndex:
         self.save()
         self._refresh()
 
+    def home(self, rid: str) -> Path:
+        """Where run ``rid`` trains: its directory, or the shared one it links to."""
+        return (self.directory / "runs" / rid).resolve()
+
     def on_end(self, job: Job, outcome: dict) -> None:
-        """Read the run's status from its files (a run that trained but lacks a final probe failed)."""
+        """Read the run's status from its files (a run that trained but lacks a final probe
+        failed); runs that share its directory are read again too."""
         entry = self.runs[job.run_id]
+        self.tries[job.run_id] = self.tries.get(job.run_id, 0) + 1
         if outcome.get("node"):
             entry["node"] = outcome["node"]
         status, error = run_status(job.workdir, self.configs[job.run_id])
@@ -173,17 +246,29 @@ class SweepIndex:
         if not outcome["ok"] or status not in FINISHED:
             status, error = "failed", error or outcome["error"]
         entry.update(status=status, error=error, attempts=entry["attempts"] + 1)
+        home = self.home(job.run_id)
+        for rid, other in self.runs.items():
+            if rid != job.run_id and other["status"] not in (*FINISHED, "invalid") and self.home(rid) == home:
+                other["status"], other["error"] = run_status(home, self.configs[rid])
+                other["status"] = "pending" if other["status"] == "unprobed" else other["status"]
+                self.bar.update(int(other["status"] in FINISHED))
         self.save()
         if status in FINISHED:
             self.bar.update(1)
         self._refresh()
 
-    def todo(self, spec: str) -> list[Job]:
-        return [
-            Job(rid, spec, e["overrides"], self.directory / "runs" / rid, self.directory / "logs" / f"{rid}.log", self.cache_dir)
-            for rid, e in self.runs.items()
-            if e["status"] not in (*FINISHED, "invalid")
-        ]
+    def todo(self, spec: str, retries: int) -> list[Job]:
+        """The runs to launch next: unfinished, valid, tried at most ``retries`` times in this
+        session, one per directory (runs that share one wait for it: then they are done, or
+        need only their own final probes)."""
+        jobs, homes = [], set()
+        for rid, entry in self.runs.items():
+            if entry["status"] in (*FINISHED, "invalid") or self.tries.get(rid, 0) > retries or self.home(rid) in homes:
+                continue
+            homes.add(self.home(rid))
+            log = self.directory / "logs" / f"{rid}.log"
+            jobs.append(Job(rid, spec, entry["overrides"], self.directory / "runs" / rid, log, self.cache_dir))
+        return jobs
 
     def close(self) -> None:
         """Runs still marked running were interrupted (their checkpoints stay)."""
@@ -206,6 +291,8 @@ def run_sweep(
     progress: bool = True,
     overrides: Sequence[str] = (),
     cache_dir: Path | None = None,
+    extend_grids: bool = True,
+    store: Path | None = None,
 ) -> dict:
     """Run (or, with ``dry_run``, list) every run of a study; returns the sweep index.
 
@@ -215,7 +302,16 @@ def run_sweep(
 
     ``overrides`` (``["train.epochs=1", ...]``, from the command line) apply to every run,
     after the run's own; run ids stay those of the study. ``launcher``: local, ray or
-    slurm, with ``options`` (:class:`~research.sweep.launchers.LaunchOptions`)."""
+    slurm, with ``options`` (:class:`~research.sweep.launchers.LaunchOptions`).
+
+    ``extend_grids``: once a run with a learning-rate grid has finished with its best rate at
+    an edge of the grid, train the next rate past that edge (:mod:`research.sweep.extend`),
+    until the best rate is interior or at the optimizer's limit.
+
+    ``store``: a directory of runs shared by several sweeps (``cvd reproduce`` gives every
+    study the same one). Each run then trains in ``store/<training key>`` and
+    ``directory/runs/<id>`` links to it, so runs of different studies that train the same
+    (:func:`research.rundir.training_identity`) train once."""
     check_launcher(launcher, options)  # before anything is written
     if workers is not None and workers < 1:
         raise UserError(f"--workers must be >= 1, got {workers}")
@@ -236,13 +332,20 @@ def run_sweep(
     with sweep_lock(directory):
         header = {"study": spec, "launcher": launcher, "overrides": common}
         cache = Path(cache_dir).resolve() if cache_dir else directory / ".jax_cache"
-        index = SweepIndex(directory, header, runs, configs, progress, cache)
+        pieces = _recorded_pieces(read_json(directory / "sweep.json"), dict(runs))
+        configs.update({rid: load_config(spec, overrides) for rid, overrides, _ in pieces})
+        runs += [(rid, overrides) for rid, overrides, _ in pieces]
+        extends = {rid: root for rid, _, root in pieces}
+        index = SweepIndex(directory, header, runs, configs, progress, cache, extends, store and Path(store).resolve())
         try:
-            for _attempt in range(1 + retries):
-                todo = index.todo(spec)
-                if not todo:
+            while True:
+                while todo := index.todo(spec, retries):
+                    launch(launcher, todo, workers, index.on_start, index.on_end, options or LaunchOptions())
+                pieces = index.grid_pieces() if extend_grids else []
+                if not pieces:
                     break
-                launch(launcher, todo, workers, index.on_start, index.on_end, options or LaunchOptions())
+                for rid, overrides, root in pieces:
+                    index.add_piece(rid, overrides, load_config(spec, overrides), root)
         finally:
             index.close()
         return index.data

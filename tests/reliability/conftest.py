@@ -1,27 +1,21 @@
 """Counts for the reliability suite: every fault injected and bad input tried is
-tallied, and the terminal summary reports the totals and whether anything was lost."""
+tallied as the test's ``user_properties``; ``tests/conftest.py`` sums them in the
+terminal summary (the same totals whether the tests run in one process or in
+pytest-xdist workers) and says whether anything was lost."""
 
 from __future__ import annotations
 
 import pytest
 
-COUNTS = {"faults": 0, "bad_inputs": 0, "lost": 0}
+KINDS = ("faults", "bad_inputs")
 
 
 @pytest.fixture()
-def tally():
+def tally(request):
     """``tally("faults")`` after injecting a fault; ``tally("bad_inputs")`` after a refused input."""
 
     def add(kind: str, n: int = 1) -> None:
-        COUNTS[kind] += n
+        assert kind in KINDS, kind
+        request.node.user_properties.append((f"tally:{kind}", n))
 
     return add
-
-
-def pytest_terminal_summary(terminalreporter):
-    if COUNTS["faults"] or COUNTS["bad_inputs"]:
-        failed = sum("tests/reliability/" in report.nodeid for report in terminalreporter.stats.get("failed", []))
-        terminalreporter.write_line(
-            f"reliability: {COUNTS['faults']} faults injected, {COUNTS['bad_inputs']} bad inputs tried; "
-            + ("nothing lost, nothing half-written" if not failed else f"{failed} reliability tests FAILED")
-        )

@@ -19,14 +19,14 @@ ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
-def _sweep(study: Path, workdir: Path, **popen) -> subprocess.Popen:
+def _sweep(study: Path, workdir: Path, variant: str = "base", **popen) -> subprocess.Popen:
     cmd = [
         sys.executable,
         "-m",
         "research.cli",
         "sweep",
         "--config",
-        f"{study}:base",
+        f"{study}:{variant}",
         "--workers",
         "1",
         "--no-progress",
@@ -70,15 +70,16 @@ def test_a_sweep_killed_up_to_three_times_finishes_every_run_exactly_once(tmp_pa
     study = tmp_path / "tiny_study.py"
     study.write_text(TINY_STUDY)
     reference = tmp_path / "reference"
-    assert _sweep(study, reference, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).wait() == 0
+    quiet = {"variant": "few", "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}  # 4 runs
+    assert _sweep(study, reference, **quiet).wait() == 0
     run = tmp_path / "run"
     rng = random.Random(0)
     kept = []  # at each kill, the summaries of the runs finished by then: no later launch may redo them
     for _ in range(3):
-        proc = _sweep(study, run, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        # Each kill comes after 1-3 more runs finish (never the last two), then anywhere:
+        proc = _sweep(study, run, **quiet)
+        # Each kill comes after 1-2 more runs finish (never the last two), then anywhere:
         # mid-run, between runs, mid-write.
-        target = min(len(_finished(run)) + rng.randint(1, 3), 12 - 2)
+        target = min(len(_finished(run)) + rng.randint(1, 2), 4 - 2)
         deadline = time.time() + 120
         while time.time() < deadline and proc.poll() is None and len(_finished(run)) < target:
             time.sleep(0.02)
@@ -90,12 +91,12 @@ def test_a_sweep_killed_up_to_three_times_finishes_every_run_exactly_once(tmp_pa
         tally("faults")
         kept.append(_finished(run))
     assert kept, "the sweep finished before the first kill"
-    assert _sweep(study, run, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).wait() == 0
+    assert _sweep(study, run, **quiet).wait() == 0
     assert _summaries(run) == _summaries(reference)
     for finished in kept:  # resumed after every kill: what had finished stayed finished, untouched
         assert {rid: _finished(run)[rid] for rid in finished} == finished
     index = json.loads((run / "sweep.json").read_text())
-    assert index["counts"] == {"done": 12}
+    assert index["counts"] == {"done": 4}
     for run_dir in (run / "runs").iterdir():
         records = [(r["step"], r["split"], r["replica"]) for r in read_lines(run_dir / "metrics.jsonl")]
         assert len(records) == len(set(records)), f"{run_dir.name}: a step was recorded twice"
