@@ -17,12 +17,18 @@ def get_config(variant: str = "quick"):
     return lattice_config(variant)
 
 
+EPOCHS = {"quick": 8, "paper": 40, "full": 150, "gpu-smoke": 2}
+
+
 def _sweep(variant: str) -> list[dict]:
     times = {"quick": (2, 4, 6), "paper": (3, 10, 20, 30), "full": (1, 2, 5, 10, 25, 50, 100), "gpu-smoke": (1,)}[
         check_variant(variant)
     ]
     runs = []
-    for bundle in datasets(variant, images=False):
+    # The switch times are epochs of a fixed schedule: every run trains all its epochs at a
+    # constant rate (no early stop before or after the switch), as the study was designed.
+    fixed = {"train.epochs": EPOCHS[check_variant(variant)], "train.patience": 0, "optimizer.schedule": "constant"}
+    for bundle in ({**b, **fixed} for b in datasets(variant, images=False)):
         runs.append({**bundle, "model.family": "conv", "train.embed_at_epoch": 0})
         runs.append({**bundle, "model.family": "dense", "train.embed_at_epoch": 0})
         runs += [

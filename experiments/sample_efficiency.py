@@ -41,6 +41,8 @@ def _size_points(bundle: dict, steps: int, batch: int) -> list[dict]:
                 "train.batch_size": batch,
                 "train.epochs": epochs,
                 "train.eval_every_epochs": max(1, epochs // 10),
+                # three evaluations without a better one (epochs differ by size; evaluations do not)
+                "train.patience": 3 * max(1, epochs // 10) if bundle.get("train.patience") else 0,
             }
         )
     return points

@@ -40,6 +40,12 @@ from research.sweep.launchers import check_launcher, default_workers
 
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 
+EXTENDS_GRIDS = {"quick": False, "gpu-smoke": False, "paper": True, "full": True}
+"""Whether a profile extends a learning-rate grid whose best rate is at an edge
+(:mod:`research.sweep.extend`). The smoke profiles do not: at their few epochs and two
+rates nearly every pick is at an edge, and following each would double their time; the
+extension is tested in ``tests/test_grids.py``."""
+
 STUDIES = (
     "weight_sharing",
     "locality",
@@ -150,6 +156,10 @@ def reproduce(
             f"Fashion-MNIST not found in {FASHION_MNIST_DIR}: the quick studies run on MNIST-1D only "
             "(apt-get install dataset-fashion-mnist to add it)"
         )
+    if not EXTENDS_GRIDS.get(profile, True):
+        print(
+            f"the {profile} profile does not extend learning-rate grids past an edge (a smoke test; the report counts edge picks)"
+        )
     timing: dict[str, float] = {}
     failed: dict[str, int] = {}
     start = time.perf_counter()
@@ -165,6 +175,7 @@ def reproduce(
             progress=progress,
             cache_dir=workdir / ".jax_cache",
             store=workdir / "runs",
+            extend_grids=EXTENDS_GRIDS.get(profile, True),
         )
         timing[study] = time.perf_counter() - t0
         bad = {s: n for s, n in index["counts"].items() if s not in FINISHED}
