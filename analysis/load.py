@@ -38,12 +38,14 @@ AXES = {
     "dataset": ("data", "name"),
     "n_per_class": ("data", "n_per_class"),
     "permute_pixels": ("data", "permute_pixels"),
+    "permute_init": ("data", "permute_init"),
     "canvas_size": ("data", "canvas_size"),
     "augment_shift": ("train", "augment_shift"),
     "embed_at_epoch": ("train", "embed_at_epoch"),
     "epochs": ("train", "epochs"),
     "batch_size": ("train", "batch_size"),
     "learning_rate": ("optimizer", "learning_rate"),
+    "optimizer": ("optimizer", "name"),
 }
 
 
@@ -147,11 +149,13 @@ def _per_replica(value, replica: int):
 
 def choose_learning_rates(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with ``lr_chosen``: per run, True for the replicas of the rate with the
-    best mean validation accuracy over its live seeds (ties: the smaller rate).
+    best mean validation accuracy over its seeds, a diverged seed counting as 0 (a rate
+    where most seeds diverge does not win on its one survivor; ties: the smaller rate).
 
     Also ``lr_grid`` (the run's rates, as text) and ``lr_at_edge`` (the chosen rate is
-    the grid's smallest or largest of several). A run without validation numbers
-    (one rate, or written before validation splits) keeps all its replicas.
+    the grid's smallest or largest of several). A run of one rate keeps all its replicas;
+    a run of several rates without validation numbers keeps none (no rate can be chosen,
+    and its rates are not seeds of one another).
     """
     frame = frame.copy()
     frame["lr_chosen"] = True
@@ -160,10 +164,13 @@ def choose_learning_rates(frame: pd.DataFrame) -> pd.DataFrame:
     for _, run in frame.groupby("run_key", sort=False):
         rates = sorted(run["learning_rate"].dropna().unique())
         frame.loc[run.index, "lr_grid"] = ", ".join(f"{r:g}" for r in rates)
-        live = run[~run["diverged"].astype(bool)]
-        val = live.groupby("learning_rate")["val_accuracy"].mean().dropna()
-        if len(rates) < 2 or val.empty:
+        diverged = run["diverged"].astype(bool)
+        if len(rates) < 2 or diverged.all():
             continue
+        if run.loc[~diverged, "val_accuracy"].dropna().empty:
+            frame.loc[run.index, "lr_chosen"] = False
+            continue
+        val = run["val_accuracy"].where(~diverged, 0.0).groupby(run["learning_rate"]).mean().dropna()
         best = val.index[int(np.argmax(val.to_numpy()))]  # first maximum: the smaller rate on ties
         frame.loc[run.index, "lr_chosen"] = (run["learning_rate"] == best).to_numpy()
         frame.loc[run.index, "lr_at_edge"] = best in (rates[0], rates[-1])
@@ -323,3 +330,23 @@ def runs_with_probe(results: Results, study: str, probe: str, key: str) -> pd.Da
     runs = results.study(study).drop_duplicates("run_key")
     mask = np.array([key in results.probes.get(k, {}).get(probe, {}) for k in runs["run_key"]], dtype=bool)
     return runs.loc[mask] if len(runs) else runs
+
+
+def probe_rows(results: Results, rows: pd.DataFrame, probe: str, key: str) -> np.ndarray | None:
+    """A per-replica probe array of one run, one row per row of ``rows`` (matched by the
+    ``replica`` column, so any filter of the replicas keeps rows and values aligned); None
+    when the run lacks it. The array holds a row per replica of the run (every learning
+    rate) or, as probes written for the chosen rate only, one per chosen replica."""
+    run_key = rows["run_key"].iloc[0]
+    value = results.probes.get(run_key, {}).get(probe, {}).get(key)
+    if isinstance(value, dict) and "npz" in value:
+        with np.load(Path(rows["path"].iloc[0]) / "probes.npz") as arrays:
+            value = arrays[value["npz"]]
+    if value is None or np.ndim(value) == 0:
+        return None
+    value = np.asarray(value, float)
+    run = results.grid[results.grid["run_key"] == run_key] if results.grid is not None else rows
+    order = list(run["replica"]) if value.shape[0] == len(run) else list(run[run["lr_chosen"]]["replica"])
+    if value.shape[0] != len(order) or not set(rows["replica"]) <= set(order):
+        return None
+    return value[[order.index(r) for r in rows["replica"]]]
