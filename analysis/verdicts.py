@@ -248,7 +248,8 @@ def pooled(effects: Sequence[Effect], label: str = "pooled") -> Pooled | None:
     first = usable[0]
     se = (high - low) / 2 / float(_stats.t.ppf(0.5 + CONFIDENCE / 2, k - 1))
     effect = Effect(label, mean, low, high, k, first.margin, "", first.unit, first.scale, se, "HKSJ")
-    return Pooled(effect, k, float(res.test_homogeneity().pvalue), float(res.i2), tau2, shared)
+    i2 = float(np.clip(res.i2, 0.0, 1.0)) if res.q > k - 1 else 0.0  # statsmodels leaves it unbounded below k - 1
+    return Pooled(effect, k, float(res.test_homogeneity().pvalue), i2, tau2, shared)
 
 
 def four_outcomes(effects: list[Effect]) -> str:

@@ -111,6 +111,8 @@ def test_pooled_effect_is_statsmodels_random_effects_over_distinct_points():
 def test_pooled_effect_flags_disagreement_and_never_decides():
     agree = pooled([_effect(0.05, 0.01), _effect(0.05, 0.02)])
     assert agree.effect.diff == pytest.approx(0.05) and not agree.heterogeneous and agree.tau2 == 0  # truncated at 0
+    same = pooled([_effect(0.05, 0.01), _effect(0.05, 0.01)])
+    assert same.i2 == 0 and same.tau2 == 0 and same.effect.diff == pytest.approx(0.05)  # Q = 0: no spread beyond the CIs
     disagree = pooled([_effect(0.10, 0.01), _effect(-0.10, 0.01)])
     assert disagree.heterogeneous and disagree.i2 > 0.9 and "disagree" in disagree.text()
     # one point clear above, one straddling: the points decide, whatever the pool says
