@@ -154,6 +154,13 @@ def live(frame: pd.DataFrame) -> pd.DataFrame:
     return counted(frame, THRESHOLDS["unconverged_val_gain_points"])
 
 
+def strides_text(value) -> str:
+    """A strides value as the config wrote it: ``2`` (not ``2.0`` from a column with gaps), ``2x1``."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def keyed(frame: pd.DataFrame, column: str = "test_accuracy") -> pd.Series:
     """``frame[column]`` indexed by ``(run_key, seed)``: the runs an effect reads (pooling counts
     each once) and the seeds that pair replicas."""
@@ -204,4 +211,4 @@ from analysis.claims import (  # noqa: E402,F401  (each module registers its cla
     c7_embedding,
 )
 
-__all__ = ["CLAIMS", "THRESHOLDS", "Claim", "ClaimSpec", "claim", "evaluate_claims"]
+__all__ = ["CLAIMS", "THRESHOLDS", "Claim", "ClaimSpec", "claim", "evaluate_claims", "strides_text"]

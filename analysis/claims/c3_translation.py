@@ -12,7 +12,17 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from analysis.claims import THRESHOLDS, Claim, accuracy_difference, claim, consistency_difference, keyed, live, select
+from analysis.claims import (
+    THRESHOLDS,
+    Claim,
+    accuracy_difference,
+    claim,
+    consistency_difference,
+    keyed,
+    live,
+    select,
+    strides_text,
+)
 from analysis.load import Results
 from analysis.verdicts import Effect, keeps_outcome, level, runs_of
 
@@ -49,7 +59,7 @@ def against_invariance(label: str, values: pd.Series, dataset: str) -> Effect:
 def _invariance(c: Claim, dataset: str, conv: pd.DataFrame) -> None:
     """Per conv setting: consistency - 100% (deciding) and among correctly classified copies (shown);
     then every pair of settings that differ in one factor (shown)."""
-    settings = {key: rows for key, rows in conv.groupby([conv["strides"].astype(str), "padding", "head"])}
+    settings = {key: rows for key, rows in conv.groupby([conv["strides"].map(strides_text), "padding", "head"])}
     for key, rows in settings.items():
         where = f"{dataset}, conv, {_setting(key)}"
         c.deciding.append(against_invariance(f"{where}: consistency - 100% (invariant)", keyed(rows, CONSISTENCY), dataset))
@@ -67,7 +77,7 @@ def _invariance(c: Claim, dataset: str, conv: pd.DataFrame) -> None:
 def _against_dense(c: Claim, dataset: str, runs: pd.DataFrame) -> None:
     """Conv - dense (and - locally connected) at every setting both ran; what shift augmentation
     buys dense against what the architecture buys conv."""
-    for key, sub in runs.groupby([runs["strides"].astype(str), "padding", "head"]):
+    for key, sub in runs.groupby([runs["strides"].map(strides_text), "padding", "head"]):
         plain = sub[sub["augment_shift"] == 0]
         for other in ("dense", "locally_connected"):
             a, b = select(plain, CONSISTENCY, family="conv"), select(plain, CONSISTENCY, family=other)
@@ -103,7 +113,7 @@ def _equivariance_notes(results: Results, runs: pd.DataFrame) -> list[str]:
     shifts by the layer's total stride, and under 1-pixel input shifts (below the stride)."""
     notes = []
     circular = runs[runs["padding"] == "CIRCULAR"]
-    for (family, strides), sub in circular.groupby(["family", circular["strides"].astype(str)], sort=False):
+    for (family, strides), sub in circular.groupby(["family", circular["strides"].map(strides_text)], sort=False):
         keys = sub["run_key"].unique()
         by_stride, one_pixel = _largest(results, keys, "error"), _largest(results, keys, "error_one_pixel")
         if by_stride is not None:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import style
-from analysis.claims import live
+from analysis.claims import live, strides_text
 from analysis.figures import FIGURES
 from analysis.load import probe_rows
 from analysis.stats import mean_ci
@@ -24,7 +24,7 @@ def _curve(results, rows: pd.DataFrame, mode: str):
 
 
 def _group_label(row) -> str:
-    return f"{row['family']}, stride {row['strides']}, {row['head']}, {str(row['padding']).lower()}" + (
+    return f"{row['family']}, stride {strides_text(row['strides'])}, {row['head']}, {str(row['padding']).lower()}" + (
         ", shift-aug" if row["augment_shift"] else ""
     )
 
@@ -35,14 +35,14 @@ LINESTYLES = ["-", "--", ":", "-."]
 def _translation(results, axes, translation: pd.DataFrame) -> None:
     """Shift curves (circular, zero) of every unaugmented run, and every run's consistency."""
     plain = translation[translation["augment_shift"] == 0]
-    settings = sorted({(str(s), h, p) for s, h, p in zip(plain["strides"], plain["head"], plain["padding"])})
+    settings = sorted({(strides_text(s), h, p) for s, h, p in zip(plain["strides"], plain["head"], plain["padding"])})
     for ax, mode in zip(axes[:2], ("circular", "zero")):
         for _, rows in plain.groupby("run_key", sort=True):
             row = rows.iloc[0]
             x, agg = _curve(results, rows, mode)
             if x is None:
                 continue
-            ls = LINESTYLES[settings.index((str(row["strides"]), row["head"], row["padding"])) % len(LINESTYLES)]
+            ls = LINESTYLES[settings.index((strides_text(row["strides"]), row["head"], row["padding"])) % len(LINESTYLES)]
             style.errorbars(ax, x, agg, row["family"], linestyle=ls, label=_group_label(row), markersize=3)
         ax.set_xlabel(f"{mode} shift (positions)")
         ax.set_ylabel("test accuracy (%)")

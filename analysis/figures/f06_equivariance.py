@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from analysis import style
-from analysis.claims import live
+from analysis.claims import live, strides_text
 from analysis.figures import FIGURES
 from analysis.load import probe_rows
 from analysis.stats import mean_ci
@@ -17,13 +17,15 @@ ERRORS = {"error": "shifts by the total stride", "error_one_pixel": "1-pixel inp
 
 
 def _bars(ax, results, sub, key: str) -> None:
-    """One bar per family and layer: mean and 95% CI of ``key`` over the counted replicas."""
+    """One bar per family and layer: mean and 95% CI of ``key`` over the counted replicas
+    (a note on the panel where the runs did not record it)."""
     families = style.families_in(sub["family"])
     width = 0.8 / max(len(families), 1)
     for i, family in enumerate(families):
         parts = [probe_rows(results, rows, "equivariance", key) for _, rows in sub[sub["family"] == family].groupby("run_key")]
         parts = [p for p in parts if p is not None and p.ndim == 2]
         if not parts:
+            ax.text(0.5, 0.6 - 0.1 * i, f"{family}: not recorded", transform=ax.transAxes, ha="center", fontsize=8)
             continue
         errors = np.concatenate(parts)
         stats = np.array([mean_ci(col) for col in errors.T])
@@ -43,10 +45,10 @@ def make(results):
     runs = runs[runs["run_key"].isin(keys) & (runs["augment_shift"] == 0)]
     if runs.empty:
         return None
-    groups = sorted({(str(s), h, p) for s, h, p in zip(runs["strides"], runs["head"], runs["padding"])})
+    groups = sorted({(strides_text(s), h, p) for s, h, p in zip(runs["strides"], runs["head"], runs["padding"])})
     fig, axes = style.subplots(2 * len(groups), width=4.4, ncols=len(groups))
     for col, (strides, head, padding) in enumerate(groups):
-        sub = runs[(runs["strides"].astype(str) == strides) & (runs["head"] == head) & (runs["padding"] == padding)]
+        sub = runs[(runs["strides"].map(strides_text) == strides) & (runs["head"] == head) & (runs["padding"] == padding)]
         for row, (key, what) in enumerate(ERRORS.items()):
             ax = axes[row * len(groups) + col]
             _bars(ax, results, sub, key)

@@ -53,8 +53,6 @@ def _references(ax, results, runs: pd.DataFrame) -> None:
                 mean, low, high, _ = mean_ci(values)
                 ax.axhline(100 * mean, color=style.color(family), linestyle=ls, linewidth=1, label=f"{what} ({name})")
                 ax.axhspan(100 * low, 100 * high, color=style.color(family), alpha=0.1)
-        if times:
-            ax.set_xticks(times, [str(int(t)) for t in times])
 
 
 @FIGURES.register("F9_efcn")
@@ -72,6 +70,9 @@ def make(results):
     ax = axes[0]
     _references(ax, results, runs)
     ax.set_xscale("log")
+    times = sorted(runs[runs["embed_at_epoch"] > 0]["embed_at_epoch"].unique())
+    if times:
+        ax.set_xticks(times, [str(int(t)) for t in times])
     ax.minorticks_off()
     ax.set_xlabel(f"embedding epoch t (of {int(runs['epochs'].iloc[0])}; log scale)")
     ax.set_ylabel("test accuracy (%)")
