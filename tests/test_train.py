@@ -284,3 +284,25 @@ def test_a_dense_run_on_permuted_pixels_from_w0_pt_mirrors_the_unpermuted_run(tm
     wrong.data.permute_init = True
     with pytest.raises(UserError, match="permute_init needs data.permute_pixels"):
         train_and_evaluate(wrong, tmp_path / "wrong", progress=False)
+
+
+def test_the_efcn_switch_carries_the_learning_rate_schedule_and_restarts_adam():
+    """At the switch a decaying schedule goes on from the switch step (it used to restart at its
+    base rate); Adam's moments and step count restart (they do not map through the embedding)."""
+    import optax
+
+    from research.train.loop import embed_state
+
+    config = _efcn_config()
+    config.optimizer.schedule = "cosine"
+    spec = RunSpec.build(config)
+    state = spec.init_state()
+    kinds = (optax.ScaleByScheduleState, optax.ScaleByAdamState)
+    is_kind = lambda node: isinstance(node, kinds)
+    seven = jax.tree.map(lambda n: n._replace(count=n.count + 7) if is_kind(n) else n, state["opt_state"], is_leaf=is_kind)
+    switched = embed_state(spec, {**state, "opt_state": seven})["opt_state"]
+    nodes = [n for n in jax.tree.leaves(switched, is_leaf=is_kind) if is_kind(n)]
+    assert {type(n) for n in nodes} == set(kinds)
+    for node in nodes:
+        expected = 7 if isinstance(node, optax.ScaleByScheduleState) else 0
+        np.testing.assert_array_equal(node.count, expected)
