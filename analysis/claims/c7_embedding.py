@@ -89,6 +89,7 @@ def embedding(c: Claim, results: Results) -> Claim:
         "at the switch every replica's weights are embedded exactly (same function); Adam's moments restart, because "
         "they are statistics of gradients, not weights: the conv's gradient sums the per-position gradients that the "
         "dense net keeps apart (and the dense net has gradients outside the receptive fields), so mapping them through "
-        "the linear embedding would not give the dense net's moments. Plain SGD carries no state: its switch is exact"
+        "the linear embedding would not give the dense net's moments; the learning-rate schedule goes on from the switch step. "
+        "Plain SGD carries no state: its switch is exact"
     )
     return c.decide(keeps_outcome)

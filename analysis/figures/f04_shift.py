@@ -14,11 +14,14 @@ from analysis.load import probe_rows
 from analysis.stats import mean_ci
 
 
-def _curve(results, rows: pd.DataFrame, mode: str):
-    """Mean and 95% CI per shift of the counted replicas ``rows`` of one run (None without the probe)."""
+def _curve(results, rows: pd.DataFrame, mode: str, relative: bool = False):
+    """Mean and 95% CI per shift of the counted replicas ``rows`` of one run (None without the
+    probe); ``relative``: each replica's accuracy minus its unshifted accuracy (what C5 reads)."""
     curve = probe_rows(results, rows, "shift", f"accuracy_{mode}")
     if curve is None or curve.ndim != 2 or not len(curve):
         return None, None
+    if relative:
+        curve = curve - curve[:, :1]
     stats = np.array([mean_ci(col) for col in 100 * curve.T])
     return np.arange(curve.shape[1]), {"mean": stats[:, 0], "low": stats[:, 1], "high": stats[:, 2]}
 
@@ -73,14 +76,15 @@ def _pooling(results, ax, pooling: pd.DataFrame) -> None:
     part = pooling[pooling["dataset"] == dataset]
     for i, (_, rows) in enumerate(part.groupby("run_key", sort=True)):
         row = rows.iloc[0]
-        x, agg = _curve(results, rows, "circular")
+        x, agg = _curve(results, rows, "circular", relative=True)
         if x is None:
             continue
         name = row["pooling"] if row["head"] == "flatten" else row["head"]
+        name = "plain strided (control)" if name == "stride" else name
         style.errorbars(ax, x, agg, color=style.EXTRA_COLORS[i % len(style.EXTRA_COLORS)], label=name, markersize=3)
     ax.set_xlabel("circular shift (positions)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"pooling study ({dataset}): conv with each pooling")
+    ax.set_ylabel("accuracy - unshifted accuracy (points)")
+    ax.set_title(f"pooling study ({dataset}): robustness relative to clean accuracy")
     ax.legend(fontsize=7)
 
 

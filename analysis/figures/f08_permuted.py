@@ -43,5 +43,7 @@ def make(results):
         ax.set_ylabel("test accuracy (%)")
         ax.set_title(dataset)
     panels[0][0].legend()
-    fig.suptitle("F8  A fixed pixel permutation (solid: original, hatched: permuted; 95% CI; above: points lost)")
+    fig.suptitle(
+        "F8  A fixed pixel permutation (solid: original, hatched: permuted; 95% CI; above: the change with the permutation, points)"
+    )
     return fig
