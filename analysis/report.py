@@ -133,7 +133,7 @@ def training_summary(results: Results) -> list[str]:
     flags = unconverged(runs)
     diverged = int(results.grid["diverged"].astype(bool).sum()) if results.grid is not None else 0
     return [
-        f"{len(keys)} runs; {tuned} chose their learning rate from a grid on validation accuracy, "
+        f"{len(keys)} runs ({len(results.grid) if results.grid is not None else len(runs)} replicas over every learning rate); {tuned} chose their learning rate from a grid on validation accuracy, "
         f"{edge} of them at an edge of the grid (the best rate may lie outside it). "
         f"{int(flags.sum())} runs are flagged as not converged (validation accuracy still rose by more than "
         f"{THRESHOLDS['unconverged_val_gain_points']} points and two standard errors of the validation split "
