@@ -29,10 +29,10 @@ from analysis.verdicts import Effect, keeps_outcome, level, runs_of
 STATEMENT = "Convolutional layers give translation invariance."
 FIGURES = ["F4_shift_robustness", "F6_equivariance_error", "F5_position_generalisation"]
 RULE = (
-    "each conv net (stride x padding x head, trained without shifts) against invariance: its consistency under random "
-    "circular shifts - 100% is invariant when the CI lies within the consistency margin of 0 (exactly 100% on every "
-    "seed counts); supported when every conv net is invariant, not supported when none is, depends when only some "
-    "are (the components shown, one factor at a time, say which)"
+    "each conv net (stride x padding x head, trained without shifts) against invariance: it is invariant when the CI of "
+    "its consistency under random circular shifts - 100% lies within +-{consistency_points:g} points (exactly 100% on every "
+    "seed counts); supported when every conv net is invariant, not supported when none is, depends when only some are "
+    "(the components shown, one factor at a time, say which)"
 )
 
 CONSISTENCY = "probe.consistency.consistency_circular"
