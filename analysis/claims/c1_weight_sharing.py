@@ -105,7 +105,7 @@ def _training_set_sizes(results: Results) -> Iterator[Effect]:
         sub = sample[sample["dataset"] == dataset]
         for n in sorted(sub["n_per_class"].unique()):
             a, b = select(sub, family="conv", n_per_class=n), select(sub, family="locally_connected", n_per_class=n)
-            size = f"{n} examples per class" if n else "the whole training set"
+            size = f"{int(n)} examples per class" if n else "the whole training set"
             yield accuracy_difference(f"{dataset}, {size}: conv - locally connected", a, b, dataset)
 
 

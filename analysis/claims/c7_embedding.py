@@ -45,12 +45,15 @@ def _switches(c: Claim, results: Results, sub: pd.DataFrame, where: str, dataset
     """Per switch time: eFCN at the end - conv at the switch, and - conv trained to the end
     (deciding, both); - dense from scratch (shown)."""
     dense, conv = select(sub, family="dense", embed_at_epoch=0), select(sub, family="conv", embed_at_epoch=0)
-    for t in sorted(sub[sub["embed_at_epoch"] > 0]["embed_at_epoch"].unique()):
+    for t in sorted(int(t) for t in sub[sub["embed_at_epoch"] > 0]["embed_at_epoch"].unique()):
         embedded = select(sub, embed_at_epoch=t)
         label = f"{where}, switch at epoch {t}: eFCN at the end"
-        c.deciding.append(
-            accuracy_difference(f"{label} - conv at the switch", embedded, at_switch(results, sub, int(t)), dataset, pair=True)
-        )
+        switch = at_switch(results, sub, t)
+        if not len(switch):
+            c.notes.append(
+                f"{where}, switch at epoch {t}: no test accuracy recorded at the switch epoch, so no comparison with it"
+            )
+        c.deciding.append(accuracy_difference(f"{label} - conv at the switch", embedded, switch, dataset, pair=True))
         if len(conv):
             c.deciding.append(accuracy_difference(f"{label} - conv trained to the end", embedded, conv, dataset, pair=True))
         c.shown.append(accuracy_difference(f"{label} - dense from scratch", embedded, dense, dataset))
