@@ -40,6 +40,7 @@ AXES = {
     "dataset": ("data", "name"),
     "n_per_class": ("data", "n_per_class"),
     "permute_pixels": ("data", "permute_pixels"),
+    "permute_init": ("data", "permute_init"),
     "canvas_size": ("data", "canvas_size"),
     "augment_shift": ("train", "augment_shift"),
     "embed_at_epoch": ("train", "embed_at_epoch"),
@@ -151,14 +152,17 @@ def _per_replica(value, replica: int):
 
 def choose_learning_rates(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with ``lr_chosen``: per grid (``grid_key``: a run and its pieces), True for
-    the replicas of the rate with the best mean validation accuracy, a diverged replica
-    counting as 0 (ties: the smaller rate; :func:`research.sweep.extend.rate_scores`).
+    the replicas of the rate with the best mean validation accuracy over its seeds, a
+    diverged seed counting as 0 (a rate where most seeds diverge does not win on its one
+    survivor; ties: the smaller rate; :func:`research.sweep.extend.rate_scores`, the rule the
+    sweep extends grids by).
 
     Also ``lr_grid`` (the grid's rates, as text), ``lr_at_edge`` (the chosen rate is the
     grid's smallest or largest of several: the best rate may lie past what was tried) and
     ``lr_at_limit`` (at an edge that is the optimizer's absolute limit, where the sweep
-    stops extending). A grid without validation numbers (one rate, or written before
-    validation splits) keeps all its replicas.
+    stops extending). A grid of one rate keeps all its replicas; a grid of several rates
+    without validation numbers keeps none (no rate can be chosen, and its rates are not
+    seeds of one another).
     """
     frame = frame.copy()
     frame["lr_chosen"] = True
@@ -168,9 +172,13 @@ def choose_learning_rates(frame: pd.DataFrame) -> pd.DataFrame:
     for _, grid in frame.groupby("grid_key", sort=False):
         rates = sorted(grid["learning_rate"].dropna().unique())
         frame.loc[grid.index, "lr_grid"] = ", ".join(f"{r:g}" for r in rates)
-        scores = rate_scores(grid[grid["learning_rate"].notna()].to_dict("records"))
-        if len(rates) < 2 or not scores:
+        diverged = grid["diverged"].astype(bool)
+        if len(rates) < 2 or diverged.all():
             continue
+        if grid.loc[~diverged, "val_accuracy"].dropna().empty:
+            frame.loc[grid.index, "lr_chosen"] = False
+            continue
+        scores = rate_scores(grid[grid["learning_rate"].notna()].to_dict("records"))
         best, side = best_rate(scores), edge(rates, scores)
         frame.loc[grid.index, "lr_chosen"] = (grid["learning_rate"] == best).to_numpy()
         if side:
@@ -336,3 +344,23 @@ def runs_with_probe(results: Results, study: str, probe: str, key: str) -> pd.Da
     runs = results.study(study).drop_duplicates("run_key")
     mask = np.array([key in results.probes.get(k, {}).get(probe, {}) for k in runs["run_key"]], dtype=bool)
     return runs.loc[mask] if len(runs) else runs
+
+
+def probe_rows(results: Results, rows: pd.DataFrame, probe: str, key: str) -> np.ndarray | None:
+    """A per-replica probe array of one run, one row per row of ``rows`` (matched by the
+    ``replica`` column, so any filter of the replicas keeps rows and values aligned); None
+    when the run lacks it. The array holds a row per replica of the run (every learning
+    rate) or, as probes written for the chosen rate only, one per chosen replica."""
+    run_key = rows["run_key"].iloc[0]
+    value = results.probes.get(run_key, {}).get(probe, {}).get(key)
+    if isinstance(value, dict) and "npz" in value:
+        with np.load(Path(rows["path"].iloc[0]) / "probes.npz") as arrays:
+            value = arrays[value["npz"]]
+    if value is None or np.ndim(value) == 0:
+        return None
+    value = np.asarray(value, float)
+    run = results.grid[results.grid["run_key"] == run_key] if results.grid is not None else rows
+    order = list(run["replica"]) if value.shape[0] == len(run) else list(run[run["lr_chosen"]]["replica"])
+    if value.shape[0] != len(order) or not set(rows["replica"]) <= set(order):
+        return None
+    return value[[order.index(r) for r in rows["replica"]]]

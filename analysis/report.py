@@ -17,18 +17,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis import replicas
 from analysis.claims import THRESHOLDS, Claim, evaluate_claims
 from analysis.load import Results
 from research.rundir import atomic_write_text
 
 VOCABULARY = (
-    "Verdicts: supported (every decisive point clears the margin in the claim's favour, and so does the pooled effect); "
+    "Verdicts: supported (every decisive point clears the margin in the claim's favour); "
     "not supported (no decisive point does); depends (decisive points disagree); inconclusive (CIs straddle the margin). "
-    "A point with one seed or no spread has no CI (n=1) and never decides. Diverged replicas are left out of every mean."
+    "A point with one seed or no spread has no CI (n=1) and never decides. Diverged replicas are left out of every mean, in claims and figures alike, and counted."
 )
 
 VARIANCE_SOURCES = (
-    "Each 95% CI is a Student-t interval over the seeds trained at the run's chosen learning rate. "
+    "Each 95% CI is over the seeds trained at the run's chosen learning rate and says how it was made: a mean is a "
+    "Student-t interval; a difference of independent groups is a Welch interval (Welch-Satterthwaite degrees of "
+    "freedom); a difference of paired replicas (the same seeds, e.g. one family on original and permuted pixels, an "
+    "eFCN and the conv it continues, one net read in and off a region) is a paired t interval of the per-seed "
+    "differences; a pooled effect is a random-effects mean (DerSimonian-Laird) over distinct points with a "
+    "Hartung-Knapp-Sidik-Jonkman t interval, from each point's standard error, and only summarises: verdicts "
+    "are decided by the points. "
     "A seed changes the initialisation and the order of the training batches; it does not change "
     "the training subset (`data.subset_seed`), the validation split (`data.val_seed`) or a pixel "
     "permutation (`data.permutation_seed`), which stay fixed within a study, so the CIs do not cover "
@@ -60,16 +67,8 @@ def _mean_pct(values: pd.Series) -> str:
 
 
 def unconverged(runs: pd.DataFrame) -> pd.Series:
-    """Per run key: True when the mean validation accuracy of its chosen replicas still rose,
-    over the last fifth of training, by more than both the margin and two standard errors of
-    one validation accuracy of its size (sqrt(p (1 - p) / n)): a rise the split's noise does
-    not explain. A run that stopped early (every replica past its patience) is converged."""
-    by_run = runs.groupby("run_key")
-    gain = by_run["val_accuracy_gain_last_fifth"].mean()
-    p, n = by_run["val_accuracy"].mean(), by_run["val_examples"].first()
-    noise = 2 * np.sqrt(p * (1 - p) / n)
-    margin = np.maximum(THRESHOLDS["unconverged_val_gain_points"] / 100, noise.fillna(0.0))
-    return (gain > margin) & ~by_run["stopped_early"].first().astype(bool)
+    """Per run key: flagged as not converged (:func:`analysis.replicas.unconverged` at the threshold)."""
+    return replicas.unconverged(runs, THRESHOLDS["unconverged_val_gain_points"])
 
 
 def learning_rate_table(results: Results) -> Table:
@@ -130,8 +129,14 @@ def edge_note(row) -> str:
 def training_summary(results: Results) -> list[str]:
     """Sentences above the learning-rate table: how many runs were tuned, at the edge, unconverged."""
     runs = results.runs
+    unchosen = int((~results.grid.groupby("grid_key")["lr_chosen"].any()).sum()) if results.grid is not None else 0
+    left_out = (
+        f" {unchosen} runs of several learning rates without validation numbers are left out (no rate can be chosen)."
+        if unchosen
+        else ""
+    )
     if runs.empty:
-        return []
+        return [left_out.strip()] if left_out else []
     by_run = runs.groupby("home")  # distinct runs: a run several studies share counts once
     keys = runs["home"].unique()
     tuned = by_run["lr_grid"].first().str.contains(",").sum()
@@ -142,14 +147,15 @@ def training_summary(results: Results) -> list[str]:
     replicas = grid.drop_duplicates(["home", "replica"])
     diverged = int(replicas["diverged"].astype(bool).sum())
     return [
-        f"{len(keys)} distinct trained runs (a run several studies share counts once); {tuned} chose their learning rate from a grid on validation accuracy "
+        f"{len(keys)} distinct trained runs (a run several studies share counts once; {len(replicas)} replicas "
+        f"over every learning rate); {tuned} chose their learning rate from a grid on validation accuracy "
         f"({extended} grids extended past an edge by follow-up runs), "
         f"{edge - limit} of them still at an edge of what was tried (the best rate may lie outside it) and "
         f"{limit} at the optimizer's absolute limit. "
         f"{int(flags.sum())} runs are flagged as not converged (validation accuracy still rose by more than "
         f"{THRESHOLDS['unconverged_val_gain_points']} points and two standard errors of the validation split "
-        "over the last fifth of training, and did not stop early). "
-        f"{diverged} replicas diverged (excluded from every mean)."
+        "over the last fifth of training, and did not stop early); they decide no verdict and no figure shows them. "
+        f"{diverged} replicas diverged (excluded from every mean, counted against their learning rate)." + left_out
     ]
 
 
@@ -164,7 +170,7 @@ def claim_lines(c: Claim, *, markdown: bool) -> list[str]:
         blocks.append(
             ("", [f"No runs of the `{c.study}` study were found; run `cvd sweep --config experiments/{c.study}.py:quick`."])
         )
-    deciding = [e.text() for e in c.deciding] + ([c.pool.text()] if c.pool else [])
+    deciding = [e.text() for e in c.deciding] + [p.text() for p in c.pools.values()] + ([c.pool.text()] if c.pool else [])
     for title, items in (("Deciding effects", deciding), ("Shown beside them", [e.text() for e in c.shown]), ("Notes", c.notes)):
         if items:
             blocks.append((title, items))

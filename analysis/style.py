@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from analysis.claims import live  # noqa: E402
 from analysis.stats import aggregate  # noqa: E402
 from research.models import FAMILIES  # noqa: E402
 
@@ -91,8 +92,9 @@ def per_dataset(runs, **subplot_options):
 
 
 def study_panels(results, study: str, **subplot_options):
-    """:func:`per_dataset` over ``study``'s runs that have a test accuracy, or None without any."""
-    runs = results.study(study).dropna(subset=["test_accuracy"])
+    """:func:`per_dataset` over ``study``'s replicas that count (the claims' filter,
+    :func:`analysis.claims.live`), or None without any."""
+    runs = live(results.study(study))
     return None if runs.empty else per_dataset(runs, **subplot_options)
 
 

@@ -1,42 +1,50 @@
 """Effects with confidence intervals, pooled over points, and the four-outcome rule.
 
 An :class:`Effect` is one measured difference at one point (a data set, a
-width, a kernel size...) with its 95% CI over seeds. Against a margin it is
-``above`` (CI beyond +margin), ``below`` (beyond -margin), ``within`` (CI inside
-+-margin: no effect worth the name), ``straddles`` (CI crosses a margin: the
-data cannot tell) or ``n=1`` (one seed or no spread: no CI, never decides).
+width, a kernel size...) with its 95% CI over seeds: a Welch interval for
+independent groups, a paired t interval where the replicas are paired (same seed:
+same initialisation stream and batch order), a t interval for a mean; each effect
+says which. Against a margin it is ``above`` (CI beyond +margin), ``below`` (beyond
+-margin), ``within`` (CI inside +-margin: no effect worth the name), ``straddles``
+(CI crosses a margin: the data cannot tell) or ``n=1`` (one seed or no spread: no
+CI, never decides).
 
-A claim's verdict over its points (:func:`four_outcomes`):
+A claim's verdict over its points (:func:`four_outcomes`); the decision stays with
+the points, the pooled effect only summarises them:
 
-* ``supported``: every decisive point is above the margin and so is the pooled effect;
-* ``not supported``: no decisive point is above, and the pooled effect is not above;
+* ``supported``: every decisive point is above the margin;
+* ``not supported``: decisive points exist and none is above;
 * ``depends``: decisive points disagree (some above, others below or within);
-* ``inconclusive``: no point is decisive, or the decisive ones agree but the pooled
-  effect straddles.
+* ``inconclusive``: no point is decisive.
 
 Variants for claims that are not one difference against a margin:
 :func:`keeps_outcome` (non-inferiority), :func:`ratio_outcome` (a ratio against a
 threshold, no CI) and :func:`controlled` (a decisive verdict stands only when the
 controls show no effect).
 
-The pooled effect is the inverse-variance (fixed-effect) mean of the points with
-a CI; Cochran's Q says when the points disagree more than their CIs allow
-(heterogeneity, with I^2).
+The pooled effect (:func:`pooled`) is a random-effects mean over distinct points (a
+point that reads a run an earlier point already counted is left out of it):
+DerSimonian-Laird between-point variance and a Hartung-Knapp-Sidik-Jonkman t
+interval, computed by ``statsmodels.stats.meta_analysis.combine_effects`` from each
+point's standard error. Cochran's Q says when the points disagree more than their
+CIs allow (heterogeneity, with I^2).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 from scipy import stats as _stats
+from statsmodels.stats.meta_analysis import combine_effects
 
-from analysis.stats import CONFIDENCE, diff_ci, mean_ci
+from analysis.stats import CONFIDENCE, Estimate, mean_estimate, paired, welch
 
 SUPPORTED, NOT_SUPPORTED, DEPENDS, INCONCLUSIVE, NO_DATA = "supported", "not supported", "depends", "inconclusive", "no data"
 ABOVE, BELOW, WITHIN, STRADDLES, NO_CI = "above", "below", "within", "straddles", "n=1"
-Z = float(_stats.norm.ppf(0.5 + CONFIDENCE / 2))
 DECISIVE = (SUPPORTED, NOT_SUPPORTED, DEPENDS)
 
 
@@ -53,10 +61,15 @@ class Effect:
     dataset: str = ""
     unit: str = "points"
     scale: float = 100.0  # display: fractions -> points
+    se: float = float("nan")  # standard error of diff: what pooling weighs
+    method: str = ""  # how the CI was made: "Welch", "paired t", "t", "HKSJ"
+    runs: frozenset = field(default_factory=frozenset)  # the run keys it reads (pooling counts a run once)
+    exact: bool = False  # an exact value on every seed (e.g. 100% consistency): a zero-width CI that counts
 
     @property
     def has_ci(self) -> bool:
-        return self.n >= 2 and bool(np.isfinite(self.low) and np.isfinite(self.high)) and self.high > self.low
+        finite = bool(np.isfinite(self.low) and np.isfinite(self.high))
+        return self.n >= 2 and finite and (self.high > self.low or self.exact)
 
     @property
     def outcome(self) -> str:
@@ -70,81 +83,186 @@ class Effect:
             return WITHIN
         return STRADDLES
 
+    def number(self, value: float) -> str:
+        """``value`` in display units (one decimal with a unit, three for an index)."""
+        return f"{self.scale * value:+.{1 if self.unit else 3}f}"
+
+    def interval(self) -> str:
+        """``95% CI low to high (method)``, or ``no CI``."""
+        if not self.has_ci:
+            return "no CI"
+        return f"95% CI {self.number(self.low)} to {self.number(self.high)}" + (f", {self.method}" if self.method else "")
+
     def text(self) -> str:
-        s = self.scale
         if not np.isfinite(self.diff):
             return f"{self.label}: n/a"
-        digits = 1 if self.unit else 3  # an index without a unit: three decimals
-        ci = f"95% CI {s * self.low:+.{digits}f} to {s * self.high:+.{digits}f}" if self.has_ci else "no CI"
         unit = f" {self.unit}" if self.unit else ""
-        return f"{self.label}: {s * self.diff:+.{digits}f}{unit} ({ci}; n={self.n}) [{self.outcome}]"
+        return f"{self.label}: {self.number(self.diff)}{unit} ({self.interval()}; n={self.n}) [{self.outcome}]"
 
 
-def difference(label: str, a, b, margin: float, *, dataset: str = "", unit: str = "points", scale: float = 100.0) -> Effect:
-    """``mean(a) - mean(b)`` with a Welch 95% CI (independent groups of seeds)."""
-    a, b = (np.asarray(v, float) for v in (a, b))
-    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
-    diff, low, high = diff_ci(a, b)
-    return Effect(label, diff, low, high, int(min(len(a), len(b))), margin, dataset, unit, scale)
+def _from(label: str, e: Estimate, margin: float, runs: frozenset, dataset: str, unit: str, scale: float) -> Effect:
+    return Effect(label, e.value, e.low, e.high, e.n, margin, dataset, unit, scale, e.se, e.method, runs)
+
+
+def runs_of(*values) -> frozenset:
+    """The run keys behind values indexed by ``(run_key, seed)`` (empty for plain arrays)."""
+    keys: set = set()
+    for v in values:
+        index = getattr(v, "index", None)
+        if isinstance(index, pd.MultiIndex) and "run_key" in index.names:
+            keys |= set(index.get_level_values("run_key"))
+    return frozenset(keys)
+
+
+def _by_seed(values) -> pd.Series | None:
+    """Finite values indexed by seed alone, or None when the seeds are unknown or repeat."""
+    index = getattr(values, "index", None)
+    if not isinstance(index, pd.MultiIndex) or "seed" not in index.names:
+        return None
+    series = pd.Series(np.asarray(values, float), index=index.get_level_values("seed"))
+    series = series[np.isfinite(series.to_numpy())]
+    if series.index.hasnans or not series.index.is_unique:
+        return None
+    return series
+
+
+def difference(
+    label: str,
+    a,
+    b,
+    margin: float,
+    *,
+    dataset: str = "",
+    unit: str = "points",
+    scale: float = 100.0,
+    pair: bool = False,
+) -> Effect:
+    """``mean(a) - mean(b)`` with its 95% CI: with ``pair``, a paired t interval over the seeds
+    both hold where ``a`` and ``b`` are indexed by ``(run_key, seed)`` and share at least two
+    seeds; otherwise (independent groups) a Welch interval."""
+    runs = runs_of(a, b)
+    if pair:
+        sa, sb = _by_seed(a), _by_seed(b)
+        if sa is not None and sb is not None and len(sa.index.intersection(sb.index)) >= 2:
+            return _from(label, paired(sa, sb), margin, runs, dataset, unit, scale)
+    return _from(label, welch(a, b), margin, runs, dataset, unit, scale)
+
+
+def _seed_differences(a, b) -> np.ndarray | None:
+    """``a - b`` per seed both hold (at least two), or None when they cannot be paired."""
+    sa, sb = _by_seed(a), _by_seed(b)
+    if sa is None or sb is None or len(sa.index.intersection(sb.index)) < 2:
+        return None
+    return (sa - sb).dropna().to_numpy()
+
+
+def interaction(
+    label: str, first: tuple, second: tuple, margin: float, *, dataset: str = "", unit: str = "points", scale: float = 100.0
+) -> Effect:
+    """``(a1 - b1) - (a2 - b2)`` for ``first = (a1, b1)``, ``second = (a2, b2)``: each pair's
+    per-seed differences (paired, where the seeds allow), the two sets compared by Welch; without
+    seeds, the two Welch differences combined (standard errors in quadrature, the fewer degrees
+    of freedom)."""
+    (a1, b1), (a2, b2) = first, second
+    runs = runs_of(a1, b1, a2, b2)
+    d1, d2 = _seed_differences(a1, b1), _seed_differences(a2, b2)
+    if d1 is not None and d2 is not None:
+        e = welch(d1, d2)
+        return _from(
+            label, Estimate(e.value, e.se, e.df, e.n, "Welch of per-seed differences"), margin, runs, dataset, unit, scale
+        )
+    e1, e2 = welch(a1, b1), welch(a2, b2)
+    combined = Estimate(e1.value - e2.value, float(np.hypot(e1.se, e2.se)), min(e1.df, e2.df), min(e1.n, e2.n), "Welch")
+    return _from(label, combined, margin, runs, dataset, unit, scale)
 
 
 def level(label: str, values, margin: float, *, dataset: str = "", unit: str = "points", scale: float = 100.0) -> Effect:
     """A mean (e.g. a paired change) with its t CI, judged against +-margin."""
-    mean, low, high, n = mean_ci(values)
-    return Effect(label, mean, low, high, n, margin, dataset, unit, scale)
+    return _from(label, mean_estimate(values), margin, runs_of(values), dataset, unit, scale)
 
 
 @dataclass
 class Pooled:
     effect: Effect
-    points: int
-    q_p: float  # Cochran's Q test p-value (NaN with one point)
+    points: int  # distinct points pooled
+    q_p: float  # Cochran's Q test p-value
     i2: float  # share of the spread beyond what the CIs explain
+    tau2: float = 0.0  # between-point variance (DerSimonian-Laird)
+    shared: int = 0  # points left out because they read a run an earlier point counted
 
     @property
     def heterogeneous(self) -> bool:
         return bool(np.isfinite(self.q_p) and self.q_p < 1 - CONFIDENCE)
 
     def text(self) -> str:
-        line = f"pooled over {self.points} points (inverse-variance): " + self.effect.text().split(": ", 1)[1]
+        e = self.effect
+        unit = f" {e.unit}" if e.unit else ""
+        line = (
+            f"{e.label} over {self.points} distinct points (random effects, DerSimonian-Laird; Hartung-Knapp-Sidik-Jonkman "
+            f"95% CI): {e.number(e.diff)}{unit} (95% CI {e.number(e.low)} to {e.number(e.high)}) [{e.outcome}]"
+        )
+        if self.shared:
+            line += f"; {self.shared} points left out of the pool (they reuse a run already counted)"
         if self.heterogeneous:
             line += f"; the points disagree beyond their CIs (Cochran's Q p = {self.q_p:.2g}, I^2 = {100 * self.i2:.0f}%)"
         return line
 
 
-def pooled(effects: list[Effect], label: str = "pooled") -> Pooled | None:
-    """The fixed-effect mean of the effects that have a CI (None without any)."""
-    usable = [e for e in effects if e.has_ci]
-    if not usable:
+def distinct_points(effects: Sequence[Effect]) -> tuple[list[Effect], int]:
+    """The effects with a CI and a standard error, in order, leaving out each one that reads a
+    run an earlier kept one read (a shared control counts once); and how many were left out."""
+    kept, seen, shared = [], set(), 0
+    for e in effects:
+        if not (e.has_ci and np.isfinite(e.se) and e.se > 0):
+            continue
+        if e.runs & seen:
+            shared += 1
+            continue
+        kept.append(e)
+        seen |= e.runs
+    return kept, shared
+
+
+def pooled(effects: Sequence[Effect], label: str = "pooled") -> Pooled | None:
+    """The random-effects mean of the distinct points (:func:`distinct_points`) by
+    ``statsmodels``' ``combine_effects`` (DerSimonian-Laird, HKSJ interval); None with fewer
+    than two points.
+
+    DerSimonian-Laird truncates the between-point variance at 0; statsmodels 0.15 returns it
+    negative when the points agree better than their CIs expect (Q < k - 1). Then the
+    random-effects weights are the fixed-effect ones, and so are the mean and its HKSJ
+    interval, which statsmodels gives as the fixed-effect WLS row."""
+    usable, shared = distinct_points(effects)
+    if len(usable) < 2:
         return None
-    se = np.array([(e.high - e.low) / (2 * Z) for e in usable])
     d = np.array([e.diff for e in usable])
-    w = 1 / se**2
-    mean = float((w * d).sum() / w.sum())
-    half = Z / np.sqrt(w.sum())
-    q = float((w * (d - mean) ** 2).sum())
+    var = np.array([e.se for e in usable]) ** 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # per-point t intervals it cannot make (no n given) and a negative tau^2
+        res = combine_effects(d, var, method_re="dl", use_t=True, alpha=1 - CONFIDENCE)
+        intervals = res.conf_int(alpha=1 - CONFIDENCE, use_t=True)  # fixed, random, fixed WLS, random WLS (HKSJ)
+    tau2 = max(0.0, float(res.tau2))
+    mean = float(res.mean_effect_re if tau2 > 0 else res.mean_effect_fe)
+    low, high = (float(v) for v in intervals[3 if tau2 > 0 else 2])
     k = len(usable)
-    q_p = float(_stats.chi2.sf(q, k - 1)) if k > 1 else float("nan")
-    i2 = max(0.0, (q - (k - 1)) / q) if q > 0 else 0.0
     first = usable[0]
-    n = min(e.n for e in usable)
-    effect = Effect(label, mean, mean - half, mean + half, n, first.margin, "", first.unit, first.scale)
-    return Pooled(effect, k, q_p, i2)
+    se = (high - low) / 2 / float(_stats.t.ppf(0.5 + CONFIDENCE / 2, k - 1))
+    effect = Effect(label, mean, low, high, k, first.margin, "", first.unit, first.scale, se, "HKSJ")
+    i2 = float(np.clip(res.i2, 0.0, 1.0)) if res.q > k - 1 else 0.0  # statsmodels leaves it unbounded below k - 1
+    return Pooled(effect, k, float(res.test_homogeneity().pvalue), i2, tau2, shared)
 
 
-def four_outcomes(effects: list[Effect], pool: Pooled | None = None) -> str:
+def four_outcomes(effects: list[Effect]) -> str:
     """supported / not supported / depends / inconclusive (module docstring); no data without effects."""
     if not effects:
         return NO_DATA
-    pool = pool if pool is not None else pooled(effects)
     clear = {e.outcome for e in effects} - {STRADDLES, NO_CI}
-    pooled_outcome = pool.effect.outcome if pool else NO_CI
     if ABOVE in clear and clear & {BELOW, WITHIN}:
         return DEPENDS
     if clear == {ABOVE}:
-        return SUPPORTED if pooled_outcome == ABOVE else INCONCLUSIVE
+        return SUPPORTED
     if clear:
-        return NOT_SUPPORTED if pooled_outcome != ABOVE else INCONCLUSIVE
+        return NOT_SUPPORTED
     return INCONCLUSIVE
 
 
@@ -158,14 +276,12 @@ def keeps_outcome(effects: list[Effect]) -> str:
         return NO_DATA
     keeps = {ABOVE, WITHIN}
     clear = {e.outcome for e in effects} & (keeps | {BELOW})
-    pool = pooled(effects)
-    pool_keeps = pool is not None and pool.effect.low > -pool.effect.margin
     if clear & keeps and BELOW in clear:
         return DEPENDS
     if clear and clear <= keeps:
-        return SUPPORTED if pool_keeps else INCONCLUSIVE
+        return SUPPORTED
     if clear == {BELOW}:
-        return NOT_SUPPORTED if not pool_keeps else INCONCLUSIVE
+        return NOT_SUPPORTED
     return INCONCLUSIVE
 
 

@@ -6,9 +6,9 @@ Families x head (flatten / global average) x padding (zero / circular, and
 valid in full), the full product so that head and padding each vary alone;
 paper and full also train with random circular shifts of up to 4 positions.
 The translation probes (shift curves, consistency, equivariance error) run on
-these checkpoints; two stride-1 conv nets (circular padding, each head) show
-what the stride costs under 1-pixel shifts. quick: MNIST-1D, 14 runs; paper:
-26; full: every data set. Expected: conv is equivariant, not invariant; only
+these checkpoints; four stride-1 conv nets (each padding, each head) show
+what the stride costs under 1-pixel shifts. quick: MNIST-1D, 16 runs; paper:
+28; full: every data set. Expected: conv is equivariant, not invariant; only
 with global pooling and circular padding does invariance approach exact.
 full leaves out dense on CIFAR-10 (over 8M parameters a replica:
 experiments/common.py, FULL_MAX_PARAMS).
@@ -35,8 +35,11 @@ def _sweep(variant: str) -> list[dict]:
     )
     # Stride-1 conv nets beside the strided ones: exactly equivariant to 1-pixel shifts with circular
     # padding, where the strided ones are only equivariant to shifts by their stride (Azulay & Weiss 2019).
-    stride_one = {"model.family": "conv", "model.strides": 1, "model.padding": "CIRCULAR", "train.augment_shift": 0}
-    return runs + product(bundles, [stride_one], axis("model.head", ["flatten", "global_avg"]))
+    # Both paddings, so that at stride 1 too the padding varies alone (C3 by component).
+    stride_one = {"model.family": "conv", "model.strides": 1, "train.augment_shift": 0}
+    return runs + product(
+        bundles, [stride_one], axis("model.head", ["flatten", "global_avg"]), axis("model.padding", ["CIRCULAR", "SAME"])
+    )
 
 
 def get_sweep(variant: str = "quick"):

@@ -5,7 +5,8 @@
 Conv vs locally connected (same locality, sharing off) vs dense (neither), at
 matched activation shapes, over several widths: accuracy against parameters.
 quick and paper: MNIST-1D at widths 4, 16 and 64 and a 100-per-class
-Fashion-MNIST subset at widths 4 and 16, 19 runs. full: widths 4-64, Fashion-MNIST, MNIST, CIFAR-10.
+Fashion-MNIST subset at widths 4 and 16, 19 runs; paper adds widths 8 and 32 on
+MNIST-1D (25 runs), so that C1's frontier has 5 widths a family. full: widths 4-64, Fashion-MNIST, MNIST, CIFAR-10.
 At width 16 two more runs compare at matched parameter counts (tag
 ``matched_params``): the conv widened to the locally connected net's count,
 and the locally connected net narrowed to the conv's. Every run trains the
@@ -17,7 +18,16 @@ FULL_MAX_PARAMS): dense on CIFAR-10 at every width, dense on 28x28 images at
 widths 32 and 64, locally connected on CIFAR-10 at width 64.
 """
 
-from experiments.common import bundle_widths, datasets, lattice_config, lattice_size, matched_width, on_cpu, within_budget
+from experiments.common import (
+    bundle_widths,
+    check_variant,
+    datasets,
+    lattice_config,
+    lattice_size,
+    matched_width,
+    on_cpu,
+    within_budget,
+)
 from research.models import count_params
 from research.sweep import axis, product
 
@@ -47,6 +57,8 @@ def _sweep(variant: str) -> list[dict]:
         for b in datasets(variant, width)
         if width < 64 or b["data.name"] == "mnist1d" or not on_cpu(variant)
     ]
+    if check_variant(variant) == "paper":  # the frontier needs at least 5 widths a family: 8 and 32 on MNIST-1D too
+        data += [b for width in (8, 32) for b in datasets(variant, width) if b["data.name"] == "mnist1d"]
     shapes = product(data, axis("model.family", ["conv", "locally_connected", "dense"]), axis("tag", ["matched_shape"]))
     matched_at = 16  # the width at which conv and locally connected also meet at equal parameter counts
     return shapes + [run for bundle in datasets(variant, matched_at) for run in matched_parameter_runs(bundle)]

@@ -43,6 +43,9 @@ def default_config() -> ml_collections.ConfigDict:
             "dir": "",
             "permute_pixels": False,
             "permutation_seed": 0,
+            # With permute_pixels: start the dense first layer at W0 P^T (W0: the unpermuted run's
+            # init), so the run mirrors the unpermuted one exactly (C6's dense symmetry, shown).
+            "permute_init": False,
             "n_per_class": 0,
             "subset_seed": 0,
             "standardize": False,

@@ -15,7 +15,7 @@ from analysis.figures import FIGURES
 from analysis.stats import diff_ci, mean_ci
 from research.errors import UserError
 from research.rundir import RunDir
-from tests.helpers import SYNTHETIC_PROVENANCE, done_summary, write_run, write_sweep_index
+from tests.helpers import SYNTHETIC_PROVENANCE, done_summary, report_only, write_run, write_sweep_index
 
 SEEDS = 3
 PROVENANCE = {**SYNTHETIC_PROVENANCE, "dirty": True}
@@ -308,6 +308,35 @@ def test_learning_rate_is_chosen_on_validation_never_on_test(tmp_path):
     assert not results.runs["lr_at_edge"].any() and len(results.grid) == 3 * SEEDS
     assert results.runs["test_accuracy"].mean() == pytest.approx(0.6)
     assert unconverged(results.runs).all()
+
+
+def _rerate(tmp_path, val: dict, diverged=lambda replica: False) -> RunDir:
+    """A run of three rates whose replicas' validation accuracy is ``val[(rate, seed)]`` (or ``val[rate]``)."""
+    _write_run(tmp_path / "s", "run", _config("conv"), 0.8, 100, curves=False, rates=(0.001, 0.01, 0.1))
+    write_sweep_index(tmp_path / "s", "s.py:quick", {"run": {}})
+    run = RunDir(tmp_path / "s" / "runs" / "run")
+    summary = run.summary()
+    for replica in summary["replicas"]:
+        replica["val_accuracy"] = val.get((replica["learning_rate"], replica["seed"]), val.get(replica["learning_rate"]))
+        replica["diverged"] = diverged(replica)
+    run.write_summary(summary)
+    return run
+
+
+def test_a_diverged_seed_counts_against_its_learning_rate(tmp_path):
+    """Audit: the rate where 2 of 3 seeds diverged and the survivor reached 0.99 beat a rate with mean 0.85."""
+    run = _rerate(tmp_path, {0.001: 0.5, 0.01: 0.85, 0.1: 0.99}, diverged=lambda r: r["learning_rate"] == 0.1 and r["seed"] > 0)
+    assert set(load_results([tmp_path]).runs["learning_rate"]) == {0.01}
+    assert run.summary()["replicas"][-1]["diverged"]
+
+
+def test_a_run_of_several_rates_without_validation_keeps_none_as_seeds(tmp_path):
+    """Audit: without validation numbers every rate's replicas were kept, as if they were seeds."""
+    _rerate(tmp_path, {0.001: None, 0.01: None, 0.1: None})
+    results = load_results([tmp_path])
+    assert results.runs.empty and len(results.grid) == 3 * SEEDS
+    report = report_only([tmp_path], tmp_path / "report").report_md.read_text()
+    assert "1 runs of several learning rates without validation numbers are left out" in report
 
 
 def test_run_level_lists_are_not_spread_over_replicas(tmp_path):

@@ -331,3 +331,16 @@ def test_blur_pooling_low_passes_then_subsamples():
     np.testing.assert_allclose(np.asarray(blur(alternating, 2))[0, 1:-1, 0], 0.0, atol=1e-7)
     two_d = pool(jnp.ones((2, 6, 6, 3)), "blur", 2, 2)
     assert two_d.shape == (2, 3, 3, 3) and float(two_d[0, 1, 1, 0]) == pytest.approx(1.0)
+
+
+def test_a_full_kernel_conv_does_not_embed_into_a_locally_connected_net():
+    """Audit: the embedding was allowed and built a kernel of the full size, not the shape of
+    the locally connected net of the same fields (the conv's kernel size); only dense holds it."""
+    from research.models.embed import EMBEDDABLE, embed_layer_params
+
+    fields = dict(widths=(3,), kernel_sizes=3, strides=1, padding="SAME")
+    net = get_model("lattice", (12, 1), 4, nnx.Rngs(0), family="full_kernel_conv", **fields)
+    layer = net.layers[0]
+    assert "locally_connected" not in EMBEDDABLE["full_kernel_conv"]
+    with pytest.raises(ValueError, match="cannot embed full_kernel_conv into locally_connected"):
+        embed_layer_params(layer, layer.kernel[...], layer.bias[...], "locally_connected")

@@ -61,10 +61,11 @@ def test_families_without_sharing_are_not_equivariant(family):
 def test_locality_index_of_local_and_uniform_weights():
     shape = (10, 10, 1)
     local = np.zeros((1, 100, 3))
-    local[0, [44, 45, 54], :] = 1.0  # three neighbouring pixels
+    for unit, corner in enumerate((11, 44, 77)):  # each unit: three neighbouring pixels, in its own place
+        local[0, [corner, corner + 1, corner + 10], unit] = 1.0
     result = locality_index(local, shape, radius=1.5)
     assert result["index"][0] == pytest.approx(1.0) and result["unit_spread"][0] == pytest.approx(0.0)
-    # Shuffled over positions, the same three weights are no longer neighbours.
+    # With the units' masses permuted at each position, a unit's weights are no longer neighbours.
     assert result["shuffled"][0] < 0.8
     flat = locality_index(np.ones((1, 100, 3)), shape, radius=1.5)
     assert flat["index"][0] == pytest.approx(flat["uniform"], abs=0.02)
@@ -199,3 +200,48 @@ def test_each_probe_result_is_on_disk_before_the_next_probe_runs(tmp_path, monke
     with pytest.raises(RuntimeError):
         run_probes(tmp_path, ["shift", "consistency", "broken"], options=OPTIONS, run=run)
     assert set(json.loads((tmp_path / "probes.json").read_text())) == {"shift", "consistency"}
+
+
+def test_locality_baseline_keeps_an_envelope_the_whole_population_shares():
+    """Audit: 320 units of i.i.d. weights under one shared centre envelope (no unit local)
+    scored above a baseline that shuffled each unit over positions (+0.03 in the audit's
+    case); the baseline keeps the envelope, so they score it."""
+    rng = np.random.default_rng(0)
+    envelope = np.exp(-((np.arange(40) - 19.5) ** 2) / (2 * 6.0**2))
+    shared = rng.normal(size=(8, 40, 320)) * envelope[None, :, None]
+    result = locality_index(shared, (40, 1), radius=4.0)
+    above = result["index"] - result["shuffled"]  # a baseline shuffling each unit over positions: +0.42 to +0.45 here
+    assert abs(above.mean()) < 0.005 and np.all(np.abs(above) < 0.02)
+    assert np.all(result["index"] > result["uniform"] + 0.05)  # the envelope alone lifts it above uniform
+    # Units each local around their own centre still clear the baseline by far.
+    centres = rng.integers(4, 36, size=320)
+    local = rng.normal(size=(3, 40, 320)) * np.exp(-((np.arange(40)[:, None] - centres[None]) ** 2) / 4.0)[None]
+    local_result = locality_index(local, (40, 1), radius=4.0)
+    assert np.all(local_result["index"] - local_result["shuffled"] > 0.3)
+
+
+def test_equivariance_reads_each_layers_stride_from_the_model_not_from_its_size():
+    """Audit: with VALID padding a stride-1 layer maps 12 positions to 6 under a 7-wide kernel,
+    which the ratio of input to output size read as stride 2."""
+    run = _replicas(1, family="conv", widths=(3,), kernel_sizes=7, strides=1, padding="VALID")
+    assert equivariance(run, OPTIONS)["strides"] == [[1]]
+    pooled = _replicas(1, family="conv", widths=(3, 3), kernel_sizes=3, strides=(1, 2), padding="CIRCULAR", pooling="max")
+    assert equivariance(pooled, OPTIONS)["strides"] == [[2], [8]]  # pooling by 2 after each layer counts too
+
+
+def test_the_flop_count_includes_every_batch_slice_of_the_im2col_conv(monkeypatch):
+    """Audit: XLA's cost analysis counts a ``lax.map`` body once, so a conv computed a slice of
+    examples at a time was counted as one slice (4x under at 4 slices)."""
+    from research.models import im2col
+    from research.probes.cost import counted_flops, xla_flops
+
+    model = LatticeNet((16, 3), 5, rngs=nnx.Rngs(0), family="conv", widths=(8,), kernel_sizes=3, conv_impl="matmul")
+    graphdef, params = nnx.split(model)
+    forward = jax.jit(lambda p, x: nnx.merge(graphdef, p)(x))
+    x = jax.numpy.ones((16, 16, 3))
+    whole = counted_flops(forward, params, x)
+    monkeypatch.setattr(im2col, "PATCH_CHUNK_BYTES", 4 * 16 * 9 * 4)  # 4 examples' patches: 4 slices
+    assert counted_flops(forward, params, x) == pytest.approx(whole, rel=1e-6)
+    jax.clear_caches()
+    assert xla_flops(forward.lower(params, x).compile()) < 0.7 * whole  # the count the probe used to report
+    jax.clear_caches()

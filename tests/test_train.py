@@ -263,3 +263,46 @@ def test_config_json_stores_the_resolved_model_and_old_runs_still_resume_and_loa
     assert strip_timing(train_and_evaluate(config, tmp_path / "run", progress=False)) == strip_timing(summary)
     (tmp_path / "run" / "config.json").write_text(json.dumps(old))
     assert set(load_results([tmp_path]).runs["family"]) == {"conv"}
+
+
+def test_a_dense_run_on_permuted_pixels_from_w0_pt_mirrors_the_unpermuted_run(tmp_path):
+    """C6's exact fact: a dense net trained by Adam on permuted pixels from W0 P^T is the run on
+    the original pixels from W0, to float32 rounding (the order of the first matmul's sums)."""
+
+    def config(permuted: bool):
+        c = tiny_config("mlp", epochs=2)
+        c.data.permute_pixels = c.data.permute_init = permuted
+        c.data.permutation_seed = 3
+        return c
+
+    plain = train_and_evaluate(config(False), tmp_path / "plain", progress=False)
+    mirrored = train_and_evaluate(config(True), tmp_path / "mirrored", progress=False)
+    for a, b in zip(plain["replicas"], mirrored["replicas"]):
+        assert a["test_accuracy"] == b["test_accuracy"] and a["val_accuracy"] == b["val_accuracy"]
+        assert b["test_loss"] == pytest.approx(a["test_loss"], rel=1e-5, abs=1e-6)
+    wrong = config(False)
+    wrong.data.permute_init = True
+    with pytest.raises(UserError, match="permute_init needs data.permute_pixels"):
+        train_and_evaluate(wrong, tmp_path / "wrong", progress=False)
+
+
+def test_the_efcn_switch_carries_the_learning_rate_schedule_and_restarts_adam():
+    """At the switch a decaying schedule goes on from the switch step (it used to restart at its
+    base rate); Adam's moments and step count restart (they do not map through the embedding)."""
+    import optax
+
+    from research.train.loop import embed_state
+
+    config = _efcn_config()
+    config.optimizer.schedule = "cosine"
+    spec = RunSpec.build(config)
+    state = spec.init_state()
+    kinds = (optax.ScaleByScheduleState, optax.ScaleByAdamState)
+    is_kind = lambda node: isinstance(node, kinds)
+    seven = jax.tree.map(lambda n: n._replace(count=n.count + 7) if is_kind(n) else n, state["opt_state"], is_leaf=is_kind)
+    switched = embed_state(spec, {**state, "opt_state": seven})["opt_state"]
+    nodes = [n for n in jax.tree.leaves(switched, is_leaf=is_kind) if is_kind(n)]
+    assert {type(n) for n in nodes} == set(kinds)
+    for node in nodes:
+        expected = 7 if isinstance(node, optax.ScaleByScheduleState) else 0
+        np.testing.assert_array_equal(node.count, expected)

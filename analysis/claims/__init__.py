@@ -4,7 +4,8 @@ Each module registers its claim with :func:`claim`: the statement as commonly
 made, the figures that show it, the study that tests it and its rule (text built
 from :data:`THRESHOLDS`), on a function that fills a :class:`Claim` from the
 loaded :class:`~analysis.load.Results` (replicas at each run's chosen learning
-rate; diverged replicas are left out of every mean and counted in the report):
+rate that count, by :func:`live`: diverged replicas and unconverged runs left out,
+the same filter the figures use):
 the effects that decide it (one factor at a time, against the right control), the
 effects shown beside them, and its verdict, always from :meth:`Claim.decide` or
 :meth:`Claim.decide_ratios` by the rules of :mod:`analysis.verdicts`, overall and
@@ -21,6 +22,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from analysis.load import Results
+from analysis.replicas import counted
 from analysis.verdicts import (
     NO_DATA,
     Effect,
@@ -38,7 +40,6 @@ THRESHOLDS = {
     "consistency_points": 5.0,  # a consistency difference counts beyond +-5 points
     "equivariance_exact": 1e-4,  # relative equivariance error below this is "exact"
     "throughput_ratio": 1.25,  # conv parallelises better when it trains 1.25x the examples/s at matched FLOPs
-    "permutation_indifferent_points": 2.0,  # dense is unaffected by a permutation when its CI lies within +-2 points
     "unconverged_val_gain_points": 0.5,  # flagged: mean val accuracy still rose by more than this over the last fifth
 }
 
@@ -61,7 +62,8 @@ class Claim:
     shown: list[Effect] = field(default_factory=list)  # effects reported beside them
     notes: list[str] = field(default_factory=list)
     rule: str = ""  # how the verdict is reached, stated once it is judged on data
-    pool: Pooled | None = None
+    pool: Pooled | None = None  # over every distinct point: a summary, never the decision
+    pools: dict[str, Pooled] = field(default_factory=dict)  # per data set, with more than one
     per_dataset: dict[str, str] = field(default_factory=dict)
     rule_template: str = field(default="", repr=False)  # the rule, with {THRESHOLDS key} fields
 
@@ -93,7 +95,9 @@ class Claim:
             self.notes.append(uncontrolled_note)
         datasets = sorted({e.dataset for e in self.deciding if e.dataset})
         if len(datasets) > 1:
-            self.per_dataset = {d: outcome_rule([e for e in self.deciding if e.dataset == d]) for d in datasets}
+            by_dataset = {d: [e for e in self.deciding if e.dataset == d] for d in datasets}
+            self.per_dataset = {d: outcome_rule(effects) for d, effects in by_dataset.items()}
+            self.pools = {d: pool for d, effects in by_dataset.items() if (pool := pooled(effects, f"{d}: pooled"))}
         return self
 
     def decide_ratios(self, points: list[tuple[str, float]], threshold: float, *, judged: bool = True) -> Claim:
@@ -145,28 +149,42 @@ def claim(claim_id: str, statement: str, *, figures: Sequence[str], study: str, 
 
 
 def live(frame: pd.DataFrame) -> pd.DataFrame:
-    """Finished replicas that did not diverge (a diverged replica's numbers mean nothing)."""
-    frame = frame.dropna(subset=["test_accuracy"])
-    return frame[~frame["diverged"].astype(bool)]
+    """The replicas that count, for claims and figures alike (:func:`analysis.replicas.counted`):
+    finished, not diverged, of a run not flagged as unconverged."""
+    return counted(frame, THRESHOLDS["unconverged_val_gain_points"])
+
+
+def strides_text(value) -> str:
+    """A strides value as the config wrote it: ``2`` (not ``2.0`` from a column with gaps), ``2x1``."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def keyed(frame: pd.DataFrame, column: str = "test_accuracy") -> pd.Series:
+    """``frame[column]`` indexed by ``(run_key, seed)``: the runs an effect reads (pooling counts
+    each once) and the seeds that pair replicas."""
+    return pd.Series(frame[column].to_numpy(), index=pd.MultiIndex.from_arrays([frame["run_key"], frame["seed"]]), name=column)
 
 
 def select(frame: pd.DataFrame, column: str = "test_accuracy", **where: object) -> pd.Series:
-    """``frame[column]`` on the rows where every ``key == value`` of ``where`` holds."""
+    """``frame[column]`` on the rows where every ``key == value`` of ``where`` holds, :func:`keyed`."""
     mask = np.ones(len(frame), bool)
     for key, value in where.items():
         mask &= (frame[key] == value).to_numpy()
-    return frame[mask][column]
+    return keyed(frame[mask], column)
 
 
-def accuracy_difference(label: str, a: npt.ArrayLike, b: npt.ArrayLike, dataset: str) -> Effect:
-    """``a - b`` in accuracy (fractions), against the accuracy margin."""
-    return difference(label, a, b, THRESHOLDS["accuracy_points"] / 100, dataset=dataset)
+def accuracy_difference(label: str, a: npt.ArrayLike, b: npt.ArrayLike, dataset: str, *, pair: bool = False) -> Effect:
+    """``a - b`` in accuracy (fractions), against the accuracy margin; ``pair`` when the replicas
+    of ``a`` and ``b`` are paired by seed (see :func:`~analysis.verdicts.difference`)."""
+    return difference(label, a, b, THRESHOLDS["accuracy_points"] / 100, dataset=dataset, pair=pair)
 
 
-def consistency_difference(label: str, a: npt.ArrayLike, b: npt.ArrayLike, dataset: str) -> Effect:
+def consistency_difference(label: str, a: npt.ArrayLike, b: npt.ArrayLike, dataset: str, *, pair: bool = False) -> Effect:
     """``a - b`` in points of consistency (already percentages), against the consistency margin."""
     margin = THRESHOLDS["consistency_points"]
-    return difference(label, a, b, margin, dataset=dataset, unit="points of consistency", scale=1.0)
+    return difference(label, a, b, margin, dataset=dataset, unit="points of consistency", scale=1.0, pair=pair)
 
 
 def matched_shapes(runs: pd.DataFrame, family_a: str, family_b: str, label: str) -> Iterator[tuple[Effect, pd.DataFrame]]:
@@ -193,4 +211,4 @@ from analysis.claims import (  # noqa: E402,F401  (each module registers its cla
     c7_embedding,
 )
 
-__all__ = ["CLAIMS", "THRESHOLDS", "Claim", "ClaimSpec", "claim", "evaluate_claims"]
+__all__ = ["CLAIMS", "THRESHOLDS", "Claim", "ClaimSpec", "claim", "evaluate_claims", "strides_text"]

@@ -1,6 +1,9 @@
 """C1: weight sharing cuts parameters and improves generalisation, judged on conv -
-locally connected test accuracy (weight_sharing and sample_efficiency studies); the
-infinite-width kernels are noted beside it."""
+locally connected test accuracy at matched shapes (every width) and at every training-set
+size of the sample-efficiency study (weight_sharing and sample_efficiency studies). The
+accuracy-against-parameters frontier of each family, the parameters each needs to reach
+another's best accuracy, the matched-parameter runs and the infinite-width kernels are
+reported beside it."""
 
 from __future__ import annotations
 
@@ -9,16 +12,71 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 
-from analysis.claims import Claim, accuracy_difference, claim, live, matched_shapes, select
+from analysis.claims import Claim, accuracy_difference, claim, keyed, live, matched_shapes, select
 from analysis.load import Results
 from analysis.verdicts import Effect
 
 STATEMENT = "Weight sharing cuts parameters and improves generalisation."
 FIGURES = ["F1_accuracy_vs_params", "F2_sample_efficiency", "F12_infinite_width"]
 RULE = (
-    "four outcomes over conv - locally connected test accuracy at matched shapes, matched parameters and the "
-    "smallest training set, against the accuracy margin"
+    "four outcomes over conv - locally connected test accuracy at matched shapes (every width) and at every training-set "
+    "size, against the accuracy margin; the frontiers (parameters to reach the other family's best accuracy) and the "
+    "matched-parameter runs are reported, not deciding"
 )
+FRONTIER_FAMILIES = ("conv", "locally_connected", "dense")
+
+
+def frontier(runs: pd.DataFrame, family: str) -> pd.DataFrame:
+    """``num_params`` and mean test accuracy of ``family``'s runs, by parameters, with ``best``: the
+    best accuracy reached at or below that many parameters (the accuracy-against-parameters frontier)."""
+    rows = runs[runs["family"] == family]
+    points = rows.groupby("num_params")["test_accuracy"].mean().sort_index()
+    return pd.DataFrame(
+        {
+            "num_params": points.index.to_numpy(float),
+            "accuracy": points.to_numpy(),
+            "best": np.maximum.accumulate(points.to_numpy()),
+        }
+    )
+
+
+def params_to_reach(front: pd.DataFrame, target: float) -> float | None:
+    """The parameters at which the frontier first reaches ``target`` (log-linear between measured
+    widths), or None when it never does."""
+    reached = np.flatnonzero(front["best"].to_numpy() >= target)
+    if not len(reached):
+        return None
+    i = int(reached[0])
+    if i == 0:
+        return float(front["num_params"].iloc[0])
+    (p0, p1), (a0, a1) = front["num_params"].iloc[i - 1 : i + 1], front["best"].iloc[i - 1 : i + 1]
+    share = (target - a0) / (a1 - a0) if a1 > a0 else 1.0
+    return float(np.exp(np.log(p0) + share * (np.log(p1) - np.log(p0))))
+
+
+def _frontier_notes(shapes: pd.DataFrame) -> list[str]:
+    """Per data set: each family's best accuracy over its widths and the parameters every other
+    family needs to reach it."""
+    notes = []
+    for dataset, sub in shapes.groupby("dataset"):
+        fronts = {f: frontier(sub, f) for f in FRONTIER_FAMILIES if (sub["family"] == f).any()}
+        for family, front in fronts.items():
+            i = int(np.argmax(front["accuracy"].to_numpy()))
+            best, at = front["accuracy"].iloc[i], front["num_params"].iloc[i]
+            parts = []
+            for other, other_front in fronts.items():
+                if other != family:
+                    need = params_to_reach(other_front, best)
+                    parts.append(
+                        f"{other} needs {need:,.0f} (x{need / at:.2g})"
+                        if need
+                        else f"{other} never does (best {100 * other_front['best'].iloc[-1]:.1f}%)"
+                    )
+            notes.append(
+                f"{dataset}, frontier over {len(front)} widths: {family}'s best {100 * best:.1f}% at {at:,.0f} parameters; "
+                + "; ".join(parts)
+            )
+    return notes
 
 
 def _matched_parameters(shapes: pd.DataFrame, matched: pd.DataFrame) -> Iterator[Effect]:
@@ -37,24 +95,23 @@ def _matched_parameters(shapes: pd.DataFrame, matched: pd.DataFrame) -> Iterator
             f"{first['dataset']}, matched parameters: conv (widths {conv['widths'].iloc[0]}, {int(conv['num_params'].iloc[0])} "
             f"params) - locally connected (widths {lc['widths'].iloc[0]}, {int(lc['num_params'].iloc[0])} params)"
         )
-        yield accuracy_difference(label, conv["test_accuracy"], lc["test_accuracy"], first["dataset"])
+        yield accuracy_difference(label, keyed(conv), keyed(lc), first["dataset"])
 
 
-def _smallest_training_sets(results: Results) -> Iterator[Effect]:
-    """Per data set: conv - locally connected at the fewest examples per class."""
+def _training_set_sizes(results: Results) -> Iterator[Effect]:
+    """Per data set and training-set size: conv - locally connected."""
     sample = live(results.study("sample_efficiency"))
     for dataset in sorted(sample["dataset"].unique()) if not sample.empty else []:
-        sub = sample[(sample["dataset"] == dataset) & (sample["n_per_class"] > 0)]  # 0: the whole training set
-        if sub.empty:
-            continue
-        n = sub["n_per_class"].min()
-        a, b = select(sub, family="conv", n_per_class=n), select(sub, family="locally_connected", n_per_class=n)
-        yield accuracy_difference(f"{dataset}, {n} examples per class: conv - locally connected", a, b, dataset)
+        sub = sample[sample["dataset"] == dataset]
+        for n in sorted(sub["n_per_class"].unique()):
+            a, b = select(sub, family="conv", n_per_class=n), select(sub, family="locally_connected", n_per_class=n)
+            size = f"{int(n)} examples per class" if n else "the whole training set"
+            yield accuracy_difference(f"{dataset}, {size}: conv - locally connected", a, b, dataset)
 
 
 def _infinite_width_notes(results: Results) -> list[str]:
     """What the NNGP kernels say: conv vs locally connected kernel-regression accuracy per head."""
-    kernels = results.study("infinite_width").dropna(subset=["test_accuracy"])
+    kernels = live(results.study("infinite_width"))
     notes = []
     for (dataset, head), sub in kernels.groupby(["dataset", "head"]):
         acc = sub.groupby("family")["test_accuracy"].mean()
@@ -76,6 +133,7 @@ def weight_sharing(c: Claim, results: Results) -> Claim:
         ratio = select(sub, "num_params", family="locally_connected").iloc[0] / select(sub, "num_params", family="conv").iloc[0]
         effect.label += f", x{ratio:.1f} parameters without sharing"
         c.deciding.append(effect)
-    c.deciding += list(_matched_parameters(shapes, matched))
-    c.deciding += list(_smallest_training_sets(results))
+    c.shown += list(_matched_parameters(shapes, matched))
+    c.deciding += list(_training_set_sizes(results))
+    c.notes += _frontier_notes(shapes)
     return c.decide()

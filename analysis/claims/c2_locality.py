@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from analysis.claims import Claim, accuracy_difference, claim, live, matched_shapes, select
+from analysis.claims import Claim, accuracy_difference, claim, keyed, live, matched_shapes, select
 from analysis.load import Results
 from analysis.verdicts import Effect, level
 
@@ -32,7 +32,7 @@ def _small_kernels(results: Results) -> list[Effect]:
         effects.append(
             accuracy_difference(
                 f"{dataset}: conv kernel {smallest} - full-kernel conv (sharing without locality, same padding)",
-                conv[k == smallest]["test_accuracy"],
+                keyed(conv[k == smallest]),
                 select(sub, family="full_kernel_conv"),
                 dataset,
             )

@@ -7,8 +7,9 @@ import numpy as np
 from matplotlib.patches import Rectangle
 
 from analysis import style
+from analysis.claims import live
 from analysis.figures import FIGURES
-from analysis.load import probe_value, runs_with_probe
+from analysis.load import probe_rows
 
 
 def _name(row) -> str:
@@ -17,12 +18,16 @@ def _name(row) -> str:
 
 @FIGURES.register("F5_position_generalisation")
 def make(results):
-    runs = runs_with_probe(results, "position", "position", "accuracy_map")
+    counted = live(results.study("position"))
+    keys = [k for k in counted["run_key"].unique() if "accuracy_map" in results.probes.get(k, {}).get("position", {})]
+    counted = counted[counted["run_key"].isin(keys)]
+    runs = counted.drop_duplicates("run_key")
     if runs.empty:
         return None
     fig, axes = style.subplots(len(runs), width=4.0, height=3.6)
     for ax, (_, row) in zip(axes, runs.iterrows()):
-        acc = 100 * probe_value(results, row["run_key"], "position", "accuracy_map").mean(0)
+        replicas = counted[counted["run_key"] == row["run_key"]]
+        acc = 100 * probe_rows(results, replicas, "position", "accuracy_map").mean(0)
         axes_pos = results.probes[row["run_key"]]["position"]["axes"]
         region = results.probes[row["run_key"]]["position"]["region"]
         if acc.ndim == 2:
@@ -41,7 +46,6 @@ def make(results):
             ax.set_xlabel("object start position")
             ax.set_ylabel("test accuracy (%)")
             ax.set_ylim(0, 100)
-        replicas = results.runs[results.runs["run_key"] == row["run_key"]]
         inside = 100 * replicas["probe.position.accuracy_in_region"].mean()
         outside = 100 * replicas["probe.position.accuracy_off_region"].mean()
         ax.set_title(f"{_name(row)}\nin region {inside:.1f}%, off region {outside:.1f}%", fontsize=9)

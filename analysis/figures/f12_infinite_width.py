@@ -1,46 +1,63 @@
 """F12 (C1 at infinite width): test accuracy against width per family (weight-sharing
 study, flatten head), with each family's infinite-width NNGP kernel-regression accuracy
-(infinite_width study, flatten head) as a dashed line of the family's colour."""
+(infinite_width study) as horizontal lines of the family's colour: dashed for the
+flatten head, dotted for the global-average head, each with its training-set size. Conv
+and locally connected share the flatten kernel exactly, so their dashes interleave."""
 
 from __future__ import annotations
 
 from analysis import style
+from analysis.claims import live
 from analysis.figures import FIGURES
 from analysis.stats import aggregate
+
+HEAD_STYLES = {"flatten": (0, (4, 4)), "global_avg": (0, (1, 2))}
+OFFSET = {"locally_connected": 4}  # its flatten dashes start where conv's stop: both stay visible
+
+
+def _kernel_lines(ax, kernels, dataset: str) -> list[str]:
+    """Each family's kernel accuracy per head as a line; returns one legend text per head."""
+    texts = []
+    for head, dashes in HEAD_STYLES.items():
+        rows = kernels[(kernels["dataset"] == dataset) & (kernels["head"] == head)]
+        if rows.empty:
+            continue
+        parts = []
+        for family in style.families_in(rows["family"]):
+            value = 100 * rows[rows["family"] == family]["test_accuracy"].mean()
+            offset, pattern = dashes
+            ax.axhline(value, color=style.color(family), linestyle=(OFFSET.get(family, offset), pattern), linewidth=1.2)
+            parts.append(f"{family} {value:.1f}%")
+        texts.append(f"{head} head ({int(rows['train_examples'].max())} examples): " + ", ".join(parts))
+    return texts
 
 
 @FIGURES.register("F12_infinite_width")
 def make(results):
-    kernels = results.study("infinite_width").dropna(subset=["test_accuracy"])
-    finite = results.study("weight_sharing").dropna(subset=["test_accuracy"])
+    kernels = live(results.study("infinite_width"))
+    finite = live(results.study("weight_sharing"))
     if kernels.empty:
         return None
     finite = finite[finite["tag"] != "matched_params"].copy()
     finite["width"] = finite["widths"].map(lambda w: int(str(w).split("x")[0]))
     frames = kernels if finite.empty else finite
-    fig, panels = style.per_dataset(frames, width=5.0)
+    fig, panels = style.per_dataset(frames, width=5.4, height=3.8)
     for ax, dataset, _ in panels:
         part = finite[finite["dataset"] == dataset] if not finite.empty else finite
-        for family in style.families_in(list(part["family"]) + list(kernels["family"])):
-            rows = part[part["family"] == family]
-            if len(rows):
-                agg = aggregate(rows, ["width"], "test_accuracy")
-                style.errorbars(
-                    ax,
-                    agg["width"],
-                    agg.assign(**{k: 100 * agg[k] for k in ("mean", "low", "high")}),
-                    family,
-                    label=style.label(family),
-                )
-            limit = kernels[(kernels["family"] == family) & (kernels["dataset"] == dataset) & (kernels["head"] == "flatten")]
-            if len(limit):
-                ax.axhline(100 * limit["test_accuracy"].mean(), color=style.color(family), linestyle="--", linewidth=1)
+        for family in style.families_in(part["family"]):
+            agg = aggregate(part[part["family"] == family], ["width"], "test_accuracy")
+            style.errorbars(
+                ax,
+                agg["width"],
+                agg.assign(**{k: 100 * agg[k] for k in ("mean", "low", "high")}),
+                family,
+                label=style.label(family),
+            )
+        texts = _kernel_lines(ax, kernels, dataset)
         ax.set_xscale("log", base=2)
         ax.set_xlabel("width (channels per layer)")
         ax.set_ylabel("test accuracy (%)")
-        trained = kernels[kernels["dataset"] == dataset]["train_examples"]
-        n = f", {int(trained.max())} training examples" if len(trained) else ""
-        ax.set_title(f"{dataset} (dashed: infinite width, flatten head{n})", fontsize=9)
+        ax.set_title(f"{dataset}; infinite width:\n" + "\n".join(texts), fontsize=7)
         ax.legend(fontsize=7)
-    fig.suptitle("F12  Finite nets against their infinite-width kernels")
+    fig.suptitle("F12  Finite nets against their infinite-width kernels (dashed: flatten head; dotted: global average)")
     return fig

@@ -72,7 +72,9 @@ def locally_connected_layer_to_dense(layer: LocallyConnected) -> tuple[np.ndarra
 # Where each family can be embedded exactly (down the lattice).
 EMBEDDABLE = {
     "conv": ("conv", "locally_connected", "dense"),
-    "full_kernel_conv": ("full_kernel_conv", "locally_connected", "dense"),
+    # Not locally connected: a full kernel sees the whole input, which the locally connected layer of
+    # the same geometry (the conv's kernel size) cannot hold; only the dense matrix can.
+    "full_kernel_conv": ("full_kernel_conv", "dense"),
     "locally_connected": ("locally_connected", "dense"),
     "dense": ("dense",),
 }
@@ -103,3 +105,22 @@ def embed_network_params(source_model, params: dict, target: str) -> dict:
         kernel, bias = embed_layer_params(layer, params["layers"][i]["kernel"], params["layers"][i]["bias"], target)
         out["layers"][i] = {"kernel": kernel, "bias": bias}
     return out
+
+
+def permuted_input_kernel(kernel, permutation: np.ndarray, channels: int):
+    """A first dense kernel ``(positions * channels, out)`` that computes on pixels permuted by
+    ``permutation`` (``x'[i] = x[permutation[i]]``, as ``research.data.permute_pixels``) what
+    ``kernel`` computes on the original pixels: row ``i * C + c`` is row ``permutation[i] * C + c``
+    (W0 P^T). A dense net is thereby exactly symmetric under a fixed pixel permutation: trained
+    by Adam on permuted inputs from this kernel, it follows the original run's trajectory."""
+    rows = (np.asarray(permutation)[:, None] * channels + np.arange(channels)[None]).reshape(-1)
+    return kernel[rows]
+
+
+def first_dense_layer(model):
+    """The dense layer that reads the flattened input (an MLP's first hidden layer or a dense
+    lattice net's first layer), or None."""
+    if getattr(model, "family", "") == "dense" and getattr(model, "layers", None):
+        return model.layers[0]
+    hidden = getattr(model, "hidden", None)
+    return hidden[0] if hidden else None

@@ -44,13 +44,15 @@ def patches(x: jax.Array, window: Sequence[int], strides: Sequence[int], pads: S
 PATCH_CHUNK_BYTES = 5 * 2**20
 
 
-def batch_chunk(batch: int, bytes_per_example: int, budget: int = PATCH_CHUNK_BYTES) -> int:
-    """The largest divisor of ``batch`` whose examples' patches fit in ``budget`` bytes (at least 1).
+def batch_chunk(batch: int, bytes_per_example: int, budget: int | None = None) -> int:
+    """The largest divisor of ``batch`` whose examples' patches fit in ``budget`` bytes (at least 1;
+    default :data:`PATCH_CHUNK_BYTES`, read when called, so a cost count can lift it).
 
     Why: on CPU, writing and reading back a large layer's whole-batch patches costs
     more than the matmul itself; slices whose patches stay in cache do not
     (measured: benchmarks/README.md, "Measurements behind rules in the code").
     """
+    budget = PATCH_CHUNK_BYTES if budget is None else budget
     fits = max(1, budget // max(1, bytes_per_example))
     return max(d for d in range(1, min(batch, fits) + 1) if batch % d == 0)
 

@@ -13,7 +13,8 @@ parallelism buys, as opposed to how efficient each kernel is.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import jax
 import jax.numpy as jnp
@@ -21,7 +22,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from research.models import count_macs, count_params
+from research.models import count_macs, count_params, im2col
 from research.probes.base import ProbeOptions, register_probe
 from research.train.trained import TrainedRun
 
@@ -35,6 +36,27 @@ def xla_flops(compiled) -> float:
     if isinstance(analysis, (list, tuple)):
         analysis = analysis[0] if analysis else {}
     return float((analysis or {}).get("flops", float("nan")))
+
+
+@contextmanager
+def whole_batch_patches() -> Iterator[None]:
+    """Trace im2col convs without slicing the batch. XLA's cost analysis counts the body of a
+    ``lax.map`` / ``scan`` once, so a conv computed a slice of examples at a time would count as
+    one slice. Traces are dropped on both sides, so the timed program slices as training does."""
+    saved = im2col.PATCH_CHUNK_BYTES
+    im2col.PATCH_CHUNK_BYTES = 2**62
+    jax.clear_caches()
+    try:
+        yield
+    finally:
+        im2col.PATCH_CHUNK_BYTES = saved
+        jax.clear_caches()
+
+
+def counted_flops(jitted, *args) -> float:
+    """FLOPs of ``jitted(*args)`` by XLA's cost analysis, every batch slice counted."""
+    with whole_batch_patches():
+        return xla_flops(jitted.lower(*args).compile())
 
 
 def median_seconds(fn: Callable[[], object], *, min_time: float = 0.2, repeats: int = 5) -> float:
@@ -89,8 +111,8 @@ def profile_model(model: nnx.Module, params: nnx.State, x: jax.Array, y: jax.Arr
     tx = optax.adam(1e-3)
     opt_state = tx.init(params)
     step = jax.jit(training_step(graphdef, tx))
-    forward_flops = xla_flops(forward.lower(params, x).compile())
-    step_flops = xla_flops(step.lower(params, opt_state, x, y).compile())
+    forward_flops = counted_flops(forward, params, x)
+    step_flops = counted_flops(step, params, opt_state, x, y)
     forward_s = median_seconds(lambda: forward(params, x).block_until_ready())
     samples = timing_samples(lambda: jax.block_until_ready(step(params, opt_state, x, y)))
     step_s = float(np.median(samples))

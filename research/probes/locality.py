@@ -4,11 +4,16 @@ For each unit of a dense first layer, its squared incoming weights, summed
 over input channels, give a mass over input positions. The index is the
 fraction of that mass within ``radius`` of the unit's mass centroid, averaged
 over units. A perfectly local unit scores 1. The index is read against its
-shuffled baseline (``shuffled``): the same units with each one's weights
-shuffled over positions (seeded), which keeps every unit's weight distribution
-and removes only its spatial arrangement; it scores above the fraction of
-positions within the radius (``uniform``), because concentrated weights sit
-near their own centroid wherever they are. ``unit_spread`` is the standard
+shuffled baseline (``shuffled``): at each input position, the units' masses are
+permuted among the units (seeded). That keeps the population's mass at every
+position (an envelope shared by all units, e.g. more weight on the centre of
+the canvas) and every position's distribution over units, and removes only what
+ties one unit's mass to positions near each other. A baseline that shuffled each
+unit's weights over positions would also remove a shared envelope, so i.i.d.
+units under one envelope, none of them local, would score above it; against this
+one they do not. Both sit above the fraction of positions within the radius
+(``uniform``), because concentrated weights sit near their own centroid wherever
+they are. ``unit_spread`` is the standard
 deviation of the per-unit index. Recorded at every evaluation
 with ``probes.track = ("locality",)``, it shows locality emerging in training
 (Neyshabur 2020, https://arxiv.org/abs/2007.13657).
@@ -66,8 +71,8 @@ def locality_index(kernel: np.ndarray, input_shape: tuple[int, ...], radius: flo
     mass = (kernel.reshape(replicas, math.prod(spatial), channels, units) ** 2).sum(2)  # (R, positions, units)
     coords = np.stack(np.meshgrid(*[np.arange(s) for s in spatial], indexing="ij"), -1).reshape(-1, len(spatial))
     per_unit = _unit_index(mass, coords, radius)
-    order = np.random.default_rng(seed).random(mass.shape).argsort(1)  # an independent shuffle per replica and unit
-    shuffled = _unit_index(np.take_along_axis(mass, order, 1), coords, radius)
+    order = np.random.default_rng(seed).random(mass.shape).argsort(2)  # per replica and position: units permuted
+    shuffled = _unit_index(np.take_along_axis(mass, order, 2), coords, radius)
     centre = (np.asarray(spatial) - 1) / 2
     uniform = float((np.linalg.norm(coords - centre, axis=-1) <= radius).mean())
     return {"index": per_unit.mean(-1), "unit_spread": per_unit.std(-1), "shuffled": shuffled.mean(-1), "uniform": uniform}

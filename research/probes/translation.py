@@ -97,9 +97,25 @@ def one_pixel(run: TrainedRun, options: ProbeOptions) -> dict:
 
 
 def _total_strides(input_spatial: tuple[int, ...], feature_spatial: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The stride as the ratio of input to feature size: only for a model without its own
+    strides (with VALID padding the ratio is not the stride: 8 -> 4 under a 5-wide kernel)."""
     if len(input_spatial) != len(feature_spatial) or any(i % f for i, f in zip(input_spatial, feature_spatial)):
         return None
     return tuple(i // f for i, f in zip(input_spatial, feature_spatial))
+
+
+def layer_strides(model, ndim: int) -> list[tuple[int, ...]] | None:
+    """Each lattice layer's total stride (its own and every earlier layer's and pooling's
+    strides multiplied), from the model; None for a model without lattice layers."""
+    layers = getattr(model, "layers", None)
+    if not layers:
+        return None
+    pool_stride = np.ones(ndim, int) if getattr(model, "pooling", "none") == "none" else np.broadcast_to(model.pool_stride, ndim)
+    total, out = np.ones(ndim, int), []
+    for layer in layers:
+        total = total * np.asarray(layer.strides) * pool_stride
+        out.append(tuple(int(s) for s in total))
+    return out
 
 
 @register_probe("equivariance")
@@ -112,9 +128,10 @@ def equivariance(run: TrainedRun, options: ProbeOptions) -> dict:
         run.features(shift(x, [int(a == axis) for a in range(len(spatial))], "circular")) for axis in range(len(spatial))
     ]
     errors, strides, one_pixel = [], [], []
+    own = layer_strides(run.model, len(spatial))
     for layer, f in enumerate(features):
         f_spatial = f.shape[2:-1]
-        total = _total_strides(spatial, f_spatial) if f_spatial else None
+        total = None if not f_spatial else own[layer] if own and len(own) == len(features) else _total_strides(spatial, f_spatial)
         strides.append(list(total) if total else None)
         if total is None:  # no spatial axes, or a size that is not a whole multiple: undefined
             errors.append([float("nan")] * run.num_replicas)

@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
 from flax import nnx
 
 from research.data import model_inputs
@@ -84,8 +85,17 @@ def _on_replica_devices(state, replicas: int):
     return jax.device_put(state, shardings[0]) if shardings else state
 
 
+def _carry_schedule(fresh, old):
+    """``fresh`` optimizer state with every learning-rate schedule's step count taken from ``old``:
+    a decaying schedule goes on from where it was, instead of restarting at its base rate."""
+    is_schedule = lambda node: isinstance(node, optax.ScaleByScheduleState)
+    return jax.tree.map(lambda f, o: o if is_schedule(f) else f, fresh, old, is_leaf=is_schedule)
+
+
 def embed_state(spec: RunSpec, state: TrainState) -> TrainState:
-    """The eFCN switch: every replica's params embedded exactly; a fresh optimizer state."""
+    """The eFCN switch: every replica's params embedded exactly; a fresh optimizer state (Adam's
+    moments are statistics of the conv's gradients, which the embedding does not map to the dense
+    net's), except the learning-rate schedule, which goes on from the switch step."""
     initial, embedded = spec.initial.model, spec.phases["embedded"].model
     pure = jax.device_get(nnx.to_pure_dict(state["params"]))
     per_replica = [
@@ -93,7 +103,7 @@ def embed_state(spec: RunSpec, state: TrainState) -> TrainState:
     ]
     params = nnx.state(embedded, nnx.Param)
     nnx.replace_by_pure_dict(params, jax.tree.map(lambda *xs: jnp.asarray(np.stack(xs)), *per_replica))
-    opt_state = jax.vmap(spec.tx.init)(params)
+    opt_state = _carry_schedule(jax.vmap(spec.tx.init)(params), state["opt_state"])
     opt_state.hyperparams["learning_rate"] = state["opt_state"].hyperparams["learning_rate"]
     return _on_replica_devices({**state, "params": params, "opt_state": opt_state}, spec.replicas)
 

@@ -34,9 +34,10 @@ from flax import nnx
 
 from research.config import validate
 from research.data import load_dataset
+from research.data.transforms import pixel_permutation
 from research.errors import UserError
 from research.models import get_model
-from research.models.embed import EMBEDDABLE
+from research.models.embed import EMBEDDABLE, first_dense_layer, permuted_input_kernel
 from research.train.engine import Engine, TrainState, choose_strategy, replica_sharding, run_once
 from research.train.optim import build_optimizer
 
@@ -65,9 +66,23 @@ def model_fields(config) -> dict:
 
 def build_model(config, data: DataShape, seed: int, **changes) -> nnx.Module:
     """The config's model for ``data``'s shapes, initialised from ``seed`` (``changes``
-    override model fields, e.g. ``family`` for the eFCN's embedded phase)."""
+    override model fields, e.g. ``family`` for the eFCN's embedded phase); with
+    ``data.permute_init``, its first dense layer starts at W0 P^T (:func:`mirror_permutation`)."""
     fields = {**model_fields(config), **changes}
-    return get_model(config.model.name, data.input_shape, data.num_classes, nnx.Rngs(jax.random.key(seed)), **fields)
+    model = get_model(config.model.name, data.input_shape, data.num_classes, nnx.Rngs(jax.random.key(seed)), **fields)
+    if config.data.get("permute_init", False):
+        mirror_permutation(model, config, data)
+    return model
+
+
+def mirror_permutation(model: nnx.Module, config, data: DataShape) -> None:
+    """Start ``model``'s first dense layer at W0 P^T for the run's pixel permutation P, so that
+    training on the permuted pixels mirrors training on the original ones from W0 exactly."""
+    layer = first_dense_layer(model)
+    if not config.data.permute_pixels or layer is None:
+        raise UserError("data.permute_init needs data.permute_pixels=True and a dense first layer (model mlp or family dense)")
+    permutation = pixel_permutation(data.input_shape[:-1], int(config.data.permutation_seed))
+    layer.kernel[...] = permuted_input_kernel(layer.kernel[...], permutation, data.input_shape[-1])
 
 
 def abstract_model(config, data: DataShape, **changes) -> nnx.Module:
