@@ -70,10 +70,8 @@ def _translation(results, axes, translation: pd.DataFrame) -> None:
     ax.set_title("consistency (Zhang 2019); 100% is invariant")
 
 
-def _pooling(results, ax, pooling: pd.DataFrame) -> None:
-    """Shift curves of each pooling kind on the first data set."""
-    dataset = sorted(pooling["dataset"].unique())[0]
-    part = pooling[pooling["dataset"] == dataset]
+def _pooling(results, ax, part: pd.DataFrame, dataset: str) -> None:
+    """Per pooling kind on one data set: accuracy under shifts relative to unshifted accuracy."""
     for i, (_, rows) in enumerate(part.groupby("run_key", sort=True)):
         row = rows.iloc[0]
         x, agg = _curve(results, rows, "circular", relative=True)
@@ -94,10 +92,11 @@ def make(results):
     pooling = live(results.study("pooling"))
     if translation.empty and pooling.empty:
         return None
-    fig, axes = style.subplots(4, ncols=2, width=5.4, height=3.6)
+    datasets = sorted(pooling["dataset"].unique()) if not pooling.empty else []
+    fig, axes = style.subplots(3 + max(len(datasets), 1), ncols=2, width=5.4, height=3.6)
     if not translation.empty:
         _translation(results, axes, translation)
-    if not pooling.empty:
-        _pooling(results, axes[3], pooling)
+    for ax, dataset in zip(axes[3:], datasets):  # every data set: C5 decides on each
+        _pooling(results, ax, pooling[pooling["dataset"] == dataset], dataset)
     fig.suptitle("F4  Shift robustness (mean, 95% CI over seeds)")
     return fig
