@@ -44,6 +44,8 @@ AXES = {
     "epochs": ("train", "epochs"),
     "batch_size": ("train", "batch_size"),
     "learning_rate": ("optimizer", "learning_rate"),
+    "optimizer": ("optimizer", "name"),
+    "l1": ("optimizer", "l1"),
 }
 
 
