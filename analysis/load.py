@@ -48,6 +48,7 @@ AXES = {
     "batch_size": ("train", "batch_size"),
     "learning_rate": ("optimizer", "learning_rate"),
     "optimizer": ("optimizer", "name"),
+    "l1": ("optimizer", "l1"),
 }
 
 

@@ -19,8 +19,10 @@ the points, the pooled effect only summarises them:
 
 Variants for claims that are not one difference against a margin:
 :func:`keeps_outcome` (non-inferiority), :func:`ratio_outcome` (a ratio against a
-threshold, no CI) and :func:`controlled` (a decisive verdict stands only when the
-controls show no effect).
+threshold, no CI), :func:`controlled` (a decisive verdict stands only when the
+controls show no effect), :func:`conjunction` (one effect read against several
+references, all of which it must clear) and :func:`joint` (a claim decided on
+several distinct effects, each judged on its own).
 
 The pooled effect (:func:`pooled`) is a random-effects mean over distinct points (a
 point that reads a run an earlier point already counted is left out of it):
@@ -308,3 +310,32 @@ def controlled(verdict: str, controls: Sequence[Effect]) -> str:
     if controls and {e.outcome for e in controls} != {WITHIN} and verdict in DECISIVE:
         return INCONCLUSIVE
     return verdict
+
+
+def conjunction(*verdicts: str) -> str:
+    """One effect that must clear several references at once (each verdict from its own rule):
+    supported when every one is, not supported when any one is not; otherwise depends when
+    one depends, else inconclusive; no data when none has data."""
+    if not verdicts or set(verdicts) == {NO_DATA}:
+        return NO_DATA
+    if set(verdicts) == {SUPPORTED}:
+        return SUPPORTED
+    if NOT_SUPPORTED in verdicts:
+        return NOT_SUPPORTED
+    return DEPENDS if DEPENDS in verdicts else INCONCLUSIVE
+
+
+def joint(*verdicts: str) -> str:
+    """A claim decided on several distinct effects (each verdict from its own rule, never pooled
+    together: their units differ): supported when every one is, not supported when every one
+    is not; depends when they are decisive and disagree; inconclusive when any one is (or has
+    no data while another has); no data when none has data."""
+    if not verdicts or set(verdicts) == {NO_DATA}:
+        return NO_DATA
+    if INCONCLUSIVE in verdicts or NO_DATA in verdicts:
+        return INCONCLUSIVE
+    if set(verdicts) == {SUPPORTED}:
+        return SUPPORTED
+    if set(verdicts) == {NOT_SUPPORTED}:
+        return NOT_SUPPORTED
+    return DEPENDS

@@ -72,7 +72,11 @@ def default_config() -> ml_collections.ConfigDict:
             "b1": 0.9,
             "b2": 0.999,
             "weight_decay": 0.0,  # adamw only
-            "momentum": 0.9,  # sgd only
+            "momentum": 0.9,  # sgd and beta_lasso only
+            # beta_lasso only (Neyshabur 2020): the L1 coefficient, and the threshold as a multiple of it:
+            # after each step, weights below beta * l1 in magnitude are set to zero (50: the paper's)
+            "l1": 0.0,
+            "beta": 50.0,
         }
     )
     c.train = ml_collections.ConfigDict(
@@ -312,6 +316,8 @@ OPTIMIZER_RANGES = {
     "b2": (0.0, 1.0),
     "momentum": (0.0, 1.0),
     "weight_decay": (0.0, float("inf")),
+    "l1": (0.0, float("inf")),
+    "beta": (0.0, float("inf")),
     "grad_clip_norm": (0.0, float("inf")),
     "warmup_steps": (0, float("inf")),
 }
@@ -355,7 +361,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
 # where it changes nothing is refused, not silently ignored.
 LIVE_WHEN = {
     "weight_decay": ("name", ("adamw",)),
-    "momentum": ("name", ("sgd",)),
+    "momentum": ("name", ("sgd", "beta_lasso")),
+    "l1": ("name", ("beta_lasso",)),
+    "beta": ("name", ("beta_lasso",)),
     "b1": ("name", ("adam", "adamw")),
     "b2": ("name", ("adam", "adamw")),
     "warmup_steps": ("schedule", ("warmup_cosine",)),

@@ -57,6 +57,7 @@ STUDIES = (
     "compute",
     "embedding",
     "infinite_width",
+    "learned_locality",
 )
 
 # name -> (study file, variant, overrides, published accuracy %). The reference models train

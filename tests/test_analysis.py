@@ -125,6 +125,30 @@ def _shift_probes(accuracy: float, invariant: bool, equivariant: bool) -> dict:
     }
 
 
+# (family, optimizer, l1, accuracy, locality index): the learned_locality study's arms
+LEARNED_LOCALITY = [
+    ("dense", "sgd", 0.0, 0.6, 0.3),
+    ("dense", "adam", 0.0, 0.62, 0.32),
+    ("dense", "beta_lasso", 1e-4, 0.7, 0.6),
+    ("dense", "beta_lasso", 3e-4, 0.65, 0.7),
+    ("locally_connected", "sgd", 0.0, 0.75, None),
+    ("locally_connected", "beta_lasso", 1e-4, 0.76, None),
+    ("conv", "sgd", 0.0, 0.85, None),
+]
+
+
+def _learned_locality_run(family: str, optimizer: str, l1: float, accuracy: float, index: float | None) -> tuple:
+    """A run of the learned_locality study with its sparsity probe (weight maps: 4 units x 40 inputs)
+    and, for dense, its locality probe."""
+    config = _config(family)
+    config["optimizer"].update(name=optimizer, l1=l1)
+    maps = RNG.random((SEEDS, 4, 40)) * (np.abs(np.arange(40) - 20) < 4 if index and index > 0.5 else 1)
+    probes = {"sparsity": {"nonzero_first_layer": [0.2 if l1 else 1.0] * SEEDS, "weight_maps": maps.tolist()}}
+    if index is not None:
+        probes["locality"] = {"locality_index": list(index + RNG.normal(0, 0.01, SEEDS)), "shuffled": [0.3] * SEEDS}
+    return config, accuracy, 1000, probes
+
+
 @pytest.fixture(scope="module")
 def results_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("results")
@@ -237,6 +261,7 @@ def results_dir(tmp_path_factory) -> Path:
             for head in ("flatten", "global_avg")
         ],
     )
+    _sweep(root, "learned_locality", [_learned_locality_run(*arm) for arm in LEARNED_LOCALITY])
     # An unfinished run: shown, not crashing.
     _write_run(root / "weight_sharing", "unfinished", _config("dense", widths=(64,) * 3), 0.0, 0, status="running", curves=False)
     index = json.loads((root / "weight_sharing" / "sweep.json").read_text())
@@ -256,7 +281,7 @@ def results_dir(tmp_path_factory) -> Path:
 def test_every_figure_is_drawn_from_synthetic_results(results_dir, tmp_path):
     result = analyze([results_dir], tmp_path, progress=False)
     assert result.skipped == []
-    assert sorted(result.figures) == FIGURES.names() and len(FIGURES.names()) == 13
+    assert sorted(result.figures) == FIGURES.names() and len(FIGURES.names()) == 14
     for name in FIGURES.names():
         assert (tmp_path / f"{name}.png").stat().st_size > 10_000 and (tmp_path / f"{name}.pdf").exists()
     html = (tmp_path / "report.html").read_text()

@@ -6,19 +6,33 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from analysis import load_results
 from analysis.claims import CLAIMS, THRESHOLDS, evaluate_claims
+from analysis.claims.c9_learned_locality import chosen_l1, gap_closed
 from analysis.figures import FIGURES
-from analysis.verdicts import DEPENDS, INCONCLUSIVE, NO_DATA, NOT_SUPPORTED, SUPPORTED, Effect, controlled, ratio_outcome
-from tests.test_verdicts import Tree, _config
+from analysis.verdicts import (
+    DEPENDS,
+    INCONCLUSIVE,
+    NO_DATA,
+    NOT_SUPPORTED,
+    SUPPORTED,
+    Effect,
+    conjunction,
+    controlled,
+    joint,
+    ratio_outcome,
+)
+from tests.test_verdicts import Tree, _claims, _config
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
 
 def test_every_claim_is_registered_with_its_statement_figures_and_study():
-    assert sorted(CLAIMS) == [f"C{i}" for i in range(1, 8)]
+    assert sorted(CLAIMS) == [*(f"C{i}" for i in range(1, 8)), "C9"]
     for claim_id, spec in CLAIMS.items():
         assert spec.id == claim_id and spec.statement.strip() and spec.rule_text().strip(), claim_id
         assert spec.figures and set(spec.figures) <= set(FIGURES.names()), (claim_id, spec.figures)
@@ -93,3 +107,75 @@ def test_ratio_and_control_rules():
     assert controlled(SUPPORTED, [within]) == SUPPORTED
     assert controlled(NOT_SUPPORTED, [within, outside]) == INCONCLUSIVE
     assert controlled(NO_DATA, [outside]) == NO_DATA
+
+
+# -- C9: beta-LASSO dense nets against the same SGD ------------------------------------------
+def _locality_probes(index: float, shuffled: float, nonzero: float):
+    rng = np.random.default_rng(int(1000 * index + 7))
+
+    def probes(seeds: int) -> dict:
+        return {
+            "locality": {
+                "locality_index": list(index + rng.normal(0, 0.005, seeds)),
+                "shuffled": list(shuffled + rng.normal(0, 0.005, seeds)),
+            },
+            "sparsity": {"nonzero_first_layer": [nonzero] * seeds, "nonzero_all": [nonzero] * seeds},
+        }
+
+    return probes
+
+
+def _learned_locality(tmp_path, lasso_index: float, lasso_accuracy: float, noise: float = 0.003) -> dict:
+    """A learned_locality tree: dense SGD (60%, index 0.30 = its shuffled baseline), dense Adam,
+    dense beta-LASSO at two l1 (the smaller one better on validation), locally connected, conv."""
+    tree = Tree(tmp_path)
+
+    def run(family, optimizer, accuracy, l1=0.0, probes=None):
+        config = _config(family, optimizer={"name": optimizer, "l1": l1, "learning_rate": 0.01, "learning_rates": [0.01]})
+        tree.run("learned_locality", config, accuracy, probes=probes, noise=noise)
+
+    run("dense", "sgd", 0.60, probes=_locality_probes(0.30, 0.30, 1.0))
+    run("dense", "adam", 0.62, probes=_locality_probes(0.32, 0.30, 1.0))
+    run("dense", "beta_lasso", lasso_accuracy, 1e-4, probes=_locality_probes(lasso_index, 0.30, 0.1))
+    run("dense", "beta_lasso", lasso_accuracy - 0.2, 3e-4, probes=_locality_probes(0.9, 0.30, 0.02))
+    run("locally_connected", "sgd", 0.75)
+    run("locally_connected", "beta_lasso", 0.76, 1e-4)
+    run("conv", "sgd", 0.85)
+    return _claims(tmp_path)["C9"]
+
+
+@pytest.mark.parametrize(
+    ("lasso_index", "lasso_accuracy", "noise", "verdict"),
+    [
+        (0.60, 0.70, 0.003, SUPPORTED),  # local and more accurate
+        (0.30, 0.60, 0.003, NOT_SUPPORTED),  # neither
+        (0.60, 0.60, 0.003, DEPENDS),  # local, no accuracy gained
+        (0.30, 0.70, 0.003, DEPENDS),  # more accurate, not local
+        (0.60, 0.605, 0.05, INCONCLUSIVE),  # local, but the seeds cannot tell the accuracy
+    ],
+)
+def test_c9_is_decided_on_locality_and_accuracy_against_the_sgd_control(tmp_path, lasso_index, lasso_accuracy, noise, verdict):
+    c9 = _learned_locality(tmp_path, lasso_index, lasso_accuracy, noise)
+    assert c9.verdict == verdict, [e.text() for e in c9.deciding]
+    assert len(c9.deciding) == 3  # above the shuffled baseline, above the SGD net's index, accuracy gained
+    # one accuracy point (one data set): no pooled line (a pool needs two points); with more, accuracy only, never mixed units
+    assert c9.pool is None or c9.pool.effect.unit == "points"
+    assert any("l1=0.0001 (chosen on validation)" in n for n in c9.notes)  # l1 chosen on validation
+    assert any("SGD - Adam" in e.label for e in c9.shown)  # the optimizer's own effect: shown, not counted
+
+
+def test_c9_gap_closed_and_l1_chosen_on_validation_never_on_test():
+    runs = pd.DataFrame(
+        {"l1": [1e-4, 1e-4, 3e-4, 3e-4], "val_accuracy": [0.8, 0.8, 0.7, 0.7], "test_accuracy": [0.6, 0.6, 0.9, 0.9]}
+    )
+    assert set(chosen_l1(runs)["l1"]) == {1e-4}
+    dense = {"sgd": pd.DataFrame({"test_accuracy": [0.6]}), "beta_lasso": pd.DataFrame({"test_accuracy": [0.7]})}
+    assert gap_closed(dense, pd.Series([0.85])) == pytest.approx(0.4)
+
+
+def test_two_effect_and_two_reference_rules():
+    assert joint(SUPPORTED, SUPPORTED) == SUPPORTED and joint(NOT_SUPPORTED, NOT_SUPPORTED) == NOT_SUPPORTED
+    assert joint(SUPPORTED, NOT_SUPPORTED) == DEPENDS and joint(SUPPORTED, INCONCLUSIVE) == INCONCLUSIVE
+    assert joint(NO_DATA, NO_DATA) == NO_DATA and joint(SUPPORTED, NO_DATA) == INCONCLUSIVE
+    assert conjunction(SUPPORTED, SUPPORTED) == SUPPORTED and conjunction(SUPPORTED, NOT_SUPPORTED) == NOT_SUPPORTED
+    assert conjunction(SUPPORTED, INCONCLUSIVE) == INCONCLUSIVE and conjunction(NO_DATA) == NO_DATA

@@ -114,6 +114,10 @@ def test_the_logged_learning_rate_is_the_scheduled_one(tmp_path):
         {"name": "adamw", "momentum": 0.5},
         {"name": "sgd", "b1": 0.5},
         {"name": "sgd", "b2": 0.9},
+        {"name": "adam", "l1": 1e-4},
+        {"name": "sgd", "l1": 1e-4},
+        {"name": "sgd", "beta": 10.0},
+        {"name": "beta_lasso", "b1": 0.5},
         {"schedule": "cosine", "warmup_steps": 10},
     ],
 )

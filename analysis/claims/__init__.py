@@ -1,4 +1,4 @@
-"""The claims C1-C7, one module each, and what they share.
+"""The claims (C1-C7, C9), one module each, and what they share.
 
 Each module registers its claim with :func:`claim`: the statement as commonly
 made, the figures that show it, the study that tests it and its rule (text built
@@ -41,6 +41,7 @@ THRESHOLDS = {
     "equivariance_exact": 1e-4,  # relative equivariance error below this is "exact"
     "throughput_ratio": 1.25,  # conv parallelises better when it trains 1.25x the examples/s at matched FLOPs
     "unconverged_val_gain_points": 0.5,  # flagged: mean val accuracy still rose by more than this over the last fifth
+    "locality_index_margin": 0.02,  # a locality-index difference counts when its whole 95% CI is beyond +-0.02 (C9)
 }
 
 
@@ -209,6 +210,7 @@ from analysis.claims import (  # noqa: E402,F401  (each module registers its cla
     c5_pooling,
     c6_permuted_pixels,
     c7_embedding,
+    c9_learned_locality,
 )
 
 __all__ = ["CLAIMS", "THRESHOLDS", "Claim", "ClaimSpec", "claim", "evaluate_claims", "strides_text"]

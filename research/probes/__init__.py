@@ -1,5 +1,5 @@
 """Probes: evaluations of a trained run that turn checkpoints into the numbers
-behind claims C1-C7.
+behind claims C1-C9.
 
 ``run_probes(run_dir, names)`` loads the run's newest checkpoint (every
 replica at once), runs each named probe and merges the results into
@@ -10,6 +10,7 @@ replica at once), runs each named probe and merges the results into
 * ``position``: accuracy map over canvas positions
 * ``cost``: FLOPs, step time, fraction of a measured matmul peak
 * ``locality``: the locality index of a dense first layer
+* ``sparsity``: the share of non-zero weights and first-layer weight maps (C9)
 
 Probes listed in ``config.probes.track`` are recorded during training
 instead (see :func:`tracking_functions`), as ``split="track"`` records of
@@ -25,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from research.errors import UserError, unknown
-from research.probes import cost, locality, position, receptive_field, translation  # noqa: F401  (registers the probes)
+from research.probes import cost, locality, position, receptive_field, sparsity, translation  # noqa: F401  (registers the probes)
 from research.probes.base import PROBES, ProbeOptions, register_probe
 from research.rundir import RunDir, atomic_write_json
 from research.train.spec import Tracker
