@@ -19,6 +19,7 @@ from analysis import style
 from analysis.figures import FIGURES
 from analysis.load import Results, load_results, tidy
 from analysis.report import write_report
+from research.locks import workdir_lock
 from research.progress import progress_bar
 
 
@@ -33,24 +34,26 @@ class Analysis:
 
 
 def analyze(directories, out: str | Path | None = None, *, progress: bool = True) -> Analysis:
-    """Load results, draw every figure that has data, write the report into ``out``."""
+    """Load results, draw every figure that has data, write the report into ``out`` (made if
+    need be; held under its lock while it is written)."""
     directories = [Path(d) for d in ([directories] if isinstance(directories, (str, Path)) else directories)]
     out = Path(out) if out else directories[0] / "report"
     results = load_results(directories)
-    figures, skipped = {}, []
-    bar = progress_bar(total=len(FIGURES.names()), desc="figures", disable=not progress, unit="fig")
-    for name in FIGURES.names():
-        bar.set_postfix_str(name, refresh=False)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # empty CI groups
-            fig = FIGURES.get(name)(results)
-        if fig is None:
-            skipped.append(name)
-        else:
-            figures[name] = style.save(fig, out, name)[0]
-        bar.update(1)
-    bar.close()
-    md, page, claims = write_report(results, figures, out, ", ".join(map(str, directories)))
+    with workdir_lock(out, "analyze", what="report directory"):
+        figures, skipped = {}, []
+        bar = progress_bar(total=len(FIGURES.names()), desc="figures", disable=not progress, unit="fig")
+        for name in FIGURES.names():
+            bar.set_postfix_str(name, refresh=False)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # empty CI groups
+                fig = FIGURES.get(name)(results)
+            if fig is None:
+                skipped.append(name)
+            else:
+                figures[name] = style.save(fig, out, name)[0]
+            bar.update(1)
+        bar.close()
+        md, page, claims = write_report(results, figures, out, ", ".join(map(str, directories)))
     return Analysis(results, figures, md, page, claims, skipped)
 
 

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -107,14 +108,29 @@ def missing_data(directories) -> dict[str, dict]:
     for sweep in (s for d in map(Path, directories) if d.is_dir() for s in _sweeps(d)):
         index = _read_json(sweep / "sweep.json")
         study = Path(str(index.get("study", sweep.name)).partition(":")[0]).stem
-        for entry in index.get("runs", {}).values():
-            overrides = entry.get("overrides", {})
+        runs = index.get("runs") if isinstance(index.get("runs"), dict) else {}  # unreadable: no invalid runs known
+        for entry in (e for e in runs.values() if isinstance(e, dict)):
+            overrides = entry.get("overrides") if isinstance(entry.get("overrides"), dict) else {}
             name = entry.get("data") or overrides.get("data.name")
             if entry.get("status") != "invalid" or not name or source_available(name, overrides.get("data.dir", "")):
                 continue
             record = missing.setdefault(name, {"error": entry.get("error") or "", "studies": {}})
             record["studies"][study] = record["studies"].get(study, 0) + 1
     return missing
+
+
+def _sweep_runs(sweep: Path) -> tuple[str, dict[str, dict]]:
+    """``(study, {run id: sweep entry})`` of a sweep directory from its ``sweep.json``; when
+    that is unreadable, rebuilt from the run directories (the study named after the
+    directory, every entry ``{}``)."""
+    index = _read_json(sweep / "sweep.json")
+    runs = index.get("runs")
+    if isinstance(runs, dict):
+        study = Path(str(index.get("study", sweep.name)).partition(":")[0]).stem
+        return study, {rid: entry if isinstance(entry, dict) else {} for rid, entry in runs.items()}
+    warnings.warn(f"{sweep / 'sweep.json'} is unreadable; reading the runs in {sweep / 'runs'} instead", stacklevel=2)
+    found = sorted(p.name for p in (sweep / "runs").iterdir() if RunDir(p).started()) if (sweep / "runs").is_dir() else []
+    return sweep.name, {rid: {} for rid in found}
 
 
 def find_runs(directories) -> list[tuple[str, Path, dict]]:
@@ -127,10 +143,8 @@ def find_runs(directories) -> list[tuple[str, Path, dict]]:
             raise UserError(f"{directory} is not a directory; give a sweep directory (with sweep.json) or one holding sweeps")
         sweeps = _sweeps(directory)
         for sweep in sweeps:
-            index = _read_json(sweep / "sweep.json")
-            study = Path(str(index.get("study", sweep.name)).partition(":")[0]).stem
-            for rid, entry in index.get("runs", {}).items():
-                found.append((study, sweep / "runs" / rid, entry if isinstance(entry, dict) else {}))
+            study, entries = _sweep_runs(sweep)
+            found += [(study, sweep / "runs" / rid, entry) for rid, entry in entries.items()]
         if not sweeps:
             found += [("runs", p, {}) for p in sorted(directory.iterdir()) if RunDir(p).started()]
             if RunDir(directory).started():

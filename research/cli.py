@@ -1,7 +1,8 @@
 """The ``cvd`` command: a thin layer over importable functions.
 
 Every subcommand parses its arguments, calls one library function and prints
-the result. Bad input (a :class:`~research.errors.UserError` or a usage error)
+the result. Bad input (a :class:`~research.errors.UserError` or a usage error),
+and a full or read-only disk,
 becomes one line on stderr and exit status 2, with nothing written.
 """
 
@@ -14,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from research.errors import UserError
+from research.errors import UserError, disk_error
 
 PROG = "cvd"
 
@@ -156,12 +157,13 @@ def cmd_probe(args, overrides: list[str]) -> int:
     from research.train.trained import load_trained
 
     for run_dir in args.run_dirs:
-        run = load_trained(run_dir)
-        names = args.probe or applicable_probes(run)
-        options = ProbeOptions.from_config(run.config)
-        if args.examples is not None:
-            options = ProbeOptions(examples=args.examples, max_shift=options.max_shift)
-        results = run_probes(run_dir, names, options=options, run=run)
+        with RunDir(run_dir).lock("probe"):  # not beside a run training there, nor another probe
+            run = load_trained(run_dir)
+            names = args.probe or applicable_probes(run)
+            options = ProbeOptions.from_config(run.config)
+            if args.examples is not None:
+                options = ProbeOptions(examples=args.examples, max_shift=options.max_shift)
+            results = run_probes(run_dir, names, options=options, run=run)
         done = expand(names)
         print(f"{run_dir}: " + ", ".join(f"{n} ({results[n]['seconds']:.1f} s)" for n in done))
         print(f"  -> {RunDir(run_dir).probes_file}")
@@ -379,6 +381,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    except Exception as e:  # a full or read-only disk is the machine's problem: one line, not a traceback
+        problem = disk_error(e)
+        if problem is None:
+            raise
+        print(
+            f"{PROG}: error: {problem}; free space (or choose another directory) and run the same command again", file=sys.stderr
+        )
+        return 2
 
 
 if __name__ == "__main__":

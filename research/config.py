@@ -117,6 +117,10 @@ def split_spec(spec: str) -> tuple[Path, str | None]:
     return Path(path), (variant or None)
 
 
+def _exited(path: Path, where: str, e: SystemExit) -> UserError:
+    return UserError(f"config file {path} called sys.exit({e.code!r}) {where}; a study file returns its config, it must not exit")
+
+
 def load_study_module(path: Path):
     """Import a study file by path."""
     if not path.is_file():
@@ -125,6 +129,8 @@ def load_study_module(path: Path):
     module = importlib.util.module_from_spec(module_spec)
     try:
         module_spec.loader.exec_module(module)
+    except SystemExit as e:  # a study file that exits must not end cvd silently (with status 0)
+        raise _exited(path, "while importing", e) from None
     except Exception as e:
         raise UserError(f"config file {path} failed to import: {type(e).__name__}: {e}") from None
     return module
@@ -140,6 +146,8 @@ def load_config_file(spec: str) -> ml_collections.ConfigDict:
         config = module.get_config(variant) if variant is not None else module.get_config()
     except UserError:
         raise
+    except SystemExit as e:
+        raise _exited(path, f"in get_config({variant!r})", e) from None
     except Exception as e:
         raise UserError(f"{path}: get_config({variant!r}) raised {type(e).__name__}: {e}") from None
     if not isinstance(config, ml_collections.ConfigDict):
@@ -323,10 +331,16 @@ OPTIMIZER_RANGES = {
 }
 
 
-def _integer_at_least(section, key: str, minimum: int = 1) -> int:
+INT32_MAX = 2**31 - 1  # the step counter and shifts are int32 on the device
+MAX_REPLICAS = 2**20  # seeds x learning rates in one program: far beyond any device's memory
+
+
+def _integer_at_least(section, key: str, minimum: int = 1, maximum: int | None = INT32_MAX) -> int:
     value = section[key]
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise UserError(f"{key} must be an integer >= {minimum}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise UserError(f"{key} must be an integer between {minimum} and {maximum}, got {value!r}")
     return value
 
 
@@ -338,21 +352,35 @@ def _in_range(section, ranges: dict[str, tuple[float, float]]) -> None:
             raise UserError(f"optimizer.{key} must be >= {low:g}{upper}, got {value!r}")
 
 
+def _positive_rates(optimizer) -> None:
+    """``learning_rate`` and every rate of ``learning_rates`` > 0 (so not NaN)."""
+    rates = tuple(optimizer.learning_rates)
+    if any(isinstance(lr, (str, bool)) or not float(lr) > 0 for lr in rates):
+        raise UserError(f"optimizer.learning_rates must be > 0, got {rates}")
+    rate = optimizer.learning_rate
+    if isinstance(rate, (str, bool)) or not float(rate) > 0:
+        raise UserError(f"optimizer.learning_rate must be > 0, got {rate!r}")
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
     """The one check of a config's values (types are kept by :func:`set_value`): raises a
-    one-line UserError. Model fields are checked by the model when it is built."""
-    _integer_at_least(config, "seeds")
-    _integer_at_least(config, "seed", 0)
-    for key in ("batch_size", "epochs", "eval_batch_size", "keep_checkpoints", "eval_every_epochs"):
+    one-line UserError. Model fields are checked by the model when it is built; the
+    number of training steps by the run spec (:class:`research.train.spec.RunSpec`)."""
+    _integer_at_least(config, "seeds", 1, MAX_REPLICAS)
+    _integer_at_least(config, "seed", 0, 2**32 - 1)
+    if config.seed + config.seeds > 2**32:  # replica r's seed is seed + r, a uint32
+        raise UserError(f"seed + seeds must be <= 4294967296 (seeds are 32-bit), got {config.seed} + {config.seeds}")
+    _integer_at_least(config.train, "epochs", 1, maximum=None)  # bounded by its steps (RunSpec)
+    for key in ("batch_size", "eval_batch_size", "keep_checkpoints", "eval_every_epochs"):
         _integer_at_least(config.train, key)
-    for key in ("log_every_steps", "checkpoint_every_steps", "augment_shift"):
+    for key in ("log_every_steps", "checkpoint_every_steps", "augment_shift", "patience"):
         _integer_at_least(config.train, key, 0)
-    _integer_at_least(config.train, "patience", 0)
     if config.train.patience and int(config.data.n_val) == 0:
         raise UserError("train.patience stops on validation accuracy; it needs a validation split (data.n_val -1 or > 0)")
-    lrs = tuple(config.optimizer.learning_rates)
-    if any(isinstance(lr, (str, bool)) or float(lr) <= 0 for lr in lrs):
-        raise UserError(f"optimizer.learning_rates must be > 0, got {lrs}")
+    _positive_rates(config.optimizer)
+    replicas = config.seeds * max(1, len(config.optimizer.learning_rates))
+    if replicas > MAX_REPLICAS:
+        raise UserError(f"seeds x learning_rates is {replicas} replicas, more than the {MAX_REPLICAS} one program may train")
     _in_range(config.optimizer, OPTIMIZER_RANGES)
     _no_dead_options(config.optimizer)
 

@@ -29,8 +29,9 @@ def probe_config(config) -> tuple[list[str], dict]:
 
 
 def train_and_probe(config, workdir: str | Path, *, overwrite: bool = False, progress: bool = True) -> dict:
-    """Train (or reuse a finished run), then run the final probes it still lacks. A config
-    with ``task = "kernel_regression"`` fits its infinite-width kernel instead (no probes)."""
+    """Train (or reuse a finished run), then run the final probes it still lacks, holding the
+    run directory's lock throughout. A config with ``task = "kernel_regression"`` fits its
+    infinite-width kernel instead (no probes)."""
     task = config.task
     if task == "kernel_regression":
         return kernel_regression(config, workdir)
@@ -38,14 +39,15 @@ def train_and_probe(config, workdir: str | Path, *, overwrite: bool = False, pro
         raise unknown("task", task, TASKS)
 
     final, trackers = probe_config(config)
-    summary = train_and_evaluate(config, workdir, overwrite=overwrite, progress=progress, track=trackers)
-    if summary.get("status") == "done" and final:
-        todo = missing_probes(Path(workdir), final)
-        if todo:
-            run_probes(workdir, todo)
-    checkpoints = RunDir(workdir).checkpoints
-    if not config.train.keep_final_checkpoint and summary.get("status") in FINISHED and checkpoints.is_dir():
-        shutil.rmtree(checkpoints)  # finished and probed: its numbers are in its summary and probe files
+    run_dir = RunDir(workdir)
+    with run_dir.lock("train"):
+        summary = train_and_evaluate(config, workdir, overwrite=overwrite, progress=progress, track=trackers)
+        if summary.get("status") == "done" and final:
+            todo = missing_probes(Path(workdir), final)
+            if todo:
+                run_probes(workdir, todo)
+        if not config.train.keep_final_checkpoint and summary.get("status") in FINISHED and run_dir.checkpoints.is_dir():
+            shutil.rmtree(run_dir.checkpoints)  # finished and probed: its numbers are in its summary and probe files
     return summary
 
 

@@ -17,7 +17,8 @@ The estimates, and what they assume:
   moments (16 bytes a parameter), plus a training batch's activations twice
   (kept for the backward pass, and their gradients: every intermediate value of
   the traced forward pass) or an evaluation batch's, whichever is more, plus
-  the data set on the device (float32);
+  the data set on the device (float32): :mod:`research.train.footprint`, the
+  estimate every ``cvd train`` also checks before it allocates anything;
 * a checkpoint: parameters and both Adam moments of every replica (12 bytes a
   parameter a replica); a run keeps ``train.keep_checkpoints`` of them, and
   deletes them when done if ``train.keep_final_checkpoint`` is off;
@@ -32,26 +33,18 @@ The estimates, and what they assume:
 
 from __future__ import annotations
 
-import math
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-
-import jax
-import jax.numpy as jnp
-from flax import nnx
 
 from research.config import load_config
 from research.data import dataset_shape
 from research.data.sources import source_available
 from research.errors import UserError
-from research.models import count_macs, count_params
 from research.sweep import study_runs
+from research.train.footprint import GPU_TARGET, device_memory, model_sizes, peak_bytes
 from research.train.spec import RunSpec
 
-BYTES = 4  # float32
-GPU_TARGET = ("an H100-class GPU", 80e9)  # the full profile's machine, when planned elsewhere
 GPU_EFFECTIVE_FLOPS = 10e12  # what small models reach on such a GPU in float32 (about 15% of its TF32 peak)
 GPU_STEP_OVERHEAD_S = 2e-4  # per sequential step inside lax.scan (launches, the host loop)
 # A CPU run's time is FLOPs at CPU_EFFECTIVE_FLOPS plus CPU_STEP_OVERHEAD_S a sequential step,
@@ -89,25 +82,6 @@ class RunCost:
         return self.checkpoint_bytes * self.keep
 
 
-def _activation_elements(model: nnx.Module, input_shape) -> int:
-    """Every intermediate value of one example's forward pass (a traced jaxpr, nothing computed)."""
-    graphdef, state = nnx.split(model)
-    jaxpr = jax.make_jaxpr(lambda s, x: nnx.merge(graphdef, s)(x))(state, jax.ShapeDtypeStruct((1, *input_shape), jnp.float32))
-    return sum(math.prod(v.aval.shape) for eqn in jaxpr.eqns for v in eqn.outvars if hasattr(v.aval, "shape"))
-
-
-_MODEL_CACHE: dict[str, tuple[int, int, int]] = {}
-
-
-def _model_sizes(spec: RunSpec) -> tuple[int, int, int]:
-    """``(params, forward MACs per example, activation elements per example)`` of the run's model."""
-    config, shape, model = spec.config, spec.data, spec.initial.model
-    key = f"{config.model.to_json(sort_keys=True)}|{shape.input_shape}|{shape.num_classes}"
-    if key not in _MODEL_CACHE:
-        _MODEL_CACHE[key] = (count_params(model), count_macs(model), _activation_elements(model, shape.input_shape))
-    return _MODEL_CACHE[key]
-
-
 def run_cost(study: str, run_id: str, config) -> RunCost:
     """What one run costs, from its config alone."""
     data = config.data
@@ -115,22 +89,18 @@ def run_cost(study: str, run_id: str, config) -> RunCost:
     present = source_available(data.name, data.dir)
     splits = shape.splits
     n_all = sum(splits.values())
-    example = math.prod(shape.input_shape)
     if config.task == "kernel_regression":
         gram = splits["train"] * n_all * 8
         common = dict(replicas=1, params=0, steps=0, checkpoint_bytes=0.0, keep=0)
         return RunCost(study, run_id, data.name, present, config.task, train_flops=0.0, peak_bytes=3.0 * gram, **common)
     spec = RunSpec.build(config, shape)
     replicas = spec.replicas
-    params, macs, activations = _model_sizes(spec)
-    epochs, batch = int(config.train.epochs), int(config.train.batch_size)
+    params, macs, _ = model_sizes(spec)
+    epochs = int(config.train.epochs)
     evaluations = epochs // max(1, int(config.train.eval_every_epochs))
     evaluated = (splits.get("val", 0) + splits["test"]) * evaluations + n_all
     flops = replicas * 2 * macs * (3 * splits["train"] * epochs + evaluated)
-    # Activations: a training batch's, kept for the backward pass and their gradients, or an
-    # evaluation batch's (larger, forward only), whichever is more.
-    batch_values = max(2 * batch, min(int(config.train.eval_batch_size), n_all))
-    peak = replicas * (16 * params + BYTES * batch_values * activations) + BYTES * example * n_all
+    peak = peak_bytes(spec)  # the estimate every cvd train checks too
     return RunCost(
         study,
         run_id,
@@ -151,18 +121,6 @@ def run_cost(study: str, run_id: str, config) -> RunCost:
 def plan_profile(profile: str, studies: list[tuple[str, str]]) -> list[RunCost]:
     """Every run of every ``(study name, spec)`` of ``profile``."""
     return [run_cost(name, rid, load_config(spec, overrides)) for name, spec in studies for rid, overrides in study_runs(spec)]
-
-
-def device_memory(profile: str) -> tuple[str, float]:
-    """``(device, bytes)`` the plan checks against: this machine's accelerator, or for the
-    ``full`` profile planned on a CPU-only machine the GPU it is sized for, or host memory."""
-    device = jax.devices()[0]
-    stats = device.memory_stats() if device.platform != "cpu" else None
-    if stats and stats.get("bytes_limit"):
-        return f"{device.device_kind} ({device.platform})", float(stats["bytes_limit"])
-    if profile == "full":
-        return GPU_TARGET
-    return "host memory (CPU)", float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
 
 
 def free_disk(workdir: Path) -> float:
@@ -239,4 +197,4 @@ def plan_lines(costs: list[RunCost], profile: str, device: str, memory: float, d
     return lines
 
 
-__all__ = ["RunCost", "check_fits", "device_memory", "free_disk", "plan_lines", "plan_profile", "run_cost"]
+__all__ = ["GPU_TARGET", "RunCost", "check_fits", "device_memory", "free_disk", "plan_lines", "plan_profile", "run_cost"]

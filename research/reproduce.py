@@ -21,6 +21,7 @@ it says so and goes on with MNIST-1D.
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from pathlib import Path
@@ -32,6 +33,7 @@ from analysis.load import missing_data
 from research import plan as planning
 from research.config import load_config
 from research.data.sources import FASHION_MNIST_DIR, fashion_mnist_available
+from research.errors import UserError
 from research.pipeline import train_and_probe
 from research.provenance import provenance
 from research.rundir import FINISHED, atomic_write_json, atomic_write_text
@@ -115,13 +117,16 @@ def plan(profile: str, workdir: Path, *, memory_gb: float | None = None, disk_gb
     checked against the device memory and the free disk (``memory_gb``, ``disk_gb`` override
     what this machine says). The table goes to ``show`` line by line; then a profile that
     does not fit raises a one-line UserError."""
+    for flag, value in (("--device-memory-gb", memory_gb), ("--disk-gb", disk_gb)):
+        if value is not None and not (math.isfinite(value) and value > 0):  # 0 or NaN must not mean "not given"
+            raise UserError(f"{flag} must be a number > 0 (GB), got {value:g}")
     costs = planning.plan_profile(profile, [(study, f"{EXPERIMENTS / study}.py:{profile}") for study in STUDIES])
     device, memory = planning.device_memory(profile)
-    if memory_gb:
+    if memory_gb is not None:
         device, memory = f"{memory_gb:g} GB (--device-memory-gb)", memory_gb * 1e9
-    disk = disk_gb * 1e9 if disk_gb else planning.free_disk(workdir)
+    disk = disk_gb * 1e9 if disk_gb is not None else planning.free_disk(workdir)
     on_gpu = profile == "full" or jax_backend() != "cpu"
-    if not on_gpu and not memory_gb:  # local CPU workers train side by side in the host's memory
+    if not on_gpu and memory_gb is None:  # local CPU workers train side by side in the host's memory
         if (shared := default_workers()) > 1:
             device, memory = f"{device} shared by {shared} workers", memory / shared
     lines = planning.plan_lines(costs, profile, device, memory, disk, on_gpu)

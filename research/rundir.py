@@ -12,19 +12,29 @@
   ``probes.npz``; ``kernel.json`` for kernel regression.
 
 A run's status has one rule (:meth:`RunDir.status`): the ``status`` its
-``summary.json`` records (``done``, ``diverged`` or ``failed``; an unreadable
-one is ``failed``), else ``interrupted`` when it has checkpoints, else
-``pending``. Every JSON and text file is written atomically (write, fsync,
-rename), so a reader never sees half a file. A directory is reused only for
-the same training (:func:`training_identity`: the config less what only labels
-the run or chooses its final probes): :meth:`RunDir.prepare` returns a finished
-run's summary, lets an unfinished one resume, and refuses a different config
-unless told to overwrite it. :func:`training_key` names a training, so that
-studies whose runs train the same can share one directory.
+``summary.json`` records (``done``, ``diverged`` or ``failed``), else
+``interrupted`` when it has checkpoints, else ``pending``. A ``summary.json``
+that is unreadable or of the wrong shape is damage, not a result (every file is
+written atomically: write, fsync, rename, the temporary file removed if any step
+fails, so no write leaves half a file): the run counts as unfinished and its
+next start rebuilds the summary from its checkpoints. A directory is reused
+only for the same training (:func:`training_identity`: the config less what
+only labels the run or chooses its final probes): :meth:`RunDir.prepare`
+returns a finished run's summary, lets an unfinished one resume, and refuses a
+different config unless told to overwrite it; overwriting removes only the
+files a run writes, and never follows a symbolic link. :func:`training_key`
+names a training, so that studies whose runs train the same can share one
+directory.
+
+Every command that writes into a directory (train and probe into a run, sweep
+into its directory, analyze into its report) holds that directory's lock
+(:func:`research.locks.workdir_lock`, the file ``.cvd.lock``) while it writes: a second
+command that wants it is refused with one line naming the holder.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -36,6 +46,7 @@ from typing import Any
 
 from research.config import config_from_json, config_to_json
 from research.errors import UserError
+from research.locks import LOCK_NAME, workdir_lock
 from research.models import model_defaults
 from research.provenance import provenance
 
@@ -45,16 +56,28 @@ FINISHED = ("done", "diverged")
 STATUSES = (*FINISHED, "failed", "interrupted", "pending")
 """Every status :meth:`RunDir.status` gives."""
 
+UNREADABLE_SUMMARY = "unreadable summary.json (rebuilt from its checkpoints when the run is started again)"
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write then rename, so readers never see half a file."""
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write then rename, so readers never see half a file; on any failure (a full disk) the
+    temporary file is removed and the old file, if any, is left as it was."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
@@ -70,18 +93,23 @@ def read_json(path: Path) -> Any:
 
 
 def read_metrics(path: Path) -> list[dict]:
-    """All records of a ``metrics.jsonl``; an unreadable line (a write cut short) is skipped with a warning."""
+    """All records of a ``metrics.jsonl``; an unreadable line (a write cut short, bytes that are
+    not UTF-8, JSON that is not a record) is skipped with a warning."""
     records = []
     path = Path(path)
     if not path.exists():
         return records
-    with open(path, encoding="utf-8", errors="replace") as f:
+    with open(path, "rb") as f:
         for number, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
+                record = json.loads(line.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                record = None
+            if isinstance(record, dict) and isinstance(record.get("step"), int):
+                records.append(record)
+            else:
                 warnings.warn(f"{path}:{number}: skipping a truncated or corrupt metrics line", stacklevel=2)
     return records
 
@@ -133,6 +161,17 @@ def _diff_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
     return keys
 
 
+def summary_shape_ok(summary: Any) -> bool:
+    """Whether ``summary`` has the shape every reader assumes: an object with a string
+    ``status``, ``replicas`` a list of objects, ``dataset`` an object (when present)."""
+    if not isinstance(summary, dict) or not isinstance(summary.get("status"), str):
+        return False
+    replicas, dataset = summary.get("replicas", []), summary.get("dataset", {})
+    if not isinstance(replicas, list) or not all(isinstance(r, dict) for r in replicas) or not isinstance(dataset, dict):
+        return False
+    return isinstance(dataset.get("splits", {}), dict)
+
+
 def _member(name: str) -> property:
     """A run directory's path to its file (or directory) ``name``."""
     return property(lambda run: run.path / name, doc=f"``{name}`` of the run directory")
@@ -177,19 +216,18 @@ class RunDir:
     def summary(self) -> dict | None:
         """``summary.json`` as a dict, or None when missing, unreadable or of the wrong shape."""
         summary = read_json(self.summary_file)
-        return summary if isinstance(summary, dict) else None
+        return summary if summary_shape_ok(summary) else None
 
     def status(self) -> tuple[str, str | None]:
         """``(status, error)``: the one rule for what state a run is in (see the module docstring)."""
-        if self.summary_file.exists():
-            summary = self.summary()
-            if summary is None:
-                return "failed", "unreadable summary.json"
-            status = summary.get("status", "failed")
+        summary = self.summary()
+        if summary is not None:
+            status = summary["status"]
             return (status if status in STATUSES else "failed"), summary.get("error")
+        damaged = UNREADABLE_SUMMARY if self.summary_file.exists() or self.summary_file.is_symlink() else None
         if self.checkpoints.exists():
-            return "interrupted", None
-        return "pending", None
+            return "interrupted", damaged
+        return "pending", damaged
 
     def finished_summary(self) -> dict | None:
         """The summary of a finished run (status in :data:`FINISHED`), else None."""
@@ -213,6 +251,10 @@ class RunDir:
         resumed run keeps the provenance of the session that started it)."""
         if not self.config_file.exists():
             atomic_write_json(self.config_file, {**config_json, "provenance": provenance()})
+
+    def lock(self, command: str):
+        """This run's :func:`workdir_lock`, re-entrant (a run's training, then its probes)."""
+        return workdir_lock(self.path, command, reentrant=True)
 
     def make(self) -> None:
         """Create the directory and check that it is writable (a one-line UserError if not)."""
@@ -239,13 +281,12 @@ class RunDir:
         if workdir.exists() and not workdir.is_dir():
             raise UserError(f"workdir {workdir} exists and is not a directory")
         if not self.config_file.exists():
-            if workdir.exists() and any(workdir.iterdir()) and not overwrite:
+            if workdir.exists() and any(p.name != LOCK_NAME for p in workdir.iterdir()) and not overwrite:
                 raise UserError(f"workdir {workdir} is not empty and holds no run; choose an empty or new directory")
             return None
         old = self._stored_config()
         if overwrite:
-            for path in self.run_files():
-                shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+            self._remove_run_files()
             return None
         if old is None or training_identity(old) != training_identity(config_json):
             changed = _diff_keys(old, config_json) if isinstance(old, dict) else ["(unreadable config.json)"]
@@ -254,6 +295,24 @@ class RunDir:
                 "pass --overwrite to replace it or choose another --workdir"
             )
         return self.finished_summary()
+
+    def _remove_run_files(self) -> None:
+        """``--overwrite``: remove the files a run writes, once none is a symbolic link (whose
+        target this run may not own) and the directory is writable, so that nothing is
+        removed unless everything can be."""
+        present = [path for path in self.run_files() if path.exists() or path.is_symlink()]
+        linked = [path.name for path in present if path.is_symlink()]
+        if linked:
+            raise UserError(
+                f"workdir {self.path}: {', '.join(linked)} is a symbolic link, which --overwrite does not follow; "
+                "remove it yourself or choose another --workdir"
+            )
+        self.make()
+        for path in present:
+            try:
+                shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+            except OSError as e:
+                raise UserError(f"cannot remove {path}: {e.strerror or e}") from None
 
     def _stored_config(self) -> dict | None:
         """``config.json`` as this code would write it: keys added since filled with their

@@ -167,3 +167,20 @@ def report_only(directories, out: Path, save: tuple[str, ...] = (), build_all: b
             plt.close(fig)
     md, _, claims = write_report(results, saved, out, ", ".join(map(str, directories)))
     return SimpleNamespace(report_md=md, claims=claims, figures=saved, built=built)
+
+
+# -- the reliability suite's small run --------------------------------------------------
+ROOT = Path(__file__).resolve().parents[1]
+SMALL_TRAIN = [
+    "train",
+    "--config",
+    f"{ROOT / 'experiments/mnist1d.py'}:mlp",
+    "--config.seeds=1",
+    "--config.data.n_per_class=10",  # 100 training examples: 10 steps an epoch
+    "--config.train.batch_size=10",
+    "--config.train.epochs=2",
+    "--config.train.checkpoint_every_steps=5",  # checkpoints at steps 10 and 20
+    "--no-progress",
+]
+"""``cvd train`` argv of issue 29's M (MNIST-1D MLP, one seed, 10 examples a class), 2 epochs and a
+batch that fits; tests add ``--workdir``, and later ``--config.*`` overrides win."""

@@ -41,7 +41,13 @@ def posterior_accuracies(k_train: np.ndarray, k_eval: dict[str, np.ndarray], y_t
 
 
 def kernel_regression(config, workdir: str | Path) -> dict:
-    """Compute (or reuse) one kernel-regression run; returns its summary."""
+    """Compute (or reuse) one kernel-regression run, holding its directory's lock; returns its summary."""
+    with RunDir(workdir).lock("train"):
+        return _fit(config, workdir)
+
+
+def _fit(config, workdir: str | Path) -> dict:
+    """:func:`kernel_regression` under the lock."""
     start = time.perf_counter()
     run_dir = RunDir(workdir)
     dataset = load_dataset(config.data)

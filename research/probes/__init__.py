@@ -28,7 +28,7 @@ import numpy as np
 from research.errors import UserError, unknown
 from research.probes import cost, locality, position, receptive_field, sparsity, translation  # noqa: F401  (registers the probes)
 from research.probes.base import PROBES, ProbeOptions, register_probe
-from research.rundir import RunDir, atomic_write_json
+from research.rundir import RunDir, atomic_write_bytes, atomic_write_json
 from research.train.spec import Tracker
 from research.train.trained import TrainedRun, load_trained
 
@@ -84,25 +84,26 @@ def read_probes(run_dir: Path) -> dict:
 
 
 def run_probes(run_dir: str | Path, names, *, options: ProbeOptions | None = None, run: TrainedRun | None = None) -> dict:
-    """Run probes ``names`` on a run directory's newest checkpoint; returns all its probe results."""
+    """Run probes ``names`` on a run directory's newest checkpoint (holding its lock); returns all its probe results."""
     run_dir = Path(run_dir)
     names = expand(names)
-    run = run or load_trained(run_dir)
-    options = options or ProbeOptions.from_config(run.config)
-    results = read_probes(run_dir)
-    arrays: dict[str, np.ndarray] = {}
-    npz_path = RunDir(run_dir).probe_arrays_file
-    if npz_path.exists():
-        with np.load(npz_path) as old:
-            arrays.update({k: old[k] for k in old.files})
-    for name in names:
-        start = time.perf_counter()
-        result = PROBES.get(name)(run, options)
-        result["seconds"] = time.perf_counter() - start
-        result["step"] = run.step
-        results[name] = _split_large(result, name, arrays)
-        _write_probes(run_dir, results, arrays)  # each probe's result is kept as soon as it exists
-    return results
+    with RunDir(run_dir).lock("probe"):  # re-entrant: a run that trains then probes holds it already
+        run = run or load_trained(run_dir)
+        options = options or ProbeOptions.from_config(run.config)
+        results = read_probes(run_dir)
+        arrays: dict[str, np.ndarray] = {}
+        npz_path = RunDir(run_dir).probe_arrays_file
+        if npz_path.exists():
+            with np.load(npz_path) as old:
+                arrays.update({k: old[k] for k in old.files})
+        for name in names:
+            start = time.perf_counter()
+            result = PROBES.get(name)(run, options)
+            result["seconds"] = time.perf_counter() - start
+            result["step"] = run.step
+            results[name] = _split_large(result, name, arrays)
+            _write_probes(run_dir, results, arrays)  # each probe's result is kept as soon as it exists
+        return results
 
 
 def _write_probes(run_dir: Path, results: dict, arrays: dict[str, np.ndarray]) -> None:
@@ -110,10 +111,7 @@ def _write_probes(run_dir: Path, results: dict, arrays: dict[str, np.ndarray]) -
     if arrays:
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
-        npz_path = RunDir(run_dir).probe_arrays_file
-        tmp = npz_path.with_suffix(".npz.tmp")
-        tmp.write_bytes(buffer.getvalue())
-        tmp.replace(npz_path)
+        atomic_write_bytes(RunDir(run_dir).probe_arrays_file, buffer.getvalue())
     atomic_write_json(RunDir(run_dir).probes_file, results)
 
 

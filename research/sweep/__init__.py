@@ -6,21 +6,22 @@ output; ``DIR/.jax_cache`` the persistent compilation cache. The same command
 again skips finished runs, resumes interrupted ones from their checkpoints and
 retries failed ones (``retries`` times). A run that raises, or whose replicas
 all diverge, is recorded and never stops the others. A lock file keeps two
-sweeps from running on one directory at once.
+sweeps from running on one directory at once (:func:`research.locks.workdir_lock`); an
+unreadable ``sweep.json`` is rebuilt from the run directories.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
-from collections.abc import Iterator, Sequence
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 from research.config import load_config, load_study_module, parse_override, split_spec
 from research.data import load_dataset
 from research.errors import UserError
+from research.locks import check_path, workdir_lock
 from research.pipeline import run_complete
 from research.progress import progress_bar
 from research.rundir import FINISHED, RunDir, atomic_write_json, read_json, run_config_json, training_key
@@ -74,39 +75,33 @@ def invalid_runs(configs: dict[str, object]) -> dict[str, str]:
     return errors
 
 
-@contextlib.contextmanager
-def sweep_lock(directory: Path) -> Iterator[None]:
-    directory.mkdir(parents=True, exist_ok=True)
-    handle = open(directory / ".sweep.lock", "a+")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip() or "another process"
-        handle.close()
-        raise UserError(
-            f"another cvd sweep (pid {holder}) is running in {directory}; wait for it to finish or use another --workdir"
-        ) from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(str(os.getpid()))
-    handle.flush()
-    try:
-        yield
-    finally:
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        handle.close()
+def sweep_lock(directory: Path):
+    """The sweep directory's lock (:func:`research.locks.workdir_lock`): one sweep at a time."""
+    return workdir_lock(directory, "sweep")
+
+
+def previous_attempts(path: Path) -> dict[str, int]:
+    """Attempts per run id from an earlier ``sweep.json``; an unreadable one is rebuilt from the
+    run directories (what they hold decides each run's status) with a warning, its counts lost."""
+    previous = read_json(path)
+    runs = previous.get("runs") if isinstance(previous, dict) else None
+    if not isinstance(runs, dict):
+        if path.exists():
+            warnings.warn(f"{path} is unreadable; rebuilding it from the run directories (attempt counts restart)", stacklevel=2)
+        return {}
+    return {rid: e["attempts"] for rid, e in runs.items() if isinstance(e, dict) and isinstance(e.get("attempts"), int)}
 
 
 def _recorded_pieces(previous, roots: dict[str, Overrides]) -> list[tuple[str, Overrides, str]]:
     """``(run id, overrides, root)`` of the grid pieces an earlier session of the sweep added
     (``sweep.json``), for the roots still in the sweep; their overrides are the root's now,
     with the piece's rate."""
+    runs = previous.get("runs") if isinstance(previous, dict) else None
     pieces = []
-    for rid, entry in ((previous or {}).get("runs") or {}).items():
+    for rid, entry in (runs if isinstance(runs, dict) else {}).items():
         root = entry.get("extends") if isinstance(entry, dict) else None
-        if root in roots:
-            rates = entry["overrides"]["optimizer.learning_rates"]
+        rates = (entry.get("overrides") or {}).get("optimizer.learning_rates") if root in roots else None
+        if isinstance(rates, list) and rates:
             pieces.append((rid, {**roots[root], "optimizer.learning_rates": rates}, root))
     return pieces
 
@@ -157,8 +152,7 @@ class SweepIndex:
         self.directory, self.configs, self.cache_dir, self.store = directory, configs, cache_dir, store
         self.tries: dict[str, int] = {}  # jobs run per run id in this session
         self.path = directory / "sweep.json"
-        previous = (read_json(self.path) or {}).get("runs", {})
-        self.previous_attempts = {rid: entry.get("attempts", 0) for rid, entry in previous.items()}
+        self.previous_attempts = previous_attempts(self.path)
         invalid = invalid_runs(configs)
         self.data = {**header, "runs": {}}
         for rid, overrides in runs:
@@ -319,7 +313,7 @@ def run_sweep(
         raise UserError(f"--retries must be >= 0, got {retries}")
     common = dict(parse_override(arg) for arg in overrides)
     runs = [(rid, {**own, **common}) for rid, own in study_runs(spec)]
-    directory = Path(directory).resolve()  # absolute: workers on other nodes (Ray, SLURM) find it
+    directory = check_path(Path(directory), "--workdir").resolve()  # absolute: workers on other nodes (Ray, SLURM) find it
     if dry_run:
         return {
             "study": spec,

@@ -11,6 +11,7 @@ When the Orbax v1 API lands, this file is the one to change.
 
 from __future__ import annotations
 
+import shutil
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -19,12 +20,15 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers
+from orbax.checkpoint.utils import TMP_DIR_SUFFIX
 
 
 class Checkpointer:
-    """Save every call to :meth:`save`; restore the newest readable checkpoint."""
+    """Save every call to :meth:`save`; restore the newest readable checkpoint. A save that
+    fails (a full disk) leaves no temporary directory behind, nor does one cut short by a
+    kill: the next writing Checkpointer (``writer``, the run loop) on the directory removes it."""
 
-    def __init__(self, directory: Path, keep: int = 2):
+    def __init__(self, directory: Path, keep: int = 2, *, writer: bool = False):
         self.directory = Path(directory).absolute()
         self.manager = ocp.CheckpointManager(
             self.directory,
@@ -32,16 +36,22 @@ class Checkpointer:
                 preservation_policy=checkpoint_managers.LatestN(max(1, keep)),
                 enable_async_checkpointing=False,
                 create=True,
+                cleanup_tmp_directories=writer,  # only the run that writes here (under its lock) may
             ),
         )
 
     def save(self, step: int, state: Any, meta: dict) -> None:
-        self.manager.save(
-            step,
-            args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
-            force=True,
-        )
-        self.manager.wait_until_finished()
+        try:
+            self.manager.save(
+                step,
+                args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
+                force=True,
+            )
+            self.manager.wait_until_finished()
+        except BaseException:
+            for partial in self.directory.glob(f"*{TMP_DIR_SUFFIX}*"):
+                shutil.rmtree(partial, ignore_errors=True)
+            raise
 
     def restore_latest(self, abstract_for: Callable[[dict], Any]) -> tuple[int, Any, dict] | None:
         """``(step, state, meta)`` of the newest checkpoint that reads back, or None.

@@ -6,8 +6,10 @@ every leaf has a leading replica axis ``R``:
 * ``params``, ``opt_state``: the model's ``nnx.Param`` state and Optax state
   (the learning rate is in ``opt_state``, so it can differ per replica);
 * ``step``: optimizer steps taken; ``alive``: False once the replica hit a
-  non-finite loss or gradient, after which its parameters are frozen and
-  ``diverged_step`` records where it happened (the others train on, unaffected);
+  non-finite loss or gradient, or an update that would make its weights or
+  optimizer state non-finite (not applied: it keeps its last finite state),
+  after which it is frozen and ``diverged_step`` records the step where it
+  happened (the others train on, unaffected);
 * ``data_key``: the replica's key for its data order;
 * ``window``: sums of loss, correct predictions, examples and gradient norm
   since the metrics were last read, so a checkpoint between two log points
@@ -85,6 +87,12 @@ def run_once(fn: Callable, *args):
     return compiled(*args)
 
 
+def _all_finite(tree) -> jax.Array:
+    """Whether every float of a pytree is finite (a scalar bool)."""
+    checks = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
+    return jnp.all(jnp.stack(checks)) if checks else jnp.bool_(True)
+
+
 def _replica(tree, r: int):
     """Replica ``r`` of a stacked pytree, keeping the replica axis (length 1)."""
     return jax.tree.map(lambda a: a[r : r + 1], tree)
@@ -160,7 +168,9 @@ class Engine:
         updates, opt_state = self.tx.update(grads, state["opt_state"], state["params"])
         params = optax.apply_updates(state["params"], updates)
         grad_norm = optax.tree.norm(grads)
-        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+        # The update itself is checked: finite loss and gradient can still step the weights (or
+        # the optimizer state) to inf or NaN, and such a replica keeps its last finite state.
+        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & _all_finite(params) & _all_finite(opt_state)
         ok = state["alive"] & finite
 
         def keep_if_ok(new, old):

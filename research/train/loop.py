@@ -15,6 +15,7 @@ disk before the checkpoint exists, and a resume drops the records after it.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -29,6 +30,7 @@ import optax
 from flax import nnx
 
 from research.data import model_inputs
+from research.errors import disk_error
 from research.models import count_params
 from research.models.embed import embed_network_params
 from research.progress import progress_bar
@@ -36,6 +38,7 @@ from research.rundir import RunDir, read_metrics, run_config_json
 from research.train.checkpoint import Checkpointer
 from research.train.early_stopping import BestValidation
 from research.train.engine import TrainState, replica_sharding
+from research.train.footprint import check_memory
 from research.train.metrics import MetricWriter, TensorBoardWriter, truncate_metrics
 from research.train.optim import applied_learning_rates
 from research.train.spec import Phase, RunSpec, Tracker
@@ -115,7 +118,7 @@ class RunLog:
 
     def __init__(self, run_dir: RunDir, spec: RunSpec, config_json: dict, progress: bool, t_start: float, track: dict):
         self.run_dir, self.spec, self.config_json, self.t_start, self.track = run_dir, spec, config_json, t_start, track
-        self.checkpointer = Checkpointer(run_dir.checkpoints, keep=spec.config.train.keep_checkpoints)
+        self.checkpointer = Checkpointer(run_dir.checkpoints, keep=spec.config.train.keep_checkpoints, writer=True)
         self.elapsed_before = 0.0
         self.labels = [{"replica": r, "seed": s} for r, s in enumerate(spec.seeds)]
         self.tags = [f"lr_{rate:g}_seed_{seed}" for seed, rate in zip(spec.seeds, spec.learning_rates)]
@@ -206,24 +209,32 @@ def train_and_evaluate(
     ``track`` maps names to :class:`~research.train.spec.Tracker` s, whose ``record(model,
     stacked params)`` returns per-replica arrays; they are recorded at step 0 and at every
     evaluation as ``split="track"`` records (e.g. the locality index of ``research.probes``),
-    and whose ``check(model)`` may refuse the model up front.
+    and whose ``check(model)`` may refuse the model up front. A run that cannot fit this
+    machine's memory is refused before anything is allocated or written; the run holds
+    its directory's lock throughout. A run stopped by the disk (full or read-only) is left
+    interrupted, not failed: the same call resumes it once there is space.
     """
     t_start, run_dir, track = time.perf_counter(), RunDir(workdir), track or {}
     spec = RunSpec.build(config, track=track)
+    check_memory(spec)
     config_json = run_config_json(config)
-    finished = run_dir.start(config_json, overwrite)
-    if finished is not None:
-        return finished
-    log = RunLog(run_dir, spec, config_json, progress, t_start, track)
-    try:
-        return _train(spec, log)
-    except BaseException as e:
-        if not isinstance(e, KeyboardInterrupt):
-            failed = {"status": "failed", "error": f"{type(e).__name__}: {e}", "wall_time_s": log.elapsed(), "replicas": []}
-            run_dir.write_summary({**failed, "num_params": count_params(spec.initial.model)})
-        raise
-    finally:
+    with run_dir.lock("train"):
+        finished = run_dir.start(config_json, overwrite)
+        if finished is not None:
+            return finished
+        log = RunLog(run_dir, spec, config_json, progress, t_start, track)
+        try:
+            summary = _train(spec, log)
+        except BaseException as e:
+            if not isinstance(e, KeyboardInterrupt) and disk_error(e) is None:
+                failed = {"status": "failed", "error": f"{type(e).__name__}: {e}", "wall_time_s": log.elapsed(), "replicas": []}
+                with contextlib.suppress(OSError):  # the error itself is what matters
+                    run_dir.write_summary({**failed, "num_params": count_params(spec.initial.model)})
+            with contextlib.suppress(Exception):  # closing may fail as the run did (a full disk)
+                log.close()
+            raise
         log.close()
+        return summary
 
 
 def record_tracked(log: RunLog, track: dict[str, Tracker], phase: Phase, state: TrainState, step: int, epoch: int) -> None:

@@ -32,7 +32,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from research.config import validate
+from research.config import INT32_MAX, validate
 from research.data import load_dataset
 from research.data.transforms import pixel_permutation
 from research.errors import UserError
@@ -168,6 +168,11 @@ class RunSpec:
             raise UserError(f"train.batch_size={batch} is larger than the training set ({n_train} examples)")
         steps_per_epoch = n_train // batch
         total_steps = steps_per_epoch * config.train.epochs
+        if total_steps > INT32_MAX:  # the step counter on the device
+            raise UserError(
+                f"train.epochs={config.train.epochs} at {steps_per_epoch} steps an epoch is {total_steps} steps, "
+                f"more than {INT32_MAX} training steps (a 32-bit counter)"
+            )
         model = abstract_model(config, data)
         # eFCN (d'Ascoli et al. 2019): train as model.family, then embed exactly into
         # another family at an epoch boundary and train on with a fresh optimizer.

@@ -107,6 +107,24 @@ CATALOG = [
     (["analyze", "{tmp}/missing"], "is not a directory"),
     (["reproduce", "--profile", "huge"], "invalid choice"),
     (["trian"], "invalid choice"),
+    # issue 29: sizes, paths and exits checked before any work starts
+    ([*CNN, "--config.train.epochs=100000000000000000000"], "more than 2147483647 training steps"),
+    ([*CNN, "--config.train.epochs=1e20"], "expected an int"),
+    ([*CNN, "--config.seed=4294967295", "--config.seeds=2"], "seed + seeds must be <= 4294967296"),
+    ([*CNN, "--config.train.augment_shift=100000000000"], "augment_shift must be"),
+    ([*CNN, "--config.seeds=100000"], "GB of memory"),
+    ([*CNN, "--config.optimizer.learning_rate=-1.0"], "learning_rate must be > 0"),
+    ([*CNN, "--workdir", "{tmp}/" + "x" * 300], "longer than"),
+    ([*CNN, "--workdir", "{tmp}/bad\udcffname"], "not valid UTF-8"),
+    (["train", "--config", "{tmp}/exits.py"], "called sys.exit(0)"),
+    (["sweep", "--config", "{tmp}/exits.py", "--workdir", "{tmp}/sweep"], "called sys.exit(0)"),
+    (["sweep", "--config", "{tmp}/study.py:base", "--workdir", "{tmp}/" + "y" * 300], "longer than"),
+    (["analyze", "{tmp}/finished", "--out", "{tmp}/" + "z" * 300], "longer than"),
+    (["reproduce", "--plan", "--disk-gb", "0"], "--disk-gb must be a number > 0"),
+    (["reproduce", "--plan", "--disk-gb", "nan"], "--disk-gb must be a number > 0"),
+    (["reproduce", "--plan", "--disk-gb", "-1"], "--disk-gb must be a number > 0"),
+    (["reproduce", "--plan", "--device-memory-gb", "0"], "--device-memory-gb must be a number > 0"),
+    (["reproduce", "--plan", "--device-memory-gb", "nan"], "--device-memory-gb must be a number > 0"),
 ]
 
 
@@ -116,6 +134,7 @@ def playground(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("bad_inputs")
     (tmp / "raises.py").write_text("def get_config(arg=None):\n    raise RuntimeError('broken study')\n")
     (tmp / "no_get_config.py").write_text("X = 1\n")
+    (tmp / "exits.py").write_text("import sys\n\nsys.exit(0)\n")
     (tmp / "study.py").write_text(TINY_STUDY)
     (tmp / "bad_sweep.py").write_text(TINY_STUDY + "\n\ndef get_sweep(variant=None):\n    return [{'modle.family': 'conv'}]\n")
     idx = tmp / "corrupt_idx"
