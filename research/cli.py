@@ -1,9 +1,9 @@
 """The ``cvd`` command: a thin layer over importable functions.
 
 Every subcommand parses its arguments, calls one library function and prints
-the result. Bad input (a :class:`~research.errors.UserError` or a usage error),
-and a full or read-only disk,
-becomes one line on stderr and exit status 2, with nothing written.
+the result. Bad input (a :class:`~research.errors.UserError` or a usage error)
+becomes one line on stderr and exit status 2, with nothing written; so does a
+full or read-only disk (:func:`~research.errors.disk_error`), the run left to resume.
 """
 
 from __future__ import annotations
