@@ -21,6 +21,10 @@ same on MNIST-1D (150 epochs) and Fashion-MNIST. Expected
 (Neyshabur 2020): the beta-LASSO dense net's first layer ends sparse and local
 (index above the shuffled baseline and above the SGD-trained dense net's), and
 more accurate than the SGD-trained dense net, closing part of the gap to conv.
+Measured (paper, SGD grid 0.01-0.3, 2026-12-01, 2 shared CPU cores, 41 min wall): at
+l1 1e-4 (chosen) the beta-LASSO dense net's index is 0.464 (shuffled 0.258) against
+SGD's 0.297, with 55% of its first-layer weights non-zero; its test accuracy is 74.9%
+against SGD's 72.1% (95% CI of the gain -0.2 to +5.8 points), and conv reaches 90.2%.
 """
 
 from experiments.common import SMALL, check_variant, datasets, lattice_config, on_cpu, within_budget
