@@ -21,14 +21,20 @@ same on MNIST-1D (150 epochs) and Fashion-MNIST. Expected
 (Neyshabur 2020): the beta-LASSO dense net's first layer ends sparse and local
 (index above the shuffled baseline and above the SGD-trained dense net's), and
 more accurate than the SGD-trained dense net, closing part of the gap to conv.
+Measured (paper, SGD grid 0.01-0.3, 2026-12-01, 2 shared CPU cores, 41 min wall): at
+l1 1e-4 (chosen) the beta-LASSO dense net's index is 0.464 (shuffled 0.258) against
+SGD's 0.297, with 55% of its first-layer weights non-zero; its test accuracy is 74.9%
+against SGD's 72.1% (95% CI of the gain -0.2 to +5.8 points), and conv reaches 90.2%.
 """
 
 from experiments.common import SMALL, check_variant, datasets, lattice_config, on_cpu, within_budget
 from research.sweep import product
 
 L1_GRID = {"quick": (1e-4, 3e-4), "gpu-smoke": (1e-4,), "paper": (3e-5, 1e-4, 3e-4, 1e-3), "full": (3e-5, 1e-4, 3e-4, 1e-3)}
-# SGD needs larger rates than Adam; the grids bracket SGD's best rate for these nets on MNIST-1D.
-SGD_RATES = {"quick": (3e-2, 1e-1), "gpu-smoke": (1e-1,), "paper": (1e-2, 3e-2, 1e-1, 3e-1), "full": (1e-2, 3e-2, 1e-1, 3e-1)}
+# SGD (momentum 0.9) needs larger rates than Adam. Measured on MNIST-1D at the paper budget
+# (2026-12-01): the dense net's best rate is 0.3 for SGD and beta-LASSO (l1 1e-4) alike and 1.0
+# fails for both (chance accuracy or divergence); conv's is 0.1; so the paper grid brackets them.
+SGD_RATES = {"quick": (3e-2, 1e-1), "gpu-smoke": (1e-1,), "paper": (3e-2, 1e-1, 3e-1, 1.0), "full": (3e-2, 1e-1, 3e-1, 1.0)}
 BETA = 50.0  # the paper's threshold multiple
 
 PROBES = {"dense": ("locality", "sparsity"), "local": ("sparsity",)}  # the locality index needs a dense first layer

@@ -162,6 +162,8 @@ def test_c9_is_decided_on_locality_and_accuracy_against_the_sgd_control(tmp_path
     assert c9.pool is None or c9.pool.effect.unit == "points"
     assert any("l1=0.0001 (chosen on validation)" in n for n in c9.notes)  # l1 chosen on validation
     assert any("SGD - Adam" in e.label for e in c9.shown)  # the optimizer's own effect: shown, not counted
+    levels = "mnist1d: first-layer locality index: dense sgd 0.3"  # the levels, not only their differences
+    assert any(n.startswith(levels) for n in c9.notes)
 
 
 def test_c9_gap_closed_and_l1_chosen_on_validation_never_on_test():

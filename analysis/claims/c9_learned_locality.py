@@ -107,6 +107,24 @@ def _has(frame: pd.DataFrame, column: str) -> bool:
     return column in frame and frame[column].notna().any()
 
 
+def level_notes(dataset: str, dense: dict, local: dict, conv: pd.Series) -> list[str]:
+    """The levels behind the differences (means over seeds): each dense net's locality index
+    and shuffled baseline, and every arm's test accuracy beside conv's."""
+    arms_ = {f"dense {k}": v for k, v in dense.items() if k != "grid"} | {
+        f"locally connected {k}": v for k, v in local.items() if k != "grid"
+    }
+    index = [
+        f"{name} {arm[INDEX].mean():.3f} (shuffled {arm[SHUFFLED].mean():.3f})" for name, arm in arms_.items() if _has(arm, INDEX)
+    ]
+    accuracy = [f"{name} {100 * arm['test_accuracy'].mean():.1f}%" for name, arm in arms_.items() if len(arm)]
+    lines = [f"{dataset}: first-layer locality index: " + ", ".join(index)] if index else []
+    if accuracy:
+        lines.append(
+            f"{dataset}: test accuracy: " + ", ".join(accuracy) + (f"; conv sgd {100 * conv.mean():.1f}%" if len(conv) else "")
+        )
+    return lines
+
+
 def _shown(c: Claim, dataset: str, dense: dict, local: dict, conv: pd.Series) -> None:
     """Beside the deciding effects: the optimizer's own effect, the locally connected net's gain,
     the gap to conv, and the notes (gap closed, sparsity, the l1 grid)."""
@@ -134,6 +152,7 @@ def _shown(c: Claim, dataset: str, dense: dict, local: dict, conv: pd.Series) ->
     c.shown.append(
         accuracy_difference(f"{dataset}: conv (SGD) - dense beta-LASSO (the gap left)", conv, acc(dense["beta_lasso"]), dataset)
     )
+    c.notes += level_notes(dataset, dense, local, conv)
     if len(conv) and len(dense["sgd"]) and len(dense["beta_lasso"]):
         c.notes.append(
             f"{dataset}: beta-LASSO closes {100 * gap_closed(dense, conv):.0f}% of the dense-to-conv test-accuracy gap (SGD-trained dense to SGD-trained conv)"
