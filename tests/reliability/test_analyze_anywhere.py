@@ -47,16 +47,16 @@ def _report(directory: Path) -> str:
 
 def test_analyze_a_single_train_run_its_out_a_sweep_and_several_of_each(trained, tmp_path, capsys):
     _analyze([str(trained)], capsys)
-    assert "1 runs;" in _report(trained / "report")
+    assert "1 distinct trained runs" in _report(trained / "report")
     fresh = tmp_path / "new" / "deeper"  # --out NEWDIR: made, parents too
     _analyze([str(trained), "--out", str(fresh)], capsys)
-    assert "1 runs;" in _report(fresh)
+    assert "1 distinct trained runs" in _report(fresh)
     sweep = _sweep(tmp_path / "sweep_a", "tiny_a", 2)
     _analyze([str(sweep)], capsys)
-    assert "2 runs;" in _report(sweep / "report")
+    assert "2 distinct trained runs" in _report(sweep / "report")
     other_run = tmp_path / "r2"
     shutil.copytree(trained, other_run, ignore=shutil.ignore_patterns("report"))
     other_sweep = _sweep(tmp_path / "sweep_b", "tiny_b", 3)
     together = tmp_path / "together"
     _analyze([str(trained), str(other_run), str(sweep), str(other_sweep), "--out", str(together)], capsys)
-    assert "7 runs;" in _report(together)
+    assert "7 distinct trained runs" in _report(together)

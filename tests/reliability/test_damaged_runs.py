@@ -118,7 +118,7 @@ def test_a_damaged_sweep_index_is_rebuilt_from_the_run_directories(damage, finis
     tally("faults", 2)
     with pytest.warns(UserWarning, match="sweep.json is unreadable"):
         _ok(["analyze", str(sweep), "--no-progress"], capsys)
-    assert "1 runs;" in (sweep / "report" / "report.md").read_text()
+    assert "1 distinct trained runs" in (sweep / "report" / "report.md").read_text()
     with pytest.warns(UserWarning, match="rebuilding it from the run directories"):
         _ok(["sweep", "--config", spec, "--workdir", str(sweep), "--no-progress"], capsys)
     rebuilt = json.loads(index.read_text())
