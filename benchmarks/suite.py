@@ -21,6 +21,8 @@ Sections:
   shapes (the full-kernel conv in 1D only), and how its convs compute.
 * ``compile``: first-call latency per family, and the number of new entries a
   repeated sweep adds to the persistent compilation cache (0 = compiled nothing).
+* ``options``: every padding, pooling and head of the lattice at three shapes, each
+  family's step time against what its work costs on the fastest form (``benchmarks.options``).
 * ``reproduce``: the stage timing of a ``cvd reproduce`` workdir, when given.
 """
 
@@ -408,6 +410,14 @@ def nngp_kernel(n: int = 5000) -> dict:
     }
 
 
+def options() -> dict:
+    """Every padding, pooling and head at three shapes (:mod:`benchmarks.options`)."""
+    # Imported here: benchmarks.options builds on this module's timers.
+    from benchmarks.options import options_table
+
+    return options_table()
+
+
 SECTIONS = {
     "strategies": strategies,
     "sweep": sweep_vs_torch,
@@ -417,6 +427,7 @@ SECTIONS = {
     "locally_connected": locally_connected_and_compile,
     "compile": repeated_sweep_compiles,
     "nngp_kernel": nngp_kernel,
+    "options": options,
 }
 
 
@@ -482,6 +493,30 @@ def summary_lines(results: dict) -> list[str]:
             f"repeated sweep: {c['new_cache_entries_on_repeat']} new compilation-cache entries "
             f"({c['first_sweep_s']:.1f} s first, {c['repeat_sweep_s']:.1f} s repeat)"
         )
+    if "options" in results:
+        lines += _options_lines(results["options"])
     if "reproduce" in results:
         lines.append(f"reproduce: {results['reproduce']}")
+    return lines
+
+
+def _option_name(row: dict) -> str:
+    return f"padding {row['padding']}, pooling {row['pooling']}, head {row['head']}"
+
+
+def _options_lines(table: dict) -> list[str]:
+    """One line per shape and family (its slowest row against what its work should cost), then the worst row."""
+    lines = []
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for row in table["rows"]:
+        groups.setdefault((row["shape"], row["family"]), []).append(row)
+    for (shape, family), rows in groups.items():
+        worst = max(rows, key=lambda r: r["vs_expected"])
+        lines.append(
+            f"options {shape} {family}: {min(r['ms_per_step'] for r in rows):.2f}-{max(r['ms_per_step'] for r in rows):.2f} "
+            f"ms/step over {len(rows)} forms; worst {worst['vs_expected']:.2f}x expected ({_option_name(worst)}: "
+            f"{worst['ms_per_step']:.2f} ms, conv_impl {worst['conv_impl']}, {worst['strategy']})"
+        )
+    w = table["worst_vs_expected"]
+    lines.append(f"options worst ratio: {w['vs_expected']:.2f}x expected ({w['shape']} {w['family']}, {_option_name(w)})")
     return lines

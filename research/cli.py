@@ -190,7 +190,7 @@ def cmd_analyze(args, overrides: list[str]) -> int:
 
 
 def cmd_bench(args, overrides: list[str]) -> int:
-    """The benchmark suite: strategies, sweep vs PyTorch, CIFAR-shape convs, conv speed, peak, compile.
+    """The benchmark suite: strategies, sweep vs PyTorch, CIFAR-shape convs, conv speed, peak, compile, options.
 
     Measure every figure of benchmarks/README.md in this one process, as ratios (about
     10 minutes on 2 CPU cores; --section picks some). The PyTorch comparisons (a plain

@@ -36,6 +36,9 @@ GEOMETRIES = [
     ((8, 8, 3), (3, 2), 2, "CIRCULAR"),
     ((9, 8, 2), 3, (2, 1), "VALID"),
     ((8, 8, 1), 5, 2, 2),
+    # zero padding wider than the kernel's reach: the output outgrows the input
+    ((12, 3), 3, 1, 2),
+    ((7, 6, 2), 3, 1, 3),
 ]
 
 
@@ -135,7 +138,9 @@ def test_auto_conv_impl_takes_lax_on_cpu_where_one_examples_patches_are_large(mo
     monkeypatch.setenv("XLA_FLAGS", CPU_FLAG)
     fashion = nnx.eval_shape(lambda: get_model("fashion_cnn", (28, 28, 1), 10, nnx.Rngs(0)))
     assert {layer.impl("cpu") for layer in fashion.layers if isinstance(layer, Conv)} == {"matmul"}
-    for family, width in (("conv", 64), ("full_kernel_conv", 25)):  # wider 1D full kernels exceed the patch features
+    # wider 1D full kernels exceed the patch features; this one's patches (316 KB) exceed the bytes,
+    # but its window (79 taps) is wider than its input, which XLA would run as a naive loop
+    for family, width in (("conv", 64), ("full_kernel_conv", 25)):
         mnist1d = nnx.eval_shape(
             lambda f=family, w=width: get_model("lattice", (40, 1), 10, nnx.Rngs(0), family=f, widths=(w,) * 3)
         )
@@ -145,6 +150,10 @@ def test_auto_conv_impl_takes_lax_on_cpu_where_one_examples_patches_are_large(mo
     assert 4 * 32 * 32 * 9 * 16 > MATMUL_MAX_PATCH_BYTES >= 4 * 32 * 32 * 9 * 3
     assert [layer.impl("cpu") for layer in cifar.layers] == ["matmul", "lax", "lax", "lax"]
     assert {layer.impl("gpu") for layer in cifar.layers} == {"lax"}
+    # VALID padding's smaller layers (30x30 down to 24x24 outputs, 451 to 331 KB) too: as
+    # matmuls they took this net 2x SAME's step (issue 30).
+    valid = nnx.eval_shape(lambda: get_model("lattice", (32, 32, 3), 10, nnx.Rngs(0), **fields, padding="VALID"))
+    assert [layer.impl("cpu") for layer in valid.layers] == ["matmul", "lax", "lax", "lax"]
     monkeypatch.setenv("XLA_FLAGS", "")
     assert [layer.impl("cpu") for layer in cifar.layers] == ["matmul"] * 4
 

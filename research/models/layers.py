@@ -34,12 +34,20 @@ gathered by strided slices, times the kernel as a matrix: im2col, in
 takes ``matmul`` on CPU when a patch has at most
 :data:`MATMUL_MAX_PATCH_FEATURES` entries and, where convs run on XLA's Eigen
 kernels (``research.xla_flags``), one example's patches at most
-:data:`MATMUL_MAX_PATCH_BYTES`, and ``lax`` otherwise. Why: on XLA CPU the
+:data:`MATMUL_MAX_PATCH_BYTES` (or a window wider than its input), and ``lax``
+otherwise. Why: on XLA CPU the
 matmul form is the faster one at those sizes, vmapped replicas run it as
 batched matmuls instead of grouped convs, and it stays fast inside ``lax.scan``;
 above them writing the patches costs more than ``lax.conv`` on XLA's Eigen
 kernels (measured: benchmarks/README.md, "Measurements behind rules in the
 code"). The two forms agree to float32 rounding (``tests/test_layers.py``).
+
+``lax.conv`` stays on Eigen's kernels only while no conv of the training step has a
+window wider than its input: XLA swaps the operands of such a conv into one with a
+reversed window, which XLA CPU runs as a naive loop (20x slower). A zero padding wider
+than the kernel's reach makes the kernel gradient such a conv, so ``Conv`` pads those
+inputs itself (:func:`_output_outgrows_input`); a zero-padded full-kernel conv's own
+window is wider than its input, so ``auto`` keeps it a matmul where it can.
 """
 
 from __future__ import annotations
@@ -70,10 +78,11 @@ MATMUL_MAX_PATCH_FEATURES = 2048
 # Largest im2col array of one example (output positions x patch, float32) that ``auto``
 # turns into a matmul on CPU when convs run on XLA's Eigen kernels (``research.xla_flags``;
 # on YNNPACK neither form wins at every CIFAR shape, so only the patch-features rule applies).
-# The Fashion-MNIST CNN's and every MNIST-1D conv's patches are below it; a stride-1 32x32
-# layer of 16 or 64 channels is above it and runs faster as ``lax.conv``.
+# The Fashion-MNIST CNN's (226 KB) and every MNIST-1D conv's patches are below it; a stride-1
+# layer of 16 or 64 channels at 24x24 to 32x32 outputs (331 KB to 2.4 MB) is above it and
+# runs faster as ``lax.conv`` (at 512 KiB, VALID padding's smaller layers were matmuls, 2x slower).
 # measured: benchmarks/README.md, "Measurements behind rules in the code".
-MATMUL_MAX_PATCH_BYTES = 512 * 2**10
+MATMUL_MAX_PATCH_BYTES = 256 * 2**10
 
 # jax's truncated normal on [-2, 2] has this standard deviation; dividing by it
 # gives the kernel exactly the variance asked for (as ``lecun_normal`` does).
@@ -164,6 +173,18 @@ def _pad_input(x: jax.Array, resolved: ResolvedPadding) -> tuple[jax.Array, tupl
     return x, resolved.pads
 
 
+def _output_outgrows_input(spatial: Sequence[int], out_spatial: Sequence[int], strides: Sequence[int]) -> bool:
+    """Whether the output, spread by the strides, is longer than the (unpadded) input on some
+    axis: zero padding wider than the kernel's reach (an int padding of 2 around a 3-tap kernel).
+
+    Then ``lax.conv``'s kernel gradient is a conv whose window (the output gradient) is larger
+    than its input, and XLA's algebraic simplifier swaps its operands into a conv with a
+    reversed window that XLA CPU's Eigen kernels do not take: it runs as a naive loop, 20x
+    slower. ``Conv`` zero-pads such inputs itself, so that every conv of the step stays on
+    Eigen (measured: benchmarks/README.md, "Measurements behind rules in the code")."""
+    return any((o - 1) * s + 1 > n for n, o, s in zip(spatial, out_spatial, strides))
+
+
 class SpatialLayer(nnx.Module):
     """Shared bookkeeping: shapes, kernel size, stride and padding."""
 
@@ -231,13 +252,19 @@ class Conv(SpatialLayer):
         if patch > MATMUL_MAX_PATCH_FEATURES:
             return "lax"
         patch_bytes = 4 * math.prod(self.out_spatial) * patch  # float32
-        return "lax" if patch_bytes > MATMUL_MAX_PATCH_BYTES and convs_on_eigen() else "matmul"
+        if patch_bytes <= MATMUL_MAX_PATCH_BYTES or not convs_on_eigen():
+            return "matmul"
+        # A window wider than the input (a zero-padded full-kernel conv): XLA swaps such a conv's
+        # operands into a reversed-window conv, which runs as a naive loop, not on Eigen.
+        return "matmul" if any(k > n for k, n in zip(self.kernel_size, self.in_shape[:-1])) else "lax"
 
     def __call__(self, x: jax.Array) -> jax.Array:
         x, pads = _pad_input(x, self.resolved)
         if self.impl() == "matmul":
             y = conv_as_matmul(x, self.kernel[...], self.strides, pads)
         else:
+            if _output_outgrows_input(x.shape[1:-1], self.out_spatial, self.strides):
+                x, pads = jnp.pad(x, ((0, 0), *pads, (0, 0))), ((0, 0),) * len(pads)
             y = lax.conv_general_dilated(
                 x,
                 self.kernel[...],
