@@ -35,10 +35,12 @@ from research.train.engine import choose_strategy
 
 # Two stride-1 layers of kernel 3 per shape (pooling after each still leaves a feature
 # map); the dense family narrower in 2D (a 32x32x16 dense map has 268M parameters).
+# ``steps``: a timed segment's steps, so that one lasts tens of milliseconds (a 1D step takes a
+# few, and a shorter segment is at the mercy of the scheduler on a shared machine).
 OPTION_SHAPES = {
-    "mnist1d_40x1": dict(input_shape=(40, 1), batch=100, widths=(25, 25), dense_widths=(25, 25)),
-    "mnist_28x28x1": dict(input_shape=(28, 28, 1), batch=50, widths=(16, 16), dense_widths=(4, 4)),
-    "cifar_32x32x3": dict(input_shape=(32, 32, 3), batch=50, widths=(16, 16), dense_widths=(4, 4)),
+    "mnist1d_40x1": dict(input_shape=(40, 1), batch=100, steps=12, widths=(25, 25), dense_widths=(25, 25)),
+    "mnist_28x28x1": dict(input_shape=(28, 28, 1), batch=50, steps=3, widths=(16, 16), dense_widths=(4, 4)),
+    "cifar_32x32x3": dict(input_shape=(32, 32, 3), batch=50, steps=3, widths=(16, 16), dense_widths=(4, 4)),
 }
 BASE = {"padding": "SAME", "pooling": "none", "head": "flatten"}
 OPTIONS = {
@@ -79,13 +81,13 @@ def _expected(rows: list[dict]) -> None:
         r["vs_fastest"] = r["ms_per_step"] / fastest
 
 
-def _form_timer(shape_name: str, family: str, form: dict, steps: int) -> tuple[dict, Callable[[], float]]:
+def _form_timer(shape_name: str, family: str, form: dict) -> tuple[dict, Callable[[], float]]:
     """``(row, segment timer)`` of one form, compiled (:func:`benchmarks.suite._step_timer`)."""
     shape = OPTION_SHAPES[shape_name]
     fields = _form_fields(shape, family, form)
     model = nnx.eval_shape(lambda: get_model("lattice", shape["input_shape"], 10, nnx.Rngs(0), **fields))
     strategy = choose_strategy("auto", model, jax.default_backend())
-    first_call, timer = _step_timer("lattice", shape["input_shape"], 1, strategy, shape["batch"], steps, **fields)
+    first_call, timer = _step_timer("lattice", shape["input_shape"], 1, strategy, shape["batch"], shape["steps"], **fields)
     row = {
         "shape": shape_name,
         "family": family,
@@ -99,22 +101,23 @@ def _form_timer(shape_name: str, family: str, form: dict, steps: int) -> tuple[d
     return row, timer
 
 
-def family_rows(shape_name: str, family: str, rounds: int = 3, steps: int = 3) -> list[dict]:
+def family_rows(shape_name: str, family: str, rounds: int = 3) -> list[dict]:
     """Every form of ``family`` at ``shape_name``: all compiled first, then timed in interleaved rounds."""
-    built = [_form_timer(shape_name, family, form, steps) for form in option_forms()]
+    built = [_form_timer(shape_name, family, form) for form in option_forms()]
     rows = [row for row, _ in built]
-    best = _best_interleaved({i: timer for i, (_, timer) in enumerate(built)}, rounds)
+    # No pause between segments: PyTorch, whose idle threads it waits out, is not timed here.
+    best = _best_interleaved({i: timer for i, (_, timer) in enumerate(built)}, rounds, settle=0.0)
     for i, row in enumerate(rows):
         row["ms_per_step"] = best[i]
     _expected(rows)
     return rows
 
 
-def options_table(shapes=tuple(OPTION_SHAPES), rounds: int = 3, steps: int = 3) -> dict:
+def options_table(shapes=tuple(OPTION_SHAPES), rounds: int = 3) -> dict:
     """``{"rows": [...], "worst_vs_expected": row}`` over every shape and family."""
     rows = []
     for shape_name in shapes:
         for family in families_for(OPTION_SHAPES[shape_name]["input_shape"]):
-            rows += family_rows(shape_name, family, rounds, steps)
+            rows += family_rows(shape_name, family, rounds)
     worst = max(rows, key=lambda r: r["vs_expected"])
     return {"rows": rows, "worst_vs_expected": worst}

@@ -178,14 +178,15 @@ SETTLE_S = 0.25
 CIFAR_MAX_PARAMS = 200_000_000
 
 
-def _best_interleaved(timers: dict, rounds: int) -> dict:
+def _best_interleaved(timers: dict, rounds: int, settle: float | None = None) -> dict:
     """Each timer's best of ``rounds`` calls, the timers called in turn (the order rotated each
-    round, a :data:`SETTLE_S` pause before each call), so that all see the same minutes."""
+    round, a pause of ``settle`` seconds, default :data:`SETTLE_S`, before each call), so that
+    all see the same minutes."""
     best = dict.fromkeys(timers, math.inf)
     order = list(timers)
     for round_ in range(rounds):
         for key in order[round_ % len(order) :] + order[: round_ % len(order)]:
-            time.sleep(SETTLE_S)
+            time.sleep(SETTLE_S if settle is None else settle)
             best[key] = min(best[key], timers[key]())
     return best
 

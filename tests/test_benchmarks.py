@@ -191,23 +191,24 @@ def test_options_section_times_every_form_of_a_family_in_interleaved_rounds(monk
     calls = []
     original = suite._best_interleaved
 
-    def spied(timers, rounds):
-        calls.append((len(timers), rounds))
-        return original(timers, rounds)
+    def spied(timers, rounds, settle):
+        calls.append((len(timers), rounds, settle))
+        return original(timers, rounds, settle)
 
     monkeypatch.setattr(options, "_best_interleaved", spied)
-    monkeypatch.setattr(suite, "SETTLE_S", 0.0)
-    monkeypatch.setitem(options.OPTION_SHAPES, "tiny_1d", dict(input_shape=(12, 1), batch=4, widths=(2, 2), dense_widths=(2, 2)))
+    monkeypatch.setitem(
+        options.OPTION_SHAPES, "tiny_1d", dict(input_shape=(12, 1), batch=4, steps=3, widths=(2, 2), dense_widths=(2, 2))
+    )
     monkeypatch.setattr(options, "families_for", lambda input_shape: ("conv",))
     monkeypatch.setattr(
         options, "OPTIONS", {"padding": ("SAME", 2), "pooling": ("none", "max"), "head": ("flatten", "global_max")}
     )
-    table = options.options_table(shapes=("tiny_1d",), rounds=1, steps=3)
+    table = options.options_table(shapes=("tiny_1d",), rounds=1)
     forms = options.option_forms()
     assert forms == [options.BASE] + [
         {**options.BASE, **change} for change in ({"padding": 2}, {"pooling": "max"}, {"head": "global_max"})
     ]
-    assert calls == [(4, 1)]
+    assert calls == [(4, 1, 0.0)]
     assert [{k: r[k] for k in options.BASE} for r in table["rows"]] == forms
     assert all(r["conv_impl"] == "matmul" and r["strategy"] == "scan" and r["ms_per_step"] > 0 for r in table["rows"])
     assert min(r["vs_expected"] for r in table["rows"]) == 1.0
