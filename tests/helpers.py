@@ -74,6 +74,29 @@ def get_sweep(variant=None):
 """
 
 
+def mlp_study(sweep: str, *, seeds: int = 2, hidden: int = 4, extra: str = "") -> str:
+    """The text of a study file training a tiny MLP on MNIST-1D (10 examples a class), with
+    ``extra`` config lines (indented statements on ``c``) and ``sweep``, the body of its
+    ``get_sweep(variant)``."""
+    return f"""
+from research.config import default_config
+
+
+def get_config(variant=None):
+    c = default_config()
+    c.seeds = {seeds}
+    c.model.name = "mlp"
+    c.model.hidden = ({hidden},)
+    c.data.n_per_class = 5
+    c.train.batch_size = 10
+{extra}    return c
+
+
+def get_sweep(variant=None):
+{sweep}
+"""
+
+
 # -- synthetic run trees ---------------------------------------------------------------
 # Analysis and verdict tests build results trees without training. The files are written
 # through RunDir (and in the sweep's index format), so the on-disk layout lives in

@@ -18,26 +18,12 @@ from research.rundir import run_config_json
 from research.sweep import run_sweep
 from research.sweep.extend import edge, next_piece, rate_beyond, rate_scores
 from research.train.spec import replica_grid
-from tests.helpers import done_summary, write_run
+from tests.helpers import done_summary, mlp_study, write_run
 
-GRID_STUDY = """
-from research.config import default_config
-
-
-def get_config(variant=None):
-    c = default_config()
-    c.seeds = 2
-    c.model.name = "mlp"
-    c.model.hidden = (4,)
-    c.data.n_per_class = 5
-    c.train.batch_size = 10
-    return c
-
-
-def get_sweep(variant=None):
-    grids = {"edge": (1e-3, 1e-2), "interior": (3e-2, 1e-1, 3e-1), "limit": (1e-1, 3e-1)}
-    return [{"optimizer.learning_rates": grids[variant]}]
-"""
+GRID_STUDY = mlp_study(
+    """    grids = {"edge": (1e-3, 1e-2), "interior": (3e-2, 1e-1, 3e-1), "limit": (1e-1, 3e-1)}
+    return [{"optimizer.learning_rates": grids[variant]}]"""
+)
 
 
 def fake_launcher(peak: float, launched: list[str]):

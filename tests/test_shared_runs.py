@@ -12,29 +12,15 @@ from research.config import load_config
 from research.errors import UserError
 from research.rundir import RunDir, run_config_json, training_key
 from research.sweep import run_sweep
-from tests.helpers import tiny_config
+from tests.helpers import mlp_study, tiny_config
 from tests.test_grids import fake_launcher
 
-SHARED_STUDY = """
-from research.config import default_config
-
-
-def get_config(variant=None):
-    c = default_config()
-    c.seeds = 2
-    c.model.name = "mlp"
-    c.model.hidden = (4,)
-    c.data.n_per_class = 5
-    c.train.batch_size = 10
-    c.optimizer.learning_rates = (1e-2, 3e-2, 1e-1)
-    return c
-
-
-def get_sweep(variant=None):
-    if variant == "a":
+SHARED_STUDY = mlp_study(
+    """    if variant == "a":
         return [{"tag": "matched_shape"}, {"tag": "matched_params"}, {"model.hidden": (8,)}]
-    return [{"tag": "other_study"}]
-"""
+    return [{"tag": "other_study"}]""",
+    extra="    c.optimizer.learning_rates = (1e-2, 3e-2, 1e-1)\n",
+)
 
 
 @pytest.fixture()

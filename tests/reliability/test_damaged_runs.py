@@ -18,26 +18,9 @@ from research.config import load_config
 from research.pipeline import train_and_probe
 from research.sweep import study_runs
 from research.train import strip_timing
-from tests.helpers import SMALL_TRAIN, read_lines, write_sweep_index
+from tests.helpers import SMALL_TRAIN, mlp_study, read_lines, write_sweep_index
 
-STUDY = """
-from research.config import default_config
-
-
-def get_config(variant=None):
-    c = default_config()
-    c.seeds = 1
-    c.model.name = "mlp"
-    c.model.hidden = (8,)
-    c.data.n_per_class = 5
-    c.train.batch_size = 10
-    c.train.epochs = 2
-    return c
-
-
-def get_sweep(variant=None):
-    return [{"optimizer.learning_rate": 0.01}]
-"""
+STUDY = mlp_study('    return [{"optimizer.learning_rate": 0.01}]', seeds=1, hidden=8, extra="    c.train.epochs = 2\n")
 GARBAGE = b'\xff\xfe\x80 not UTF-8 {"step": \xc3\x28\n'
 SUMMARY_DAMAGE = {
     "truncated": lambda text: text[: len(text) // 2],
