@@ -27,7 +27,8 @@ import pandas as pd
 from research.data.sources import source_available
 from research.errors import UserError
 from research.rundir import RunDir, read_json, resolved_model
-from research.sweep.extend import best_rate, edge, rate_beyond, rate_scores
+from research.sweep.extend import edge, rate_beyond
+from research.train.rate_choice import best_rate, rate_scores
 
 AXES = {
     "family": ("model", "family"),
@@ -169,7 +170,7 @@ def choose_learning_rates(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with ``lr_chosen``: per grid (``grid_key``: a run and its pieces), True for
     the replicas of the rate with the best mean validation accuracy over its seeds, a
     diverged seed counting as 0 (a rate where most seeds diverge does not win on its one
-    survivor; ties: the smaller rate; :func:`research.sweep.extend.rate_scores`, the rule the
+    survivor; ties: the smaller rate; :func:`research.train.rate_choice.rate_scores`, the rule the
     sweep extends grids by).
 
     Also ``lr_grid`` (the grid's rates, as text), ``lr_at_edge`` (the chosen rate is the

@@ -3,10 +3,10 @@ on a fast path?
 
 For each shape of :data:`OPTION_SHAPES` (MNIST-1D, 28x28x1 and 32x32x3) and each family, a
 base net (two stride-1 layers, ``SAME`` padding, no pooling, a flatten head) and every
-option changed one at a time from it: the padding (``VALID``, ``CIRCULAR``, integer 1 and
-2), the pooling after each layer (``max``, ``avg``, ``blur``, ``stride``) and the head
-(``global_avg``, ``global_max``): one factor at a time, 11 forms per family and shape
-rather than the full product's 75. Each form trains as a study would run it:
+option changed one at a time from it: the padding (``VALID``, ``CIRCULAR``, integer 2), the
+pooling after each layer (``max``, ``avg``, ``blur``, ``stride``) and the head
+(``global_avg``, ``global_max``): one factor at a time, 10 forms per family and shape
+rather than the full product's 60; 70 forms in all (the families per shape: :data:`OPTION_SHAPES`). Each form trains as a study would run it:
 ``conv_impl=auto`` and ``train.strategy=auto`` (the row says what ``auto`` chose).
 
 Options change the work, not only its form (``VALID`` shrinks every layer, padding 2 grows
@@ -37,14 +37,30 @@ from research.train.engine import choose_strategy
 # map); the dense family narrower in 2D (a 32x32x16 dense map has 268M parameters).
 # ``steps``: a timed segment's steps, so that one lasts tens of milliseconds (a 1D step takes a
 # few, and a shorter segment is at the mercy of the scheduler on a shared machine).
+# ``families``: every family in 1D; in 2D the conv at both shapes and the locally connected net
+# at 32x32x3. The full-kernel conv is left out in 2D (about 1 s a step and a minute to compile per
+# form at 28x28: benchmarks/README.md, "Per family at one matched shape"), and so is the dense
+# family (a dense layer is one matmul whatever the padding, pooling or head; 0.35-0.95 s a
+# step at width 4, and the section's cost is its forms' compiles: "Options" there).
 OPTION_SHAPES = {
-    "mnist1d_40x1": dict(input_shape=(40, 1), batch=100, steps=12, widths=(25, 25), dense_widths=(25, 25)),
-    "mnist_28x28x1": dict(input_shape=(28, 28, 1), batch=50, steps=3, widths=(16, 16), dense_widths=(4, 4)),
-    "cifar_32x32x3": dict(input_shape=(32, 32, 3), batch=50, steps=3, widths=(16, 16), dense_widths=(4, 4)),
+    "mnist1d_40x1": dict(
+        input_shape=(40, 1),
+        batch=100,
+        steps=12,
+        widths=(25, 25),
+        dense_widths=(25, 25),
+        families=("conv", "full_kernel_conv", "locally_connected", "dense"),
+    ),
+    "mnist_28x28x1": dict(input_shape=(28, 28, 1), batch=50, steps=3, widths=(16, 16), dense_widths=(4, 4), families=("conv",)),
+    "cifar_32x32x3": dict(
+        input_shape=(32, 32, 3), batch=50, steps=3, widths=(16, 16), dense_widths=(4, 4), families=("conv", "locally_connected")
+    ),
 }
 BASE = {"padding": "SAME", "pooling": "none", "head": "flatten"}
 OPTIONS = {
-    "padding": ("SAME", "VALID", "CIRCULAR", 1, 2),
+    # The integer 1 around a 3-tap kernel is SAME's very program (same pads; the structural test
+    # in tests/test_benchmarks.py checks it); 2 is the integer padding that grows the layers.
+    "padding": ("SAME", "VALID", "CIRCULAR", 2),
     "pooling": ("none", "max", "avg", "blur", "stride"),
     "head": ("flatten", "global_avg", "global_max"),
 }
@@ -58,12 +74,9 @@ def option_forms() -> list[dict]:
     return forms
 
 
-def families_for(input_shape) -> tuple[str, ...]:
-    """Every family; in 2D without the full-kernel conv (about 1 s a step and a minute to
-    compile per form at 28x28: benchmarks/README.md, "Per family at one matched shape")."""
-    if len(input_shape) == 2:
-        return ("conv", "full_kernel_conv", "locally_connected", "dense")
-    return ("conv", "locally_connected", "dense")
+def families_for(shape_name: str) -> tuple[str, ...]:
+    """The families timed at ``shape_name`` (:data:`OPTION_SHAPES`)."""
+    return tuple(OPTION_SHAPES[shape_name]["families"])
 
 
 def _form_fields(shape: dict, family: str, form: dict) -> dict:
@@ -117,7 +130,7 @@ def options_table(shapes=tuple(OPTION_SHAPES), rounds: int = 3) -> dict:
     """``{"rows": [...], "worst_vs_expected": row}`` over every shape and family."""
     rows = []
     for shape_name in shapes:
-        for family in families_for(OPTION_SHAPES[shape_name]["input_shape"]):
+        for family in families_for(shape_name):
             rows += family_rows(shape_name, family, rounds)
     worst = max(rows, key=lambda r: r["vs_expected"])
     return {"rows": rows, "worst_vs_expected": worst}

@@ -29,8 +29,13 @@ def _sweep(variant: str) -> list[dict]:
     ]
     runs = []
     # The switch times are epochs of a fixed schedule: every run trains all its epochs at a
-    # constant rate (no early stop before or after the switch), as the study was designed.
-    fixed = {"train.epochs": EPOCHS[check_variant(variant)], "train.patience": 0, "optimizer.schedule": "constant"}
+    # constant rate (no early stop or rate halving before or after the switch), as the study was designed.
+    fixed = {
+        "train.epochs": EPOCHS[check_variant(variant)],
+        "train.patience": 0,
+        "train.halve_rates_at": 0.0,
+        "optimizer.schedule": "constant",
+    }
     for bundle in ({**b, **fixed} for b in datasets(variant, images=False)):
         runs.append({**bundle, "model.family": "conv", "train.embed_at_epoch": 0})
         runs.append({**bundle, "model.family": "dense", "train.embed_at_epoch": 0})

@@ -27,17 +27,9 @@ from research.errors import UserError, did_you_mean
 OPEN_SECTIONS = ("model",)  # sections whose keys the model, not the file, defines
 
 
-def default_config() -> ml_collections.ConfigDict:
-    """Every key the trainer reads, with its default. Study files start from this."""
-    c = ml_collections.ConfigDict()
-    c.seed = 0  # the replicas use seeds seed, seed + 1, ..., seed + seeds - 1
-    c.seeds = 1  # seeds per learning rate; replicas = seeds x len(optimizer.learning_rates), one program
-    c.tag = ""  # a free label for the analysis (e.g. "matched_flops"); training ignores it
-    c.task = "train"  # or "kernel_regression": the model's infinite-width NNGP instead (research.kernels)
-    # Not type-locked: model fields take several types (kernel_sizes 3 or (5, 3, 3), padding "SAME" or 1);
-    # the model checks its own fields when it is built.
-    c.model = ml_collections.ConfigDict({"name": "mnist1d_cnn"}, type_safe=False)
-    c.data = ml_collections.ConfigDict(
+def _data_defaults() -> ml_collections.ConfigDict:
+    """The ``data`` section of :func:`default_config`."""
+    return ml_collections.ConfigDict(
         {
             "name": "mnist1d",
             "dir": "",
@@ -61,6 +53,19 @@ def default_config() -> ml_collections.ConfigDict:
             "canvas_region": 0,
         }
     )
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """Every key the trainer reads, with its default. Study files start from this."""
+    c = ml_collections.ConfigDict()
+    c.seed = 0  # the replicas use seeds seed, seed + 1, ..., seed + seeds - 1
+    c.seeds = 1  # seeds per learning rate; replicas = seeds x len(optimizer.learning_rates), one program
+    c.tag = ""  # a free label for the analysis (e.g. "matched_flops"); training ignores it
+    c.task = "train"  # or "kernel_regression": the model's infinite-width NNGP instead (research.kernels)
+    # Not type-locked: model fields take several types (kernel_sizes 3 or (5, 3, 3), padding "SAME" or 1);
+    # the model checks its own fields when it is built.
+    c.model = ml_collections.ConfigDict({"name": "mnist1d_cnn"}, type_safe=False)
+    c.data = _data_defaults()
     c.optimizer = ml_collections.ConfigDict(
         {
             "name": "adam",
@@ -99,6 +104,10 @@ def default_config() -> ml_collections.ConfigDict:
             # validation accuracy (0: train all epochs). Either way each replica reports its test
             # accuracy at its best validation epoch beside the end-of-training numbers.
             "patience": 0,
+            # Successive halving over the learning rates: at the first evaluation at or past this
+            # fraction of train.epochs keep the better half of the rates by validation, train only
+            # their replicas from there (0: off; research/train/rate_choice.py).
+            "halve_rates_at": 0.0,
         }
     )
     c.probes = ml_collections.ConfigDict(
@@ -317,74 +326,6 @@ def config_to_json(config: ml_collections.ConfigDict) -> dict:
     return json.loads(config.to_json(sort_keys=True))
 
 
-# -- range checks that types alone do not catch ---------------------------------------
-# The numeric optimizer keys' valid ranges: key -> (lowest allowed, first value above the range).
-OPTIMIZER_RANGES = {
-    "b1": (0.0, 1.0),
-    "b2": (0.0, 1.0),
-    "momentum": (0.0, 1.0),
-    "weight_decay": (0.0, float("inf")),
-    "l1": (0.0, float("inf")),
-    "beta": (0.0, float("inf")),
-    "grad_clip_norm": (0.0, float("inf")),
-    "warmup_steps": (0, float("inf")),
-}
-
-
-INT32_MAX = 2**31 - 1  # the step counter and shifts are int32 on the device
-MAX_REPLICAS = 2**20  # seeds x learning rates in one program: far beyond any device's memory
-
-
-def _integer_at_least(section, key: str, minimum: int = 1, maximum: int | None = INT32_MAX) -> int:
-    value = section[key]
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise UserError(f"{key} must be an integer >= {minimum}, got {value!r}")
-    if maximum is not None and value > maximum:
-        raise UserError(f"{key} must be an integer between {minimum} and {maximum}, got {value!r}")
-    return value
-
-
-def _in_range(section, ranges: dict[str, tuple[float, float]]) -> None:
-    for key, (low, above) in ranges.items():
-        value = section[key]
-        if not low <= value < above:
-            upper = f" and < {above:g}" if above != float("inf") else ""
-            raise UserError(f"optimizer.{key} must be >= {low:g}{upper}, got {value!r}")
-
-
-def _positive_rates(optimizer) -> None:
-    """``learning_rate`` and every rate of ``learning_rates`` > 0 (so not NaN)."""
-    rates = tuple(optimizer.learning_rates)
-    if any(isinstance(lr, (str, bool)) or not float(lr) > 0 for lr in rates):
-        raise UserError(f"optimizer.learning_rates must be > 0, got {rates}")
-    rate = optimizer.learning_rate
-    if isinstance(rate, (str, bool)) or not float(rate) > 0:
-        raise UserError(f"optimizer.learning_rate must be > 0, got {rate!r}")
-
-
-def validate(config: ml_collections.ConfigDict) -> None:
-    """The one check of a config's values (types are kept by :func:`set_value`): raises a
-    one-line UserError. Model fields are checked by the model when it is built; the
-    number of training steps by the run spec (:class:`research.train.spec.RunSpec`)."""
-    _integer_at_least(config, "seeds", 1, MAX_REPLICAS)
-    _integer_at_least(config, "seed", 0, 2**32 - 1)
-    if config.seed + config.seeds > 2**32:  # replica r's seed is seed + r, a uint32
-        raise UserError(f"seed + seeds must be <= 4294967296 (seeds are 32-bit), got {config.seed} + {config.seeds}")
-    _integer_at_least(config.train, "epochs", 1, maximum=None)  # bounded by its steps (RunSpec)
-    for key in ("batch_size", "eval_batch_size", "keep_checkpoints", "eval_every_epochs"):
-        _integer_at_least(config.train, key)
-    for key in ("log_every_steps", "checkpoint_every_steps", "augment_shift", "patience"):
-        _integer_at_least(config.train, key, 0)
-    if config.train.patience and int(config.data.n_val) == 0:
-        raise UserError("train.patience stops on validation accuracy; it needs a validation split (data.n_val -1 or > 0)")
-    _positive_rates(config.optimizer)
-    replicas = config.seeds * max(1, len(config.optimizer.learning_rates))
-    if replicas > MAX_REPLICAS:
-        raise UserError(f"seeds x learning_rates is {replicas} replicas, more than the {MAX_REPLICAS} one program may train")
-    _in_range(config.optimizer, OPTIMIZER_RANGES)
-    _no_dead_options(config.optimizer)
-
-
 # Optimizer options and what makes them mean something: an option set away from its default
 # where it changes nothing is refused, not silently ignored.
 LIVE_WHEN = {
@@ -396,13 +337,3 @@ LIVE_WHEN = {
     "b2": ("name", ("adam", "adamw")),
     "warmup_steps": ("schedule", ("warmup_cosine",)),
 }
-
-
-def _no_dead_options(optimizer: ml_collections.ConfigDict) -> None:
-    defaults = default_config().optimizer
-    for key, (switch, live) in LIVE_WHEN.items():
-        if optimizer[switch] not in live and optimizer[key] != defaults[key]:
-            raise UserError(
-                f"optimizer.{key}={optimizer[key]!r} has no effect with optimizer.{switch}={optimizer[switch]!r} "
-                f"(it acts with {switch} {' or '.join(live)}); leave it at {defaults[key]!r} or change {switch}"
-            )

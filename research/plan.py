@@ -11,8 +11,11 @@ The estimates, and what they assume:
 
 * training FLOPs: 2 x (forward multiply-accumulates per example) for a forward
   pass, 3x that for a training step, for every replica on every training
-  example of every epoch, plus the evaluation passes (val and test at every
-  evaluation, and the final pass over train, val and test);
+  example of every epoch up to ``train.epochs`` (after rate halving only the
+  kept replicas), plus the evaluation passes (val and test at every
+  evaluation, and the final pass over train, val and test). Early stopping
+  and grid extension are not known before the runs: the estimate counts the
+  epoch bound and the grid as configured;
 * peak device memory: per replica, float32 parameters, gradients and two Adam
   moments (16 bytes a parameter), plus a training batch's activations twice
   (kept for the backward pass, and their gradients: every intermediate value of
@@ -33,6 +36,7 @@ The estimates, and what they assume:
 
 from __future__ import annotations
 
+import math
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,8 +45,10 @@ from research.config import load_config
 from research.data import dataset_shape
 from research.data.sources import source_available
 from research.errors import UserError
+from research.rundir import run_config_json, training_key
 from research.sweep import study_runs
 from research.train.footprint import GPU_TARGET, device_memory, model_sizes, peak_bytes
+from research.train.rate_choice import halving_epoch
 from research.train.spec import RunSpec
 
 GPU_EFFECTIVE_FLOPS = 10e12  # what small models reach on such a GPU in float32 (about 15% of its TF32 peak)
@@ -70,6 +76,7 @@ class RunCost:
     keep: int
 
     keep_final: bool = True  # False: its checkpoints are deleted once it is done
+    training: str = ""  # its training key: runs of several studies that train alike train once
 
     @property
     def disk_bytes(self) -> float:
@@ -82,6 +89,18 @@ class RunCost:
         return self.checkpoint_bytes * self.keep
 
 
+def halved_replica_epochs(spec: RunSpec, epochs: int) -> float:
+    """Replica-epochs a run trains at most: every replica until rate halving (if on), then the
+    replicas of the better half of the rates (:mod:`research.train.rate_choice`). Early stopping
+    can only make it less; the plan counts the bound."""
+    at = halving_epoch(float(spec.config.train.halve_rates_at), epochs)
+    rates = len(set(spec.learning_rates))
+    if at is None or rates < 2 or at >= epochs:
+        return float(spec.replicas * epochs)
+    kept = spec.replicas // rates * math.ceil(rates / 2)
+    return float(spec.replicas * at + kept * (epochs - at))
+
+
 def run_cost(study: str, run_id: str, config) -> RunCost:
     """What one run costs, from its config alone."""
     data = config.data
@@ -91,7 +110,7 @@ def run_cost(study: str, run_id: str, config) -> RunCost:
     n_all = sum(splits.values())
     if config.task == "kernel_regression":
         gram = splits["train"] * n_all * 8
-        common = dict(replicas=1, params=0, steps=0, checkpoint_bytes=0.0, keep=0)
+        common = dict(replicas=1, params=0, steps=0, checkpoint_bytes=0.0, keep=0, training=training_key(run_config_json(config)))
         return RunCost(study, run_id, data.name, present, config.task, train_flops=0.0, peak_bytes=3.0 * gram, **common)
     spec = RunSpec.build(config, shape)
     replicas = spec.replicas
@@ -99,7 +118,8 @@ def run_cost(study: str, run_id: str, config) -> RunCost:
     epochs = int(config.train.epochs)
     evaluations = epochs // max(1, int(config.train.eval_every_epochs))
     evaluated = (splits.get("val", 0) + splits["test"]) * evaluations + n_all
-    flops = replicas * 2 * macs * (3 * splits["train"] * epochs + evaluated)
+    replica_epochs = halved_replica_epochs(spec, epochs)
+    flops = 2 * macs * (3 * splits["train"] * replica_epochs + replicas * evaluated)
     peak = peak_bytes(spec)  # the estimate every cvd train checks too
     return RunCost(
         study,
@@ -115,6 +135,7 @@ def run_cost(study: str, run_id: str, config) -> RunCost:
         float(12 * params * replicas),
         int(config.train.keep_checkpoints),
         bool(config.train.keep_final_checkpoint),
+        training_key(run_config_json(config)),
     )
 
 
@@ -130,7 +151,14 @@ def free_disk(workdir: Path) -> float:
     return float(shutil.disk_usage(path).free)
 
 
+def distinct(costs: list[RunCost]) -> list[RunCost]:
+    """One cost per distinct training (``cvd reproduce`` trains runs that train alike once)."""
+    return list({c.training or f"{c.study}/{c.run_id}": c for c in costs}.values())
+
+
 def estimated_seconds(costs: list[RunCost], on_gpu: bool) -> float:
+    """The planning time of ``costs``, each distinct training counted once."""
+    costs = distinct(costs)
     flops = sum(c.train_flops for c in costs)
     if on_gpu:
         return flops / GPU_EFFECTIVE_FLOPS + sum(c.steps for c in costs) * GPU_STEP_OVERHEAD_S
@@ -190,7 +218,8 @@ def plan_lines(costs: list[RunCost], profile: str, device: str, memory: float, d
         f"checkpoints {_gb(sum(c.disk_bytes for c in costs))} GB",
         f"largest run: {largest.study} {largest.run_id}: {largest.replicas} replicas x {largest.params:,} parameters, "
         f"about {_gb(largest.peak_bytes)} GB at peak",
-        f"estimated time: {seconds / 3600:.1f} {'GPU-' if on_gpu else ''}hours (at {rate}; a planning figure)",
+        f"estimated time: {seconds / 3600:.1f} {'GPU-' if on_gpu else ''}hours for {len(distinct(costs))} distinct trainings "
+        f"(at {rate}; a bound: early stopping and grid extension are not modelled; a planning figure)",
         "data sets missing here: "
         + (", ".join(f"{d} ({sum(c.dataset == d for c in costs)} runs)" for d in missing) if missing else "none"),
     ]

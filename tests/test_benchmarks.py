@@ -165,7 +165,7 @@ def test_every_option_compiles_to_the_same_kind_of_conv_as_same_padding(input_sh
     spatial = "".join(str(i) for i in range(len(input_shape) - 1))
     eigen = {(f"b{spatial}f_{spatial}io->b{spatial}f", False)}
     assert _conv_kinds({"SAME": (input_shape, {**base, **options.BASE})}) == eigen
-    forms = options.option_forms()[1:] + [{**options.BASE, "padding": 3}]
+    forms = options.option_forms()[1:] + [{**options.BASE, "padding": p} for p in (1, 3)]
     assert _conv_kinds({str(form): (input_shape, {**base, **form}) for form in forms}) == eigen
 
 
@@ -197,9 +197,10 @@ def test_options_section_times_every_form_of_a_family_in_interleaved_rounds(monk
 
     monkeypatch.setattr(options, "_best_interleaved", spied)
     monkeypatch.setitem(
-        options.OPTION_SHAPES, "tiny_1d", dict(input_shape=(12, 1), batch=4, steps=3, widths=(2, 2), dense_widths=(2, 2))
+        options.OPTION_SHAPES,
+        "tiny_1d",
+        dict(input_shape=(12, 1), batch=4, steps=3, widths=(2, 2), dense_widths=(2, 2), families=("conv",)),
     )
-    monkeypatch.setattr(options, "families_for", lambda input_shape: ("conv",))
     monkeypatch.setattr(
         options, "OPTIONS", {"padding": ("SAME", 2), "pooling": ("none", "max"), "head": ("flatten", "global_max")}
     )

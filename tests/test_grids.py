@@ -16,7 +16,8 @@ from analysis.load import load_results
 from research.config import load_config
 from research.rundir import run_config_json
 from research.sweep import run_sweep
-from research.sweep.extend import edge, next_piece, rate_beyond, rate_scores
+from research.sweep.extend import edge, next_piece, rate_beyond
+from research.train.rate_choice import rate_scores
 from research.train.spec import replica_grid
 from tests.helpers import done_summary, mlp_study, write_run
 

@@ -13,7 +13,7 @@ import pytest
 
 from analysis.report import unconverged
 from experiments.common import BUDGETS
-from research.config import config_from_json, config_to_json, default_config, load_config, validate
+from research.config import config_from_json, config_to_json, default_config, load_config
 from research.data import SOURCE_SHAPES, dataset_shape
 from research.errors import UserError
 from research.rundir import RunDir
@@ -21,6 +21,7 @@ from research.sweep import study_runs
 from research.train import train_and_evaluate
 from research.train.early_stopping import BestValidation
 from research.train.optim import applied_learning_rates
+from research.validation import validate
 from tests.helpers import tiny_config
 
 

@@ -25,10 +25,11 @@ from research.locks import check_path, workdir_lock
 from research.pipeline import run_complete
 from research.progress import progress_bar
 from research.rundir import FINISHED, RunDir, atomic_write_json, read_json, run_config_json, training_key
-from research.sweep.extend import next_piece, piece_id, rate_scores
+from research.sweep.extend import next_piece, piece_id
 from research.sweep.grid import Overrides, axis, product, run_id, varying_keys, zip_axes
 from research.sweep.launchers import Job, LaunchOptions, check_launcher, launch
 from research.sweep.scheduler import workers_for
+from research.train.rate_choice import rate_scores
 from research.train.spec import RunSpec, replica_grid
 
 # Runs with a FINISHED status are not run again. ``invalid`` runs (the data set or
@@ -80,10 +81,10 @@ def sweep_lock(directory: Path):
     return workdir_lock(directory, "sweep")
 
 
-def previous_attempts(path: Path) -> dict[str, int]:
-    """Attempts per run id from an earlier ``sweep.json``; an unreadable one is rebuilt from the
-    run directories (what they hold decides each run's status) with a warning, its counts lost."""
-    previous = read_json(path)
+def previous_attempts(previous, path: Path) -> dict[str, int]:
+    """Attempts per run id from an earlier ``sweep.json`` (``previous``, as read from ``path``);
+    an unreadable one is rebuilt from the run directories (what they hold decides each run's
+    status) with a warning, its counts lost."""
     runs = previous.get("runs") if isinstance(previous, dict) else None
     if not isinstance(runs, dict):
         if path.exists():
@@ -148,11 +149,12 @@ class SweepIndex:
         cache_dir: Path,
         extends: dict[str, str] | None = None,
         store: Path | None = None,
+        previous=None,
     ):
         self.directory, self.configs, self.cache_dir, self.store = directory, configs, cache_dir, store
         self.tries: dict[str, int] = {}  # jobs run per run id in this session
         self.path = directory / "sweep.json"
-        self.previous_attempts = previous_attempts(self.path)
+        self.previous_attempts = previous_attempts(previous, self.path)  # previous: sweep.json as read
         invalid = invalid_runs(configs)
         self.data = {**header, "runs": {}}
         for rid, overrides in runs:
@@ -326,11 +328,13 @@ def run_sweep(
     with sweep_lock(directory):
         header = {"study": spec, "launcher": launcher, "overrides": common}
         cache = Path(cache_dir).resolve() if cache_dir else directory / ".jax_cache"
-        pieces = _recorded_pieces(read_json(directory / "sweep.json"), dict(runs))
+        previous = read_json(directory / "sweep.json")  # read once: its grid pieces and attempt counts
+        pieces = _recorded_pieces(previous, dict(runs))
         configs.update({rid: load_config(spec, overrides) for rid, overrides, _ in pieces})
         runs += [(rid, overrides) for rid, overrides, _ in pieces]
         extends = {rid: root for rid, _, root in pieces}
-        index = SweepIndex(directory, header, runs, configs, progress, cache, extends, store and Path(store).resolve())
+        store = store and Path(store).resolve()
+        index = SweepIndex(directory, header, runs, configs, progress, cache, extends, store, previous)
         try:
             while True:
                 while todo := index.todo(spec, retries):

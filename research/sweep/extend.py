@@ -12,13 +12,16 @@ a root and its pieces into one grid.
 
 Rates step along the half-decade ladder 1, 3, 10, 30, ... (x 10^k), the
 spacing of the studies' grids. A diverged replica counts as validation
-accuracy 0 for its rate: a rate that diverges some seeds is not the best.
+accuracy 0 for its rate: a rate that diverges some seeds is not the best
+(:func:`research.train.rate_choice.rate_scores`, the one rule of choosing a rate).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+
+from research.train.rate_choice import best_rate
 
 LIMITS = {"adam": (1e-5, 1.0), "adamw": (1e-5, 1.0), "sgd": (1e-4, 10.0)}
 """Per optimizer, the smallest and largest rate a grid is extended to (past them a rate is
@@ -40,33 +43,6 @@ def rate_beyond(rate: float, direction: int, optimizer: str) -> float | None:
         return nxt if nxt <= high * (1 + 1e-9) else None
     nxt = max((r for r in LADDER if r < rate / 1.5), default=0.0)
     return nxt if nxt >= low * (1 - 1e-9) else None
-
-
-def _validation(replica: Mapping) -> float | None:
-    """A replica's validation accuracy (at its best epoch where recorded; a diverged one: 0)."""
-    if replica.get("diverged"):
-        return 0.0
-    for key in ("val_accuracy_at_best", "val_accuracy"):
-        value = replica.get(key)
-        if isinstance(value, (int, float)) and math.isfinite(value):
-            return float(value)
-    return None
-
-
-def rate_scores(replicas: Iterable[Mapping]) -> dict[float, float]:
-    """Mean validation accuracy per rate over its replicas (summary or analysis rows), a
-    diverged replica counting as 0. Rates without validation numbers are left out."""
-    values: dict[float, list[float]] = {}
-    for replica in replicas:
-        val = _validation(replica)
-        if val is not None:
-            values.setdefault(float(replica["learning_rate"]), []).append(val)
-    return {rate: sum(v) / len(v) for rate, v in values.items()}
-
-
-def best_rate(scores: Mapping[float, float]) -> float:
-    """The rate with the best score (ties: the smaller rate)."""
-    return min(scores, key=lambda rate: (-scores[rate], rate))
 
 
 def edge(rates: Sequence[float], scores: Mapping[float, float]) -> int:

@@ -14,6 +14,7 @@ middle of a patience window resumes to the same numbers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -53,19 +54,30 @@ class BestValidation:
         """Whether the run can stop: every replica done (never without patience)."""
         return self.patience > 0 and bool(self.done.all())
 
-    def replay(self, records: list[dict]) -> None:
-        """Rebuild from ``metrics.jsonl`` records (a resumed run): every val evaluation in order."""
+    def replay(self, records: list[dict], after_each: Callable[[int, np.ndarray], None] | None = None) -> None:
+        """Rebuild from ``metrics.jsonl`` records (a resumed run): every val evaluation in order.
+        A replica dropped by rate halving (:meth:`drop`) has no records after it and counts as not
+        alive there. ``after_each(epoch, alive)`` runs after each evaluation, as the live loop's
+        halving check does."""
         by_epoch: dict[int, dict[str, dict[int, dict]]] = {}
         for record in records:
             if record.get("split") in ("val", "test") and "epoch" in record:
                 by_epoch.setdefault(int(record["epoch"]), {}).setdefault(record["split"], {})[int(record["replica"])] = record
         for epoch in sorted(by_epoch):
             val, test = by_epoch[epoch].get("val", {}), by_epoch[epoch].get("test", {})
-            if len(val) != self.replicas:
-                continue
-            rows = [val[r] for r in range(self.replicas)]
-            test_acc = [test[r]["accuracy"] for r in range(self.replicas)] if len(test) == self.replicas else None
-            self.update(epoch, [v["accuracy"] for v in rows], test_acc, [v.get("alive", True) for v in rows])
+            if any(r not in val and not self.done[r] for r in range(self.replicas)):
+                continue  # an incomplete evaluation (only replicas dropped by halving may be absent)
+            missing = {"accuracy": -np.inf, "alive": False}
+            rows = [val.get(r, missing) for r in range(self.replicas)]
+            test_acc = [test.get(r, missing)["accuracy"] for r in range(self.replicas)] if test else None
+            alive = np.array([v.get("alive", True) for v in rows], bool)
+            self.update(epoch, [v["accuracy"] for v in rows], test_acc, alive)
+            if after_each is not None:
+                after_each(epoch, alive)
+
+    def drop(self, replicas: np.ndarray) -> None:
+        """Mark ``replicas`` done (dropped by rate halving: their best numbers are final)."""
+        self.done[np.asarray(replicas, int)] = True
 
     def replica_fields(self, r: int) -> dict:
         """What ``summary.json`` records for replica ``r`` (None without a validation evaluation)."""

@@ -41,6 +41,7 @@ from research.train.engine import TrainState, replica_sharding
 from research.train.footprint import check_memory
 from research.train.metrics import MetricWriter, TensorBoardWriter, truncate_metrics
 from research.train.optim import applied_learning_rates
+from research.train.rate_choice import RateHalving, halving_epoch
 from research.train.spec import Phase, RunSpec, Tracker
 from research.train.summary import run_summary, strip_timing
 
@@ -126,6 +127,7 @@ class RunLog:
         self.tensorboard: TensorBoardWriter | None = None
         self.bar = None
         self.progress = progress
+        self.ids = np.arange(spec.replicas)  # the replicas the device state holds, in its order
 
     def restore(self) -> tuple[int, str, TrainState | None]:
         """``(step, phase name, state)`` of the newest readable checkpoint, or ``(0, "initial", None)``."""
@@ -158,15 +160,17 @@ class RunLog:
         self.checkpointer.save(step, state, {"step": step, "wall_time_s": self.elapsed(), "phase": phase.name})
 
     def write(self, step: int, split: str, values: dict[str, np.ndarray], alive: np.ndarray | None = None, **labels) -> None:
-        """One record per replica (only live ones for ``train``) in the metrics file; in TensorBoard
-        each replica's scalars and their mean over the replicas written."""
+        """One record per replica the values hold (only live ones for ``train``) in the metrics
+        file; in TensorBoard each replica's scalars and their mean over the replicas written.
+        Position ``i`` of each array is replica ``self.ids[i]`` (all of them, unless the run
+        halved its rates)."""
         written = []
-        for r in range(self.spec.replicas):
-            if split == "train" and not alive[r]:
+        for i, r in enumerate(self.ids):
+            if split == "train" and not alive[i]:
                 continue
-            written.append(r)
-            extra = {"alive": bool(alive[r])} if alive is not None and split != "train" else {}
-            scalars = {k: v[r] for k, v in values.items()}
+            written.append(i)
+            extra = {"alive": bool(alive[i])} if alive is not None and split != "train" else {}
+            scalars = {k: v[i] for k, v in values.items()}
             self.writer.write_scalars(step, scalars, split=split, **self.labels[r], **labels, **extra)
             self.tensorboard.write_scalars(step, split, scalars, suffix=self.tags[r])
         if written:
@@ -254,18 +258,67 @@ def _evaluate(spec: RunSpec, log: RunLog, phase: Phase, state: TrainState, evals
     return results
 
 
+def _full_size(values: np.ndarray, ids: np.ndarray, replicas: int, fill) -> np.ndarray:
+    """Per-replica ``values`` of the replicas ``ids`` spread over all ``replicas`` (``fill`` elsewhere)."""
+    whole = np.full(replicas, fill, dtype=np.asarray(values).dtype)
+    whole[ids] = values
+    return whole
+
+
+def _resume_halving(spec: RunSpec, log: RunLog, best: BestValidation, halving: RateHalving, state: TrainState):
+    """Rebuild early stopping and the halving decision from the metrics of a resumed run; the
+    device state becomes the kept replicas' part when the run had halved."""
+
+    def check(epoch: int, alive: np.ndarray) -> None:
+        if halving.settle(epoch, best.best_val, alive):
+            best.drop(np.setdiff1d(np.arange(spec.replicas), halving.kept))
+
+    best.replay(log.run_dir.metrics(), check)
+    if halving.kept is None:
+        return state
+    log.ids = halving.kept
+    return _on_replica_devices(halving.split(state), len(halving.kept))
+
+
+def _after_evaluation(spec, log, best, halving, state, results, alive, epoch) -> tuple[TrainState, bool]:
+    """Early stopping's update, then the halving decision if due; returns the state to train on
+    and whether it halved (the replicas changed)."""
+    ids, n = log.ids, spec.replicas
+    test = results.get("test", {}).get("accuracy")
+    best.update(
+        epoch,
+        _full_size(results["val"]["accuracy"], ids, n, -np.inf),
+        None if test is None else _full_size(test, ids, n, np.nan),
+        _full_size(alive, ids, n, False),
+    )
+    if not halving.settle(epoch, best.best_val, _full_size(alive, ids, n, False)):
+        return state, False
+    best.drop(np.setdiff1d(np.arange(n), halving.kept))
+    log.ids = halving.kept
+    return _on_replica_devices(halving.split(state), len(halving.kept)), True
+
+
+def _whole(spec: RunSpec, halving: RateHalving, state: TrainState) -> TrainState:
+    """The train state over every replica (the kept replicas' among the dropped ones' frozen state)."""
+    if halving.kept is None:
+        return state
+    return _on_replica_devices(jax.device_put(halving.full(state)), spec.replicas)
+
+
 def _train(spec: RunSpec, log: RunLog) -> dict:
     """The loop: segments of steps, then train metrics, evaluation, checkpoint (in that order),
-    until the last epoch or until every replica's validation accuracy has stopped improving."""
+    until the last epoch or until every replica's validation accuracy has stopped improving;
+    rate halving (:mod:`research.train.rate_choice`) may drop replicas on the way."""
     spe, every = spec.steps_per_epoch, spec.config.train.checkpoint_every_steps
     x_train, y_train, evals = device_data(spec)
     start, phase_name, state = log.restore()
     phase, best = spec.phases[phase_name], BestValidation(spec.replicas, spec.config.train.patience)
+    halving = RateHalving(spec.learning_rates, halving_epoch(spec.config.train.halve_rates_at, spec.config.train.epochs))
     if state is None:
         state = _on_replica_devices(spec.init_state(), spec.replicas)
     if start == 0:
         record_tracked(log, log.track, phase, state, 0, 0)
-    best.replay(log.run_dir.metrics())  # a resumed run: its evaluations up to the checkpoint
+    state = _resume_halving(spec, log, best, halving, state)  # a resumed run: its evaluations up to the checkpoint
     step, last_saved, perms_epoch = start, (start if start else -1), None
     for epoch, begin, end in spec.segments(start):
         if best.all_done():
@@ -287,17 +340,19 @@ def _train(spec: RunSpec, log: RunLog) -> dict:
             results = _evaluate(spec, log, phase, state, evals, alive, (step, epoch))
             postfix.update({f"{split}_acc": f"{np.mean(v['accuracy']):.4f}" for split, v in results.items()})
             if "val" in results:
-                best.update(epoch + 1, results["val"]["accuracy"], results.get("test", {}).get("accuracy"), alive)
+                state, halved = _after_evaluation(spec, log, best, halving, state, results, alive, epoch + 1)
+                perms_epoch = None if halved else perms_epoch  # the kept replicas' data orders
         log.flush()
         log.bar.set_postfix(postfix, refresh=False)  # shown by the update: this window's numbers
         log.bar.update(end - begin)
         if every and step - last_saved >= every and step < spec.total_steps:
-            log.save(step, state, phase)
+            log.save(step, _whole(spec, halving, state), phase)
             last_saved = step
+    state = _whole(spec, halving, state)
     if last_saved != step:
         log.save(step, state, phase)
     final = evaluate_splits(spec, phase, state, evals, ("train", "val", "test"))
-    summary = run_summary(spec, log.run_dir, phase, state, final, log.timing(), best, step)
+    summary = run_summary(spec, log.run_dir, phase, state, final, log.timing(), best, step, halving)
     log.run_dir.write_summary(summary)
     return summary
 

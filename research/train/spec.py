@@ -32,7 +32,6 @@ import numpy as np
 import optax
 from flax import nnx
 
-from research.config import INT32_MAX, validate
 from research.data import load_dataset
 from research.data.transforms import pixel_permutation
 from research.errors import UserError
@@ -40,6 +39,7 @@ from research.models import get_model
 from research.models.embed import EMBEDDABLE, first_dense_layer, permuted_input_kernel
 from research.train.engine import Engine, TrainState, choose_strategy, replica_sharding, run_once
 from research.train.optim import build_optimizer
+from research.validation import INT32_MAX, validate
 
 
 class DataShape(Protocol):

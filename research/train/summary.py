@@ -79,15 +79,21 @@ def replica_records(spec: RunSpec, state: TrainState, final: dict, gains: list, 
 
 
 def run_summary(
-    spec: RunSpec, run_dir: RunDir, phase: Phase, state: TrainState, final: dict, timing: dict, best, step: int
+    spec: RunSpec, run_dir: RunDir, phase: Phase, state: TrainState, final: dict, timing: dict, best, step: int, halving=None
 ) -> dict:
     """``summary.json`` of a run that trained ``step`` steps: status, sizes, ``timing``
     (``wall_time_s``, ``this_session_s``), and per replica its seed, learning rate, final
     numbers, its best validation epoch and the numbers there (``best``: a
     :class:`~research.train.early_stopping.BestValidation`), and how much val accuracy
-    still rose in the last fifth."""
+    still rose in the last fifth. A run that halved its rates (``halving``: a
+    :class:`~research.train.rate_choice.RateHalving`) says when and which rates it kept; its
+    dropped replicas' entries carry ``dropped_at_epoch`` and their numbers at that epoch."""
     gains = val_gain_last_fifth(run_dir, spec.replicas, step)
     replicas = replica_records(spec, state, final, gains, best)
+    halved = halving is not None and halving.kept is not None
+    for r, replica in enumerate(replicas):
+        if halved and r not in halving.kept:
+            replica["dropped_at_epoch"] = halving.decided_at
     summary = {
         "status": "diverged" if all(r["diverged"] for r in replicas) else "done",
         "num_params": count_params(phase.model),
@@ -106,6 +112,9 @@ def run_summary(
         "replicas": replicas,
         "test_accuracy_mean": float(np.mean([r["test_accuracy"] for r in replicas])),
     }
+    if halved:
+        kept_rates = sorted({float(spec.learning_rates[r]) for r in halving.kept})
+        summary["rate_halving"] = {"at_epoch": halving.decided_at, "kept_learning_rates": kept_rates}
     if "embedded" in spec.phases:
         initial = spec.initial.model
         summary["embedding"] = {
