@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 
 import flax.linen as linen
 import jax
@@ -145,6 +146,16 @@ def test_auto_conv_impl_takes_lax_on_cpu_where_one_examples_patches_are_large(mo
             lambda f=family, w=width: get_model("lattice", (40, 1), 10, nnx.Rngs(0), family=f, widths=(w,) * 3)
         )
         assert {layer.impl("cpu") for layer in mnist1d.layers if isinstance(layer, Conv)} == {"matmul"}
+    # A window wider than its input is a matmul even past the patch features (issue 30): the
+    # options table's 1D full-kernel conv with integer padding 2 (83 taps x 25 channels), which
+    # as a lax.conv ran as a naive loop; the 2D full-kernel conv (2.3 MB of patches) stays lax.
+    padded = dict(family="full_kernel_conv", widths=(25, 25), kernel_sizes=3, strides=1, padding=2)
+    one_d = nnx.eval_shape(lambda: get_model("lattice", (40, 1), 10, nnx.Rngs(0), **padded))
+    assert max(math.prod(layer.kernel_size) * layer.in_shape[-1] for layer in one_d.layers) > MATMUL_MAX_PATCH_FEATURES
+    assert {layer.impl("cpu") for layer in one_d.layers} == {"matmul"}
+    two_d = dict(family="full_kernel_conv", widths=(16, 32), kernel_sizes=3, strides=2)
+    fashion_full = nnx.eval_shape(lambda: get_model("lattice", (28, 28, 1), 10, nnx.Rngs(0), **two_d))
+    assert {layer.impl("cpu") for layer in fashion_full.layers} == {"lax"}
     fields = dict(family="conv", widths=(16,) * 4, kernel_sizes=3, strides=1, head="global_max")
     cifar = nnx.eval_shape(lambda: get_model("lattice", (32, 32, 3), 10, nnx.Rngs(0), **fields))
     assert 4 * 32 * 32 * 9 * 16 > MATMUL_MAX_PATCH_BYTES >= 4 * 32 * 32 * 9 * 3

@@ -83,6 +83,13 @@ MATMUL_MAX_PATCH_FEATURES = 2048
 # runs faster as ``lax.conv`` (at 512 KiB, VALID padding's smaller layers were matmuls, 2x slower).
 # measured: benchmarks/README.md, "Measurements behind rules in the code".
 MATMUL_MAX_PATCH_BYTES = 256 * 2**10
+# A conv whose window is wider than its input runs as a naive loop in ``lax.conv`` (above), so
+# ``auto`` makes it a matmul whatever its patch features, up to this im2col array an example:
+# the 1D full-kernel conv with integer padding 2 (83 taps x 25 channels, 2075 features) is one,
+# 1.8x faster as a matmul (365 KB of patches an example); a 2D full-kernel conv's (2.3-2.4 MB an
+# example at 28x28, stride 2, widths 16 and 32) stay ``lax``: it runs no faster as a matmul.
+# measured: benchmarks/README.md, "Options".
+WIDE_WINDOW_MAX_PATCH_BYTES = 2**20
 
 # jax's truncated normal on [-2, 2] has this standard deviation; dividing by it
 # gives the kernel exactly the variance asked for (as ``lecun_normal`` does).
@@ -249,14 +256,14 @@ class Conv(SpatialLayer):
         if (backend or jax.default_backend()) != "cpu":
             return "lax"
         patch = math.prod(self.kernel_size) * self.in_shape[-1]
-        if patch > MATMUL_MAX_PATCH_FEATURES:
-            return "lax"
         patch_bytes = 4 * math.prod(self.out_spatial) * patch  # float32
-        if patch_bytes <= MATMUL_MAX_PATCH_BYTES or not convs_on_eigen():
-            return "matmul"
         # A window wider than the input (a zero-padded full-kernel conv): XLA swaps such a conv's
         # operands into a reversed-window conv, which runs as a naive loop, not on Eigen.
-        return "matmul" if any(k > n for k, n in zip(self.kernel_size, self.in_shape[:-1])) else "lax"
+        if any(k > n for k, n in zip(self.kernel_size, self.in_shape[:-1])) and patch_bytes <= WIDE_WINDOW_MAX_PATCH_BYTES:
+            return "matmul"
+        if patch > MATMUL_MAX_PATCH_FEATURES:
+            return "lax"
+        return "matmul" if patch_bytes <= MATMUL_MAX_PATCH_BYTES or not convs_on_eigen() else "lax"
 
     def __call__(self, x: jax.Array) -> jax.Array:
         x, pads = _pad_input(x, self.resolved)
