@@ -19,6 +19,7 @@ widths 32 and 64, locally connected on CIFAR-10 at width 64.
 """
 
 from experiments.common import (
+    FULL_MAX_PARAMS,
     bundle_widths,
     check_variant,
     datasets,
@@ -48,6 +49,17 @@ def matched_parameter_runs(bundle: dict) -> list[dict]:
     return runs
 
 
+WIDE = (128, 256)  # MNIST-1D only, paper and full: F12's finite nets on their way to their kernels
+
+
+def wide_runs(variant: str) -> list[dict]:
+    """Every family at the :data:`WIDE` widths on MNIST-1D, up to :data:`FULL_MAX_PARAMS` parameters
+    a replica (dense stops at 128: at 256 it has 13M)."""
+    bundles = [b for width in WIDE for b in datasets(variant, width) if b["data.name"] == "mnist1d"]
+    runs = product(bundles, axis("model.family", ["conv", "locally_connected", "dense"]), axis("tag", ["matched_shape"]))
+    return [r for r in runs if lattice_size(r, r["model.family"], r["model.widths"][0], count_params) <= FULL_MAX_PARAMS]
+
+
 def _sweep(variant: str) -> list[dict]:
     widths = (4, 16, 64) if on_cpu(variant) else (4, 8, 16, 32, 64)
     # On CPU, width 64 on MNIST-1D only: where F12 shows the finite nets approach their kernels.
@@ -60,6 +72,8 @@ def _sweep(variant: str) -> list[dict]:
     if check_variant(variant) == "paper":  # the frontier needs at least 5 widths a family: 8 and 32 on MNIST-1D too
         data += [b for width in (8, 32) for b in datasets(variant, width) if b["data.name"] == "mnist1d"]
     shapes = product(data, axis("model.family", ["conv", "locally_connected", "dense"]), axis("tag", ["matched_shape"]))
+    if check_variant(variant) in ("paper", "full"):
+        shapes += wide_runs(variant)
     matched_at = 16  # the width at which conv and locally connected also meet at equal parameter counts
     return shapes + [run for bundle in datasets(variant, matched_at) for run in matched_parameter_runs(bundle)]
 
