@@ -94,7 +94,7 @@ def mnist1d(data_dir: str = "") -> Dataset:
 MNIST1D_POOLS = {
     "mnist1d_scaling_small": (6_000, 2_000),  # quick: sizes up to 4000 (after 600 for validation)
     "mnist1d_scaling": (70_000, 10_000),  # paper: up to 64000 (after 5000 for validation)
-    "mnist1d_scaling_large": (530_000, 20_000),  # full: up to 512000
+    "mnist1d_scaling_large": (1_040_000, 20_000),  # full: up to 1024000 (about 11 minutes to generate, once)
 }
 
 
