@@ -6,7 +6,10 @@ Conv vs locally connected (same locality, sharing off) vs dense (neither), at
 matched activation shapes, over several widths: accuracy against parameters.
 quick and paper: MNIST-1D at widths 4, 16 and 64 and a 100-per-class
 Fashion-MNIST subset at widths 4 and 16, 19 runs; paper adds widths 8 and 32 on
-MNIST-1D (25 runs), so that C1's frontier has 5 widths a family. full: widths 4-64, Fashion-MNIST, MNIST, CIFAR-10.
+MNIST-1D, so that C1's frontier has 5 widths a family, and 128 and 256 (dense to
+128), so that F12 shows finite nets approaching their infinite-width kernels, at
+3 seeds, 3 rates and 60 epochs (``WIDE_ON_CPU``): 30 runs. full: widths 4-64,
+Fashion-MNIST, MNIST, CIFAR-10, and MNIST-1D at 128 and 256.
 At width 16 two more runs compare at matched parameter counts (tag
 ``matched_params``): the conv widened to the locally connected net's count,
 and the locally connected net narrowed to the conv's. Every run trains the
@@ -15,7 +18,8 @@ Expected: at equal shapes conv has far fewer parameters and generalises
 better; locally connected sits between conv and dense.
 full leaves out runs over 8M parameters a replica (experiments/common.py,
 FULL_MAX_PARAMS): dense on CIFAR-10 at every width, dense on 28x28 images at
-widths 32 and 64, locally connected on CIFAR-10 at width 64.
+widths 32 and 64, locally connected on CIFAR-10 at width 64; every profile leaves
+out dense on MNIST-1D at width 256 (13M).
 """
 
 from experiments.common import (
@@ -50,12 +54,20 @@ def matched_parameter_runs(bundle: dict) -> list[dict]:
 
 
 WIDE = (128, 256)  # MNIST-1D only, paper and full: F12's finite nets on their way to their kernels
+# On CPU (paper) the wide runs are the study's most expensive (3M multiply-adds an example at 256,
+# 20x width 64's): 3 seeds, the three rates that bracket width 64's choices (0.01 for conv and
+# locally connected, 0.003 for dense; Adam's best rate falls with width, and the grid is extended
+# past an edge) and a 60-epoch cosine schedule: 6000 s by the plan (cvd reproduce --plan), against
+# 32000 s at the profile's 20 replicas and 150 epochs.
+WIDE_ON_CPU = {"seeds": 3, "optimizer.learning_rates": (1e-3, 3e-3, 1e-2), "train.epochs": 60}
 
 
 def wide_runs(variant: str) -> list[dict]:
     """Every family at the :data:`WIDE` widths on MNIST-1D, up to :data:`FULL_MAX_PARAMS` parameters
-    a replica (dense stops at 128: at 256 it has 13M)."""
+    a replica (dense stops at 128: at 256 it has 13M); on CPU at :data:`WIDE_ON_CPU`."""
     bundles = [b for width in WIDE for b in datasets(variant, width) if b["data.name"] == "mnist1d"]
+    if on_cpu(variant):
+        bundles = [{**b, **WIDE_ON_CPU} for b in bundles]
     runs = product(bundles, axis("model.family", ["conv", "locally_connected", "dense"]), axis("tag", ["matched_shape"]))
     return [r for r in runs if lattice_size(r, r["model.family"], r["model.widths"][0], count_params) <= FULL_MAX_PARAMS]
 

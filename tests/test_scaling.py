@@ -172,3 +172,38 @@ def test_every_size_of_a_pool_shares_its_test_and_validation_sets():
     np.testing.assert_array_equal(a.x_val, b.x_val)
     assert a.splits == {"train": 1000, "val": 600, "test": 2000} and b.splits["train"] == 4000
     assert dataset_shape(large).splits == b.splits
+
+
+def test_the_paper_study_spans_1k_to_64k_in_octaves_each_family_at_its_own_rate_grid():
+    from research.config import load_config
+    from research.sweep import study_runs
+
+    spec = str(Path(__file__).resolve().parents[1] / "experiments" / "data_scaling.py") + ":paper"
+    configs = [load_config(spec, overrides) for _, overrides in study_runs(spec)]
+    arm = lambda c: c.model.get("family", c.model.name)
+    sizes = sorted({10 * c.data.n_per_class for c in configs})
+    assert sizes == [1000 * 2**k for k in range(7)]
+    assert {(arm(c), c.train.augment_shift) for c in configs} == {
+        *(("conv", 4), ("dense", 4)),
+        *((f, 0) for f in ("conv", "locally_connected", "dense", "mnist1d_mlp")),
+    }
+    assert all(len(c.optimizer.learning_rates) >= 3 and c.data.name == "mnist1d_scaling" for c in configs)
+    assert all(c.train.epochs * -(-10 * c.data.n_per_class // c.train.batch_size) >= 700 for c in configs)
+
+
+def test_the_weight_sharing_study_reaches_width_256_on_mnist1d_dense_to_its_parameter_limit():
+    from experiments.common import FULL_MAX_PARAMS, lattice_size
+    from research.models import count_params
+    from research.sweep import study_runs
+
+    spec = str(Path(__file__).resolve().parents[1] / "experiments" / "weight_sharing.py")
+    for variant in ("paper", "full"):
+        runs = [o for _, o in study_runs(f"{spec}:{variant}") if o["data.name"] == "mnist1d" and o["tag"] == "matched_shape"]
+        widths = {
+            f: sorted(o["model.widths"][0] for o in runs if o["model.family"] == f)
+            for f in ("conv", "locally_connected", "dense")
+        }
+        assert widths["conv"][0] == 4 and widths["conv"][-1] == widths["locally_connected"][-1] == 256, (variant, widths)
+        assert widths["dense"][-1] == 128, (variant, widths)  # the next width, 256, is over the limit:
+    bundle = {"data.name": "mnist1d", "model.kernel_sizes": (5, 3, 3)}
+    assert lattice_size(bundle, "dense", 256, count_params) > FULL_MAX_PARAMS >= lattice_size(bundle, "dense", 128, count_params)

@@ -66,7 +66,9 @@ def exponent_notes(where: str, arms: dict[str, pd.DataFrame]) -> list[str]:
             continue
         b = mean_estimate(fits["b"].to_numpy())
         ci = f" (95% CI {b.low:.3f} to {b.high:.3f})" if b.n > 1 else ""
-        parts.append(f"{name} b = {b.value:.3f}{ci}, R^2 {fits['r2'].mean():.3f}, {int(fits['sizes'].max())} sizes")
+        r2 = fits["r2"].mean()  # NaN with two sizes: a line through two points fits exactly
+        fit = f", R^2 {r2:.3f}" if np.isfinite(r2) else ""
+        parts.append(f"{name} b = {b.value:.3f}{ci}{fit}, {int(fits['sizes'].max())} sizes")
     return [f"{where}: test error = a n^-b, per seed: " + "; ".join(parts)] if parts else []
 
 
