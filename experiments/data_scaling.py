@@ -44,6 +44,7 @@ import ml_collections
 
 from experiments.common import BUDGETS, check_variant, lattice_config, within_budget
 from research.data import SOURCE_SHAPES, validation_size
+from research.errors import UserError
 from research.sweep import axis, product
 
 POOL = {
@@ -106,7 +107,7 @@ def size_points(variant: str) -> list[dict]:
     points = []
     for n in SIZES[variant]:
         if n > available or n % source.num_classes:
-            raise ValueError(f"size {n} does not fit pool {pool} ({available} examples after validation) in whole classes")
+            raise UserError(f"size {n} does not fit pool {pool} ({available} examples after validation) in whole classes")
         epochs = epochs_for(n, *LENGTH[variant])
         every = max(1, epochs // 10)
         points.append(
