@@ -1,4 +1,4 @@
-"""Analysis: sweep directories -> tidy DataFrames -> figures (F1-F13, F15) -> the claims report.
+"""Analysis: sweep directories -> tidy DataFrames -> figures (F1-F15) -> the claims report.
 
 ``analyze(directories, out)`` is what ``cvd analyze`` and ``cvd reproduce``
 call: it loads every run under the directories (:mod:`analysis.load`), builds

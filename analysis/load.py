@@ -251,6 +251,15 @@ def _number(value) -> float:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else np.nan
 
 
+def _axes(config: dict) -> dict:
+    """The :data:`AXES` of a run; a model outside the lattice (no ``family``, e.g. the reference
+    MLP) has its model's name as its family, so that every figure and claim can group by it."""
+    axes = {name: _axis_value(config, *where) for name, where in AXES.items()}
+    if axes["family"] is None:
+        axes["family"] = axes["model"]
+    return axes
+
+
 def _run_base(study: str, run: RunDir, config: dict, summary: dict, entry: dict) -> dict:
     """The columns every replica row of a run shares. ``grid_key``: the run whose learning-rate
     grid it belongs to (itself, or the root of a grid piece); ``tag``: the study's, as its
@@ -264,7 +273,7 @@ def _run_base(study: str, run: RunDir, config: dict, summary: dict, entry: dict)
         "home": str(run.path.resolve()),  # where it trained: one per distinct run, shared by studies
         "status": run.status()[0],
         "tag": (entry.get("overrides") or {}).get("tag", config.get("tag", "")),
-        **{name: _axis_value(config, *where) for name, where in AXES.items()},
+        **_axes(config),
         "num_params": summary.get("num_params", np.nan),
         "head_inputs": summary.get("head_inputs", np.nan),
         "train_examples": (summary.get("dataset") or {}).get("splits", {}).get("train", np.nan),

@@ -1,4 +1,4 @@
-"""The claims report: each claim (C1-C7, C9) as commonly stated, its figures, the
+"""The claims report: each claim (C1-C9) as commonly stated, its figures, the
 effects that decide it (95% CIs, pooled over points), the effects shown beside
 them, and its verdict by the rules of :mod:`analysis.claims` (thresholds
 printed in the report); then the learning rates chosen on validation.

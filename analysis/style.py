@@ -18,13 +18,16 @@ FAMILY_COLORS = {
     "full_kernel_conv": "#7b3294",
     "locally_connected": "#e08214",
     "dense": "#c0392b",
-    "mlp": "#c0392b",
+    "mlp": "#2c7d3f",  # the reference MLP (data_scaling): not a lattice family, its own colour
+    "mnist1d_mlp": "#2c7d3f",
 }
 FAMILY_LABELS = {
     "conv": "conv (sharing + locality)",
     "full_kernel_conv": "full-kernel conv (sharing)",
     "locally_connected": "locally connected (locality)",
     "dense": "dense (neither)",
+    "mlp": "reference MLP (40-100-100-10)",
+    "mnist1d_mlp": "reference MLP (40-100-100-10)",
 }
 FAMILY_ORDER = list(FAMILIES)  # the lattice, in research.models order
 EXTRA_COLORS = ["#2c7d3f", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]

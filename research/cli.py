@@ -171,7 +171,7 @@ def cmd_probe(args, overrides: list[str]) -> int:
 
 
 def cmd_analyze(args, overrides: list[str]) -> int:
-    """Figures F1-F13 and the claims report from sweep directories.
+    """Figures F1-F15 and the claims report from sweep directories.
 
     Load every run under the directories (sweeps or directories of sweeps), draw each figure that
     has data (PNG and PDF) and write report.md and a self-contained report.html with a verdict per
@@ -216,7 +216,7 @@ def cmd_reproduce(args, overrides: list[str]) -> int:
     """Every study's sweep, probes, reference models, figures and the claims report.
 
     Run every study's sweep for the profile (with their probes), the reference models, then the
-    analysis (figures F1-F13, report.md, report.html). Resumable: the same command again skips what
+    analysis (figures F1-F15, report.md, report.html). Resumable: the same command again skips what
     is done. quick: 2 CPU cores, no download, about 15 minutes; paper: the same studies at the
     budgets the README publishes (5 seeds x 4 learning rates, trained to convergence; hours on 2
     cores); full: the GPU profile (adds TFDS data sets); gpu-smoke: the pipeline on a GPU in minutes."""

@@ -60,6 +60,7 @@ STUDIES = (
     "embedding",
     "infinite_width",
     "learned_locality",
+    "data_scaling",
 )
 
 # name -> (study file, variant, overrides, published accuracy %). The reference models train

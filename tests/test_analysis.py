@@ -262,6 +262,16 @@ def results_dir(tmp_path_factory) -> Path:
         ],
     )
     _sweep(root, "learned_locality", [_learned_locality_run(*arm) for arm in LEARNED_LOCALITY])
+    _sweep(  # test error 2 n^-0.3 (conv) and 6 n^-0.4 (dense): dense's exponent the steeper
+        root,
+        "data_scaling",
+        [
+            (_config(f, n_per_class=n, augment=aug), 1 - a * (10 * n) ** -b, 1000)
+            for f, a, b in (("conv", 2.0, 0.3), ("dense", 6.0, 0.4))
+            for n in (100, 400, 1600)
+            for aug in (0, 4)
+        ],
+    )
     # An unfinished run: shown, not crashing.
     _write_run(root / "weight_sharing", "unfinished", _config("dense", widths=(64,) * 3), 0.0, 0, status="running", curves=False)
     index = json.loads((root / "weight_sharing" / "sweep.json").read_text())
@@ -281,7 +291,7 @@ def results_dir(tmp_path_factory) -> Path:
 def test_every_figure_is_drawn_from_synthetic_results(results_dir, tmp_path):
     result = analyze([results_dir], tmp_path, progress=False)
     assert result.skipped == []
-    assert sorted(result.figures) == FIGURES.names() and len(FIGURES.names()) == 14
+    assert sorted(result.figures) == FIGURES.names() and len(FIGURES.names()) == 15
     for name in FIGURES.names():
         assert (tmp_path / f"{name}.png").stat().st_size > 10_000 and (tmp_path / f"{name}.pdf").exists()
     html = (tmp_path / "report.html").read_text()

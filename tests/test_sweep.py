@@ -178,7 +178,7 @@ def test_every_study_lists_its_quick_paper_and_full_runs(study_name, tmp_path):
         if variant != "full":  # every quick and paper run's data set and model build (their data need no download)
             assert invalid_runs({rid: build_config(spec, e["overrides"]) for rid, e in index["runs"].items()}) == {}
     assert not any(tmp_path.iterdir()), "a dry run writes nothing"
-    assert len(STUDIES) == 11
+    assert len(STUDIES) == 12
 
 
 def test_axes_combine_by_product_and_by_zip():

@@ -1,7 +1,7 @@
 """One module per figure of the paper; each registers ``make(results) -> Figure | None``.
 
 ``None`` means the results hold no run of the figure's study (the report
-then says which study to run). Figures F1-F13 and F15 map to claims C1-C7 and C9 as listed
+then says which study to run). Figures F1-F15 map to claims C1-C9 as listed
 in each module's docstring.
 """
 
@@ -25,6 +25,7 @@ from analysis.figures import (  # noqa: E402,F401  (each module registers its fi
     f11_locality,
     f12_infinite_width,
     f13_learning_rates,
+    f14_data_scaling,
     f15_learned_weight_maps,
 )
 

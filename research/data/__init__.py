@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from research.data.dataset import Dataset, as_float
-from research.data.sources import SOURCES, dataset_names, load_source
+from research.data.sources import MNIST1D_POOLS, SOURCES, dataset_names, load_source
 from research.data.transforms import (
     per_class_subset,
     permute_pixels,
@@ -60,6 +60,7 @@ SOURCE_SHAPES = {
     "tfds:mnist": _IMAGES_28,
     "tfds:fashion_mnist": _IMAGES_28,
     "tfds:cifar10": SourceShape((32, 32, 3), 10, 50000, 10000),
+    **{name: SourceShape((40, 1), 10, n_train, n_test) for name, (n_train, n_test) in MNIST1D_POOLS.items()},
 }
 
 

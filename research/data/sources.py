@@ -1,7 +1,8 @@
 """Data sources: each returns a :class:`~research.data.dataset.Dataset`.
 
 * ``mnist1d``: generated offline by the ``mnist1d`` package's
-  ``make_dataset`` (never its downloading ``get_dataset``), cached on disk.
+  ``make_dataset`` (never its downloading ``get_dataset``), cached on disk;
+  ``mnist1d_scaling*``: larger pools from the same generator (:data:`MNIST1D_POOLS`).
 * ``fashion_mnist`` / ``mnist``: IDX files (gzipped or not). Fashion-MNIST
   defaults to Debian's ``dataset-fashion-mnist`` package.
 * ``tfds:<name>``: any TFDS image-classification data set prepared on disk,
@@ -42,32 +43,74 @@ def cache_dir() -> Path:
     return Path(os.environ.get("CVD_CACHE", Path.home() / ".cache" / "conv-vs-dense"))
 
 
-@SOURCES.register("mnist1d")
-def mnist1d(data_dir: str = "") -> Dataset:
-    """MNIST-1D (Greydanus & Kobak 2020) with the paper's default arguments: 4000/1000 split, length 40."""
+def _generated(spec: dict, data_dir: str = "") -> dict[str, np.ndarray]:
+    """``mnist1d.make_dataset`` with arguments ``spec`` (its defaults overridden), cached on disk
+    by a hash of them: the arrays of a Dataset (train and test splits, float32, channel last)."""
     # Lazy: mnist1d.data imports matplotlib.pyplot, scipy and requests, needed only here.
     from mnist1d.data import get_dataset_args, make_dataset
+    from mnist1d.utils import ObjectView
 
-    args = get_dataset_args()
-    spec = {k: v for k, v in vars(args).items() if k != "url"}
     key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
     path = Path(data_dir or cache_dir()) / f"mnist1d-{key}.npz"
     if path.exists():
         with np.load(path) as f:
-            arrays = {k: f[k] for k in f.files}
-    else:
-        raw = make_dataset(args)
-        arrays = {
-            "x_train": raw["x"].astype(np.float32)[..., None],
-            "y_train": raw["y"].astype(np.int32),
-            "x_test": raw["x_test"].astype(np.float32)[..., None],
-            "y_test": raw["y_test"].astype(np.int32),
-        }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
+            return {k: f[k] for k in f.files}
+    args = ObjectView({**get_dataset_args(as_dict=True), **spec})
+    raw = make_dataset(args)
+    arrays = {
+        "x_train": raw["x"].astype(np.float32)[..., None],
+        "y_train": raw["y"].astype(np.int32),
+        "x_test": raw["x_test"].astype(np.float32)[..., None],
+        "y_test": raw["y_test"].astype(np.int32),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+    return arrays
+
+
+def _mnist1d_spec(**changes) -> dict:
+    """The generator's default arguments (less its download URL), with ``changes``."""
+    from mnist1d.data import get_dataset_args
+
+    return {**{k: v for k, v in get_dataset_args(as_dict=True).items() if k != "url"}, **changes}
+
+
+@SOURCES.register("mnist1d")
+def mnist1d(data_dir: str = "") -> Dataset:
+    """MNIST-1D (Greydanus & Kobak 2020) with the paper's default arguments: 4000/1000 split, length 40."""
+    spec = _mnist1d_spec()
+    arrays = _generated(spec, data_dir)
     return Dataset("mnist1d", num_classes=10, info={"generator": "mnist1d.make_dataset", **spec}, **arrays)
+
+
+# Larger MNIST-1D pools for the data-scaling study (C8): name -> (training examples, test
+# examples). Each is ONE call of the generator's own process (make_dataset, seed 42, every
+# other argument at its default) with num_samples = train + test, split as make_dataset splits
+# (its shuffled order, the first train_split to training): the test set is fixed within a pool,
+# and every training set of the study is drawn from the same pool. Pools of different sizes
+# are different draws of the same process (make_dataset generates class by class).
+MNIST1D_POOLS = {
+    "mnist1d_scaling_small": (6_000, 2_000),  # quick: sizes up to 4000 (after 600 for validation)
+    "mnist1d_scaling": (70_000, 10_000),  # paper: up to 64000 (after 5000 for validation)
+    "mnist1d_scaling_large": (1_040_000, 20_000),  # full: up to 1024000 (about 11 minutes to generate, once)
+}
+
+
+def mnist1d_pool(name: str, data_dir: str = "") -> Dataset:
+    """One of :data:`MNIST1D_POOLS`: generated offline (never ``get_dataset``'s download), cached."""
+    n_train, n_test = MNIST1D_POOLS[name]
+    total = n_train + n_test
+    spec = _mnist1d_spec(num_samples=total, train_split=n_train / total)
+    arrays = _generated(spec, data_dir)
+    if len(arrays["y_train"]) != n_train or len(arrays["y_test"]) != n_test:  # make_dataset rounds its split
+        raise UserError(f"{name}: the generator split {total} examples as {len(arrays['y_train'])}/{len(arrays['y_test'])}")
+    return Dataset(name, num_classes=10, info={"generator": "mnist1d.make_dataset", **spec}, **arrays)
+
+
+for _pool in MNIST1D_POOLS:
+    SOURCES.register(_pool, lambda data_dir="", name=_pool: mnist1d_pool(name, data_dir))
 
 
 def read_idx(path: Path) -> np.ndarray:
