@@ -16,7 +16,7 @@ of non-zero weights and first-layer weight maps (``sparsity``, figure F15).
 
 quick: MNIST-1D, 8 epochs, ``l1`` in (1e-4, 3e-4), 2 seeds x 2 rates: about a
 minute on 2 cores (7 runs). paper: 40 epochs, ``l1`` in (3e-5, 1e-4, 3e-4, 1e-3),
-5 seeds x 4 rates (12 runs; planned at about 12 minutes on 2 cores). full: the
+the profile's seeds x 4 rates (12 runs; planned at about 12 minutes on 2 cores). full: the
 same on MNIST-1D (up to 150 epochs) and Fashion-MNIST. Expected
 (Neyshabur 2020): the beta-LASSO dense net's first layer ends sparse and local
 (index above the shuffled baseline and above the SGD-trained dense net's), and

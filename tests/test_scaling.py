@@ -174,7 +174,7 @@ def test_every_size_of_a_pool_shares_its_test_and_validation_sets():
     assert dataset_shape(large).splits == b.splits
 
 
-def test_the_paper_study_spans_1k_to_64k_in_octaves_each_family_at_its_own_rate_grid():
+def test_the_paper_study_spans_1k_to_64k_in_steps_of_4x_each_family_at_its_own_rate_grid():
     from research.config import load_config
     from research.sweep import study_runs
 
@@ -182,16 +182,16 @@ def test_the_paper_study_spans_1k_to_64k_in_octaves_each_family_at_its_own_rate_
     configs = [load_config(spec, overrides) for _, overrides in study_runs(spec)]
     arm = lambda c: c.model.get("family", c.model.name)
     sizes = sorted({10 * c.data.n_per_class for c in configs})
-    assert sizes == [1000 * 2**k for k in range(7)]
+    assert sizes == [1000 * 4**k for k in range(4)]
     assert {(arm(c), c.train.augment_shift) for c in configs} == {
         *(("conv", 4), ("dense", 4)),
         *((f, 0) for f in ("conv", "locally_connected", "dense", "mnist1d_mlp")),
     }
-    assert all(len(c.optimizer.learning_rates) >= 3 and c.data.name == "mnist1d_scaling" for c in configs)
+    assert all(len(c.optimizer.learning_rates) >= 4 and c.data.name == "mnist1d_scaling" for c in configs)
     assert all(c.train.epochs * -(-10 * c.data.n_per_class // c.train.batch_size) >= 700 for c in configs)
 
 
-def test_the_weight_sharing_study_reaches_width_256_on_mnist1d_dense_to_its_parameter_limit():
+def test_the_weight_sharing_study_reaches_width_256_on_mnist1d_dense_to_its_parameter_limit_on_gpu():
     from experiments.common import FULL_MAX_PARAMS, lattice_size
     from research.models import count_params
     from research.sweep import study_runs
@@ -204,6 +204,7 @@ def test_the_weight_sharing_study_reaches_width_256_on_mnist1d_dense_to_its_para
             for f in ("conv", "locally_connected", "dense")
         }
         assert widths["conv"][0] == 4 and widths["conv"][-1] == widths["locally_connected"][-1] == 256, (variant, widths)
-        assert widths["dense"][-1] == 128, (variant, widths)  # the next width, 256, is over the limit:
+        # on GPU dense to 128 (the next width, 256, is over the limit); on CPU to 64 (time)
+        assert widths["dense"][-1] == (128 if variant == "full" else 64), (variant, widths)
     bundle = {"data.name": "mnist1d", "model.kernel_sizes": (5, 3, 3)}
     assert lattice_size(bundle, "dense", 256, count_params) > FULL_MAX_PARAMS >= lattice_size(bundle, "dense", 128, count_params)
