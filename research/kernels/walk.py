@@ -1,42 +1,39 @@
-"""NNGP kernels of the lattice at infinite width (Novak et al. 2019, "Bayesian deep
-convolutional networks with many channels are Gaussian processes",
-https://arxiv.org/abs/1810.05148; Lee et al. 2018; Matthews et al. 2018).
+"""The layer walk behind :func:`research.kernels.nngp_fn` and :func:`research.kernels.ntk_fn`.
 
-``nngp_fn(model_config, input_shape)`` returns ``k(x1, x2) -> (n1, n2)``: the
-covariance of one output unit of the configured network (a ``lattice`` net or an
-``mlp``) over random initialisations, as every hidden width goes to infinity. It
-walks the same abstract model the trainer builds, layer by layer:
+:func:`walk` maps the inputs through the abstract model the trainer builds, layer by
+layer, carrying each channel's NNGP covariance ``K`` (:class:`Cov`) and, when asked, its
+neural tangent kernel ``Theta`` beside it (Jacot et al. 2018, https://arxiv.org/abs/1806.07572;
+Arora et al. 2019, "On exact computation with an infinitely wide neural net",
+https://arxiv.org/abs/1904.11955, for the conv rules; neural-tangents' ``stax``):
 
-* a lattice layer maps the per-channel covariance ``K[a, b, p, q]`` (examples a, b
-  at positions p, q) to its pre-activations: a conv sums ``K`` over its taps at
-  both positions (shared weights correlate every pair of positions); a locally
-  connected layer gives the same on the diagonal ``p == q`` and zero elsewhere
-  (each position has its own weights); a dense map gives every output position the
-  mean of the diagonal, independently; a full-kernel conv is a conv whose taps
-  cover the whole input. Weights have variance ``weight_var / fan_in`` (the
-  project's LeCun init: ``weight_var = 1``), biases ``bias_var`` (zeros at init: 0);
-* ReLU is the arc-cosine kernel of degree 1 (Cho & Saul 2009), in closed form;
-* average, blur and strided pooling are linear maps of the positions; max pooling
-  and a global-max head have no closed form and are refused;
-* a flatten head reads only the diagonal ``p == q``; a global-average head reads
-  every pair.
+* a linear layer ``A`` (conv, locally connected, full-kernel conv, dense, a head's dense
+  layer; weights ``weight_var / fan_in``, biases ``bias_var``) maps ``K -> A(K)`` and
+  ``Theta -> A(K + Theta)``: its own weights and bias contribute ``A(K)``, the layers below
+  reach the output through the same weights (``A(Theta)``, the bias once);
+* ReLU maps ``K`` by the arc-cosine kernel of degree 1 and ``Theta`` by ``Kdot * Theta``,
+  ``Kdot = (pi - angle) / (2 pi)`` the arc-cosine kernel of degree 0 (Cho & Saul 2009):
+  ``E[relu'(u) relu'(v)]``;
+* average, blur and strided pooling and the heads are linear maps of the positions,
+  applied to both.
 
-Hence the exact anchor: without pooling (flatten head), conv and locally connected
-nets have the same kernel, because every map on the way to the head needs only
-the diagonal; a global-average head reads the off-diagonal, where sharing
-correlates positions and local connectivity does not.
+``Theta`` is the NTK parameterisation's (neural-tangents' default): the Jacobian inner
+product with respect to unit-variance parameters, ``sqrt(weight_var / fan_in) * W`` and
+``sqrt(bias_var) * b``. The project's nets are standard-parameterised (LeCun init: weights
+``W`` of variance ``1 / fan_in``); for them this is ``J diag(v) J^T``, each parameter's
+gradient weighted by its init variance ``v``: gradient descent with each layer's learning
+rate scaled by its ``1 / fan_in``. Plain gradient descent on the standard parameterisation
+weights the layers ``fan_in`` times more and has no finite limit without a rate falling
+with width (Sohl-Dickstein et al. 2020, https://arxiv.org/abs/2001.07301).
 
-Memory is bounded: pairs of examples are processed in blocks of :data:`BLOCK`, and
-the covariance between different positions is kept only when the architecture
-reads it (average or blur pooling, a global-average head); otherwise only the
-diagonal ``(n1, n2, *positions)``. Everything is float64 numpy.
+``Theta`` needs only the cross term (its value for each example with itself is the cross
+term of ``walk(x, x)``); ``K`` keeps each example's own variances for the ReLU.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,25 +43,31 @@ from research.errors import UserError
 from research.models import get_model
 from research.models.layers import SpatialLayer
 
-BLOCK = 256  # examples per block of pairs
-KernelFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
-
 
 @dataclass
 class Cov:
-    """One channel's covariance. ``cross``: between two sets of examples, ``(n1, n2, *S)``
+    """One channel's kernels. ``cross``: the NNGP between two sets of examples, ``(n1, n2, *S)``
     (diagonal in space) or ``(n1, n2, *S, *S)`` (full). ``self1``/``self2``: each example
-    with itself, ``(n, *S)`` variances or ``(n, *S, *S)`` (full)."""
+    with itself, ``(n, *S)`` variances or ``(n, *S, *S)`` (full). ``ntk``: the NTK, shaped as
+    ``cross`` (None: the NNGP only)."""
 
     cross: np.ndarray
     self1: np.ndarray
     self2: np.ndarray
     full: bool
     nd: int  # spatial axes (0 after the head)
+    ntk: np.ndarray | None = None
 
     def var(self, which: int) -> np.ndarray:
         own = self.self1 if which == 1 else self.self2
         return _diagonal(own, 1, self.nd) if self.full else own
+
+    def linear(self, mapped, full: bool | None = None) -> Cov:
+        """Through a linear layer (``mapped(x, lead)``, bias included): ``K -> A(K)``,
+        ``Theta -> A(K + Theta)``."""
+        ntk = None if self.ntk is None else mapped(self.cross + self.ntk, 2)
+        full = self.full if full is None else full
+        return Cov(mapped(self.cross, 2), mapped(self.self1, 1), mapped(self.self2, 1), full, self.nd, ntk)
 
 
 def _diagonal(x: np.ndarray, lead: int, nd: int) -> np.ndarray:
@@ -103,8 +106,10 @@ def _identity(spatial: Sequence[int]) -> np.ndarray:
 
 
 def _lattice(cov: Cov, layer: SpatialLayer, weight_var: float, bias_var: float, full_out: bool | None = None) -> Cov:
-    """Pre-activation covariance after one lattice layer. A dense map reads only the diagonal,
-    so it may also turn a diagonal input into a full output (``full_out``: a dense first layer)."""
+    """The kernels after one lattice layer. A dense map reads only the diagonal, so it may
+    also turn a diagonal input into a full output (``full_out``: a dense first layer).
+    Locally connected and dense layers have a bias per output position: between different
+    positions they add nothing."""
     nd, out = cov.nd, layer.out_spatial
     full_out = cov.full if full_out is None else full_out
 
@@ -114,16 +119,14 @@ def _lattice(cov: Cov, layer: SpatialLayer, weight_var: float, bias_var: float, 
             mean = weight_var * diag.reshape(*x.shape[:lead], -1).mean(-1) + bias_var
             if not full_out:
                 return np.broadcast_to(mean.reshape(*mean.shape, *([1] * nd)), (*mean.shape, *out)).copy()
-            eye = _identity(out)
-            return mean.reshape(*mean.shape, *([1] * 2 * nd)) * eye + bias_var * (1 - eye)
+            return mean.reshape(*mean.shape, *([1] * 2 * nd)) * _identity(out)
         scale = weight_var * layer.in_shape[-1] / layer.fan_in
         y = scale * _tap_sum(x, _groups(lead, nd, cov.full), layer) + bias_var
         if layer.family == "locally_connected" and cov.full:  # independent weights per position
-            eye = _identity(out)
-            y = y * eye + bias_var * (1 - eye)
+            y = y * _identity(out)
         return y
 
-    return Cov(mapped(cov.cross, 2), mapped(cov.self1, 1), mapped(cov.self2, 1), full_out, nd)
+    return cov.linear(mapped, full_out)
 
 
 def _patches(x: np.ndarray, layer: SpatialLayer) -> np.ndarray:
@@ -137,48 +140,56 @@ def _patches(x: np.ndarray, layer: SpatialLayer) -> np.ndarray:
     return np.concatenate(taps, axis=-1)
 
 
-def _first_layer(x1: np.ndarray, x2: np.ndarray, layer: SpatialLayer, full: bool, weight_var: float, bias_var: float) -> Cov:
-    """The first lattice layer's pre-activation covariance straight from the inputs' patches
-    (never the inputs' position-by-position covariance, which full mode could not hold)."""
+def _first_layer(x1, x2, layer: SpatialLayer, full: bool, weight_var: float, bias_var: float, ntk: bool) -> Cov:
+    """The first lattice layer's kernels straight from the inputs' patches (never the inputs'
+    position-by-position covariance, which full mode could not hold). Its NTK is its NNGP:
+    only its own weights and bias lie below its output."""
     out, nd = layer.out_spatial, len(layer.out_spatial)
     if layer.family == "dense":
-        return _lattice(_input_cov(x1, x2), layer, weight_var, bias_var, full_out=full)
+        return _lattice(_input_cov(x1, x2, ntk), layer, weight_var, bias_var, full_out=full)
     scale = weight_var / layer.fan_in
     p1, p2 = _patches(x1, layer), _patches(x2, layer)
     f = p1.shape[-1]
     a, b = p1.reshape(len(x1), -1, f), p2.reshape(len(x2), -1, f)
     if not full:
-        cross = np.einsum("aof,bof->abo", a, b).reshape(len(x1), len(x2), *out)
-        return Cov(scale * cross + bias_var, scale * (p1**2).sum(-1) + bias_var, scale * (p2**2).sum(-1) + bias_var, False, nd)
+        cross = scale * np.einsum("aof,bof->abo", a, b).reshape(len(x1), len(x2), *out) + bias_var
+        own1, own2 = scale * (p1**2).sum(-1) + bias_var, scale * (p2**2).sum(-1) + bias_var
+        return Cov(cross, own1, own2, False, nd, cross if ntk else None)
     cross = (scale * np.einsum("aof,bpf->abop", a, b) + bias_var).reshape(len(x1), len(x2), *out, *out)
     self1 = (scale * np.einsum("aof,apf->aop", a, a) + bias_var).reshape(len(x1), *out, *out)
     self2 = (scale * np.einsum("aof,apf->aop", b, b) + bias_var).reshape(len(x2), *out, *out)
     if layer.family == "locally_connected":
         eye = _identity(out)
-        cross, self1, self2 = (k * eye + bias_var * (1 - eye) for k in (cross, self1, self2))
-    return Cov(cross, self1, self2, True, nd)
+        cross, self1, self2 = (k * eye for k in (cross, self1, self2))
+    return Cov(cross, self1, self2, True, nd, cross if ntk else None)
 
 
-def _arccos(k: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> np.ndarray:
+def _arccos(k: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Arc-cosine kernels of degree 1 and 0 of a centred Gaussian pair with covariance ``k``
+    and variances ``s1``, ``s2``: ``E[relu(u) relu(v)]`` and ``E[relu'(u) relu'(v)]``."""
     norm = np.sqrt(np.maximum(s1 * s2, 0.0))
     cos = np.clip(np.divide(k, norm, out=np.zeros_like(k), where=norm > 0), -1.0, 1.0)
     theta = np.arccos(cos)
-    return norm / (2 * np.pi) * (np.sin(theta) + (np.pi - theta) * cos)
+    return norm / (2 * np.pi) * (np.sin(theta) + (np.pi - theta) * cos), (np.pi - theta) / (2 * np.pi)
 
 
 def _relu(cov: Cov) -> Cov:
-    """Arc-cosine kernel of degree 1: E[relu(u) relu(v)] for centred Gaussian (u, v)."""
+    """Through ReLU: ``K`` by the arc-cosine kernel of degree 1, ``Theta`` times the degree-0 one."""
     nd, v1, v2 = cov.nd, cov.var(1), cov.var(2)
     ones = [1] * nd
     if cov.full:
-        cross = _arccos(cov.cross, v1.reshape(len(v1), 1, *v1.shape[1:], *ones), v2.reshape(1, len(v2), *ones, *v2.shape[1:]))
+        cross, slope = _arccos(
+            cov.cross, v1.reshape(len(v1), 1, *v1.shape[1:], *ones), v2.reshape(1, len(v2), *ones, *v2.shape[1:])
+        )
 
         def own(x, v):
-            return _arccos(x, v.reshape(len(v), *v.shape[1:], *ones), v.reshape(len(v), *ones, *v.shape[1:]))
+            return _arccos(x, v.reshape(len(v), *v.shape[1:], *ones), v.reshape(len(v), *ones, *v.shape[1:]))[0]
 
-        return Cov(cross, own(cov.self1, v1), own(cov.self2, v2), True, nd)
-    cross = _arccos(cov.cross, v1[:, None], v2[None, :])
-    return Cov(cross, cov.self1 / 2, cov.self2 / 2, False, nd)
+        self1, self2 = own(cov.self1, v1), own(cov.self2, v2)
+    else:
+        cross, slope = _arccos(cov.cross, v1[:, None], v2[None, :])
+        self1, self2 = cov.self1 / 2, cov.self2 / 2
+    return Cov(cross, self1, self2, cov.full, nd, None if cov.ntk is None else slope * cov.ntk)
 
 
 def _pool_matrix(n: int, kind: str, window: int, stride: int) -> np.ndarray:
@@ -203,7 +214,7 @@ def _pool_matrix(n: int, kind: str, window: int, stride: int) -> np.ndarray:
                 if 0 <= j < n:
                     blur[i, j] = t
         return _pool_matrix(n, "stride", 1, stride) @ blur
-    raise UserError(f"pooling {kind!r} has no closed-form NNGP kernel (max of Gaussians); use avg, blur, stride or none")
+    raise UserError(f"pooling {kind!r} has no closed-form kernel (max of Gaussians); use avg, blur, stride or none")
 
 
 def _pool(cov: Cov, kind: str, window: int, stride: int) -> Cov:
@@ -220,103 +231,83 @@ def _pool(cov: Cov, kind: str, window: int, stride: int) -> Cov:
                 x = np.moveaxis(np.tensordot(x, m, axes=([axis], [1])), -1, axis)
         return x
 
-    return Cov(apply(cov.cross, 2), apply(cov.self1, 1), apply(cov.self2, 1), cov.full, cov.nd)
-
-
-def _head(cov: Cov, head: str, weight_var: float, bias_var: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(cross, var1, var2)`` of the head's input (no spatial axes left)."""
-    if head == "flatten":
-        diag = _diagonal(cov.cross, 2, cov.nd) if cov.full else cov.cross
-        return diag.reshape(*diag.shape[:2], -1).mean(-1), _mean(cov.var(1)), _mean(cov.var(2))
-    if head == "global_avg":
-        if not cov.full:
-            raise AssertionError("a global-average head needs the full covariance (chosen up front)")
-        return _mean(cov.cross, lead=2), _mean(cov.self1), _mean(cov.self2)
-    raise UserError(f"head {head!r} has no closed-form NNGP kernel (max of Gaussians); use flatten or global_avg")
+    ntk = None if cov.ntk is None else apply(cov.ntk, 2)
+    return Cov(apply(cov.cross, 2), apply(cov.self1, 1), apply(cov.self2, 1), cov.full, cov.nd, ntk)
 
 
 def _mean(x: np.ndarray, lead: int = 1) -> np.ndarray:
     return x.reshape(*x.shape[:lead], -1).mean(-1)
 
 
-def _dense_stack(cross, v1, v2, hidden: int, weight_var: float, bias_var: float) -> np.ndarray:
+def _head(cov: Cov, head: str) -> Cov:
+    """The head's input, no spatial axes left: a flatten head reads only the diagonal
+    ``p == q``, a global-average head every pair."""
+    if head == "flatten":
+        cross = _diagonal(cov.cross, 2, cov.nd) if cov.full else cov.cross
+        ntk = None if cov.ntk is None else _diagonal(cov.ntk, 2, cov.nd) if cov.full else cov.ntk
+        return Cov(_mean(cross, 2), _mean(cov.var(1)), _mean(cov.var(2)), False, 0, None if ntk is None else _mean(ntk, 2))
+    if head == "global_avg":
+        if not cov.full:
+            raise AssertionError("a global-average head needs the full covariance (chosen up front)")
+        ntk = None if cov.ntk is None else _mean(cov.ntk, 2)
+        return Cov(_mean(cov.cross, 2), _mean(cov.self1), _mean(cov.self2), False, 0, ntk)
+    raise UserError(f"head {head!r} has no closed-form kernel (max of Gaussians); use flatten or global_avg")
+
+
+def _dense_stack(cov: Cov, hidden: int, weight_var: float, bias_var: float) -> Cov:
     """``hidden`` dense + ReLU layers then the classifier, on scalar kernels (inputs already averaged)."""
+
+    def mapped(x: np.ndarray, lead: int) -> np.ndarray:
+        return weight_var * x + bias_var
+
     for _ in range(hidden):
-        cross, v1, v2 = weight_var * cross + bias_var, weight_var * v1 + bias_var, weight_var * v2 + bias_var
-        cross = _arccos(cross, v1[:, None], v2[None, :])
-        v1, v2 = v1 / 2, v2 / 2
-    return weight_var * cross + bias_var
+        cov = _relu(cov.linear(mapped))
+    return cov.linear(mapped)
 
 
-def _input_cov(x1: np.ndarray, x2: np.ndarray) -> Cov:
-    """Per-channel covariance of the inputs on the diagonal (position by position)."""
+def _input_cov(x1: np.ndarray, x2: np.ndarray, ntk: bool) -> Cov:
+    """Per-channel covariance of the inputs on the diagonal (position by position); their NTK is 0."""
     nd, c = x1.ndim - 2, x1.shape[-1]
     a, b = x1.reshape(len(x1), -1, c), x2.reshape(len(x2), -1, c)
     cross = np.einsum("apc,bpc->abp", a, b).reshape(len(x1), len(x2), *x1.shape[1:-1]) / c
-    return Cov(cross, (x1**2).mean(-1), (x2**2).mean(-1), False, nd)
+    return Cov(cross, (x1**2).mean(-1), (x2**2).mean(-1), False, nd, np.zeros_like(cross) if ntk else None)
 
 
-def _abstract_model(model_config, input_shape: Sequence[int]) -> nnx.Module:
+def abstract_model(model_config, input_shape: Sequence[int]) -> nnx.Module:
+    """The model ``model_config`` builds on ``input_shape``, shapes only; refuses (one-line
+    UserError) architectures without a closed form: max pooling, a global-max head."""
     fields = {k: (tuple(v) if isinstance(v, list) else v) for k, v in dict(model_config).items() if k != "name"}
     name = model_config["name"] if "name" in model_config else "lattice"
-    return nnx.eval_shape(lambda: get_model(name, tuple(input_shape), 10, nnx.Rngs(0), **fields))
+    model = nnx.eval_shape(lambda: get_model(name, tuple(input_shape), 10, nnx.Rngs(0), **fields))
+    if hasattr(model, "layers") and (model.pooling == "max" or model.head == "global_max"):
+        raise UserError(
+            f"{'max pooling' if model.pooling == 'max' else 'a global-max head'} has no closed-form kernel; use avg/blur/stride pooling or a flatten/global_avg head"
+        )
+    return model
 
 
-def nngp_fn(model_config, input_shape: Sequence[int], *, weight_var: float = 1.0, bias_var: float = 0.0) -> KernelFn:
-    """``k(x1, x2) -> (n1, n2)``: the NNGP kernel of ``model_config`` (a config's ``model``
-    section: ``name`` plus fields) on inputs of ``input_shape`` ``(*spatial, channels)``.
-
-    Refuses (one-line UserError) architectures without a closed form: max pooling, a
-    global-max head."""
-    model = _abstract_model(model_config, input_shape)
-    if hasattr(model, "layers"):
-        pooling, head = model.pooling, model.head
-        if pooling == "max" or head == "global_max":
-            raise UserError(
-                f"{'max pooling' if pooling == 'max' else 'a global-max head'} has no closed-form NNGP kernel; use avg/blur/stride pooling or a flatten/global_avg head"
-            )
-        full = head == "global_avg" or pooling in ("avg", "blur")
-
-        def one_block(x1, x2):
-            cov = None
-            for layer in model.layers:
-                cov = (
-                    _first_layer(x1, x2, layer, full, weight_var, bias_var)
-                    if cov is None
-                    else _lattice(cov, layer, weight_var, bias_var)
-                )
-                cov = _pool(_relu(cov), pooling, model.pool_window, model.pool_stride)
-            cross, v1, v2 = _head(cov, head, weight_var, bias_var)
-            return _dense_stack(cross, v1, v2, len(model.head_hidden), weight_var, bias_var)
-
-    else:  # an MLP: flatten, dense + ReLU layers, classifier
-
-        def one_block(x1, x2):
-            a, b = x1.reshape(len(x1), -1), x2.reshape(len(x2), -1)
-            d = a.shape[1]
-            return _dense_stack(a @ b.T / d, (a**2).mean(1), (b**2).mean(1), len(model.hidden), weight_var, bias_var)
-
-    block = BLOCK
-    if hasattr(model, "layers") and full:  # keep a block's (n1, n2, S, S) covariance near 2e7 entries
-        positions = math.prod(model.layers[0].out_spatial)
-        block = int(max(8, min(BLOCK, math.sqrt(2e7) / positions)))
-
-    def kernel(x1: np.ndarray, x2: np.ndarray | None = None) -> np.ndarray:
-        """``(n1, n2)``; ``k(x)`` is the symmetric ``k(x, x)``, each block pair computed once."""
-        symmetric = x2 is None
-        x1 = np.asarray(x1, np.float64)
-        x2 = x1 if symmetric else np.asarray(x2, np.float64)
-        if x1.shape[1:] != tuple(input_shape) or x2.shape[1:] != tuple(input_shape):
-            raise UserError(f"inputs must have shape (n, {', '.join(map(str, input_shape))}), got {x1.shape} and {x2.shape}")
-        out = np.empty((len(x1), len(x2)))
-        for i in range(0, len(x1), block):
-            for j in range(i if symmetric else 0, len(x2), block):
-                out[i : i + block, j : j + block] = one_block(x1[i : i + block], x2[j : j + block])
-                if symmetric and j != i:
-                    out[j : j + block, i : i + block] = out[i : i + block, j : j + block].T
-        return out
-
-    return kernel
+def needs_full(model: nnx.Module) -> bool:
+    """Whether the walk keeps the covariance between different positions (it is read)."""
+    return hasattr(model, "layers") and (model.head == "global_avg" or model.pooling in ("avg", "blur"))
 
 
-__all__ = ["BLOCK", "KernelFn", "nngp_fn"]
+def walk(model: nnx.Module, x1: np.ndarray, x2: np.ndarray, weight_var: float, bias_var: float, ntk: bool) -> Cov:
+    """One output unit's kernels between ``x1`` and ``x2`` (float64): ``.cross`` the NNGP,
+    ``.ntk`` the NTK (with ``ntk``; else None)."""
+    if not hasattr(model, "layers"):  # an MLP: flatten, dense + ReLU layers, classifier
+        a, b = x1.reshape(len(x1), -1), x2.reshape(len(x2), -1)
+        d = a.shape[1]
+        cross = a @ b.T / d
+        start = Cov(cross, (a**2).mean(1), (b**2).mean(1), False, 0, np.zeros_like(cross) if ntk else None)
+        return _dense_stack(start, len(model.hidden), weight_var, bias_var)
+    full, cov = needs_full(model), None
+    for layer in model.layers:
+        if cov is None:
+            cov = _first_layer(x1, x2, layer, full, weight_var, bias_var, ntk)
+        else:
+            cov = _lattice(cov, layer, weight_var, bias_var)
+        cov = _pool(_relu(cov), model.pooling, model.pool_window, model.pool_stride)
+    return _dense_stack(_head(cov, model.head), len(model.head_hidden), weight_var, bias_var)
+
+
+__all__ = ["Cov", "abstract_model", "needs_full", "walk"]
