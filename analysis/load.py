@@ -66,6 +66,8 @@ REPLICA_NUMBERS = (
     "best_val_epoch",
     "val_accuracy_at_best",
     "test_accuracy_at_best_val",
+    "ntk_test_accuracy",  # kernel regression: the NTK's, beside the NNGP's test_accuracy
+    "ntk_val_accuracy",
 )
 
 # Numbers read at each replica's best validation epoch where the run recorded one: what every

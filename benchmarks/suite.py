@@ -411,6 +411,23 @@ def nngp_kernel(n: int = 5000) -> dict:
     }
 
 
+def ntk_kernel(n: int = 5000) -> dict:
+    """Seconds for the reference MNIST-1D CNN's n x n NTK (issue 27's target: at most twice the
+    NNGP's, :func:`nngp_kernel`); the walk yields the NNGP beside it."""
+    from research.kernels import ntk_fn
+
+    x = np.random.default_rng(0).normal(size=(n, 40, 1))
+    kernel = ntk_fn({"name": "mnist1d_cnn"}, (40, 1))
+    start = time.perf_counter()
+    gram = kernel(x)
+    return {
+        "model": "mnist1d_cnn",
+        "examples": n,
+        "seconds": time.perf_counter() - start,
+        "finite": bool(np.isfinite(gram).all()),
+    }
+
+
 def options() -> dict:
     """Every padding, pooling and head at three shapes (:mod:`benchmarks.options`)."""
     # Imported here: benchmarks.options builds on this module's timers.
@@ -428,6 +445,7 @@ SECTIONS = {
     "locally_connected": locally_connected_and_compile,
     "compile": repeated_sweep_compiles,
     "nngp_kernel": nngp_kernel,
+    "ntk_kernel": ntk_kernel,
     "options": options,
 }
 
@@ -488,6 +506,11 @@ def summary_lines(results: dict) -> list[str]:
     if "nngp_kernel" in results:
         k = results["nngp_kernel"]
         lines.append(f"NNGP kernel {k['model']}: {k['examples']} x {k['examples']} in {k['seconds']:.1f} s")
+    if "ntk_kernel" in results:
+        k = results["ntk_kernel"]
+        nngp = results.get("nngp_kernel", {})
+        ratio = f" ({k['seconds'] / nngp['seconds']:.2f}x the NNGP's)" if nngp.get("examples") == k["examples"] else ""
+        lines.append(f"NTK kernel {k['model']}: {k['examples']} x {k['examples']} in {k['seconds']:.1f} s{ratio}")
     if "compile" in results:
         c = results["compile"]
         lines.append(

@@ -64,9 +64,10 @@ def cmd_train(args, overrides: list[str]) -> int:
     if summary.get("task") == "kernel_regression":
         (fit,) = summary["replicas"]
         print(f"{args.workdir}: infinite-width kernel regression, {summary['wall_time_s']:.1f} s")
-        print(
-            f"  val {100 * fit['val_accuracy']:.2f}%, test {100 * fit['test_accuracy']:.2f}% (ridge chosen on val: kernel.json)"
-        )
+        for kind, prefix in (("NNGP", ""), ("NTK", "ntk_")):
+            if f"{prefix}test_accuracy" in fit:  # runs before the NTK have the NNGP's only
+                val, test = 100 * fit[f"{prefix}val_accuracy"], 100 * fit[f"{prefix}test_accuracy"]
+                print(f"  {kind}: val {val:.2f}%, test {test:.2f}% (ridge chosen on val: kernel.json)")
         return 0
     print(f"{args.workdir}: {summary['status']}, {summary['num_params']} params, {summary['wall_time_s']:.1f} s")
     for rate in sorted({r["learning_rate"] for r in summary["replicas"]}):

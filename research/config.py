@@ -61,7 +61,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.seed = 0  # the replicas use seeds seed, seed + 1, ..., seed + seeds - 1
     c.seeds = 1  # seeds per learning rate; replicas = seeds x len(optimizer.learning_rates), one program
     c.tag = ""  # a free label for the analysis (e.g. "matched_flops"); training ignores it
-    c.task = "train"  # or "kernel_regression": the model's infinite-width NNGP instead (research.kernels)
+    c.task = "train"  # or "kernel_regression": the model's infinite-width NNGP and NTK instead (research.kernels)
     # Not type-locked: model fields take several types (kernel_sizes 3 or (5, 3, 3), padding "SAME" or 1);
     # the model checks its own fields when it is built.
     c.model = ml_collections.ConfigDict({"name": "mnist1d_cnn"}, type_safe=False)

@@ -26,7 +26,7 @@ The estimates, and what they assume:
   parameter a replica); a run keeps ``train.keep_checkpoints`` of them, and
   deletes them when done if ``train.keep_final_checkpoint`` is off;
 * kernel-regression runs (``task = "kernel_regression"``): the float64 Gram
-  matrices (train x every split), in host memory (numpy), not on the device;
+  matrices of the NNGP and the NTK (train x every split), in host memory (numpy), not on the device;
 * time: on a GPU, FLOPs at :data:`GPU_EFFECTIVE_FLOPS` plus
   :data:`GPU_STEP_OVERHEAD_S` per sequential step; on CPU, FLOPs at
   :data:`CPU_EFFECTIVE_FLOPS` plus :data:`CPU_STEP_OVERHEAD_S` a step (fitted
@@ -111,7 +111,8 @@ def run_cost(study: str, run_id: str, config) -> RunCost:
     if config.task == "kernel_regression":
         gram = splits["train"] * n_all * 8
         common = dict(replicas=1, params=0, steps=0, checkpoint_bytes=0.0, keep=0, training=training_key(run_config_json(config)))
-        return RunCost(study, run_id, data.name, present, config.task, train_flops=0.0, peak_bytes=3.0 * gram, **common)
+        # Two kernels (NNGP and NTK), each held for train x every split, plus the eigendecomposition.
+        return RunCost(study, run_id, data.name, present, config.task, train_flops=0.0, peak_bytes=6.0 * gram, **common)
     spec = RunSpec.build(config, shape)
     replicas = spec.replicas
     params, macs, _ = model_sizes(spec)

@@ -123,7 +123,17 @@ def test_kernel_regression_runs_as_a_sweep_task_and_conv_equals_locally_connecte
         assert summary["status"] == "done" and summary["replicas"][0]["test_accuracy"] == record["test_accuracy"]
         assert {"family", "head", "dataset", "n_train", "test_accuracy", "val_accuracy", "ridge", "wall_time_s"} <= set(record)
         assert record["n_train"] == 200 and record["family"] == family
-        accuracies[family] = (record["val_accuracy"], record["test_accuracy"], record["ridge"])
+        # The NTK's fit beside the NNGP's (research.kernels.ntk_fn: the limit of gradient-descent training).
+        ntk = record["ntk"]
+        assert {"test_accuracy", "val_accuracy", "ridge", "ridge_grid"} <= set(ntk)
+        assert summary["replicas"][0]["ntk_test_accuracy"] == ntk["test_accuracy"] > 0.3
+        accuracies[family] = (
+            record["val_accuracy"],
+            record["test_accuracy"],
+            record["ridge"],
+            ntk["test_accuracy"],
+            ntk["ridge"],
+        )
         assert train_and_probe(c, tmp_path / family, progress=False) == summary  # finished: reused, nothing recomputed
     assert accuracies["conv"] == accuracies["locally_connected"]
     # From the command line: one line of what it fitted, not a training summary.
@@ -132,4 +142,5 @@ def test_kernel_regression_runs_as_a_sweep_task_and_conv_equals_locally_connecte
     spec = str(Path(__file__).resolve().parent.parent / "experiments" / "infinite_width.py") + ":quick"
     tiny = ["--config.data.n_per_class=10", "--config.data.n_val=20", "--config.data.n_test=50"]
     assert main(["train", "--config", spec, *tiny, "--workdir", str(tmp_path / "cli")]) == 0
-    assert "infinite-width kernel regression" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "infinite-width kernel regression" in out and "NNGP: val" in out and "NTK: val" in out

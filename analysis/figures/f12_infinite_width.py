@@ -1,10 +1,14 @@
 """F12 (C1 at infinite width): test accuracy against width per family (weight-sharing
-study, flatten head), with each family's infinite-width NNGP kernel-regression accuracy
+study, flatten head), with each family's infinite-width kernel-regression accuracies
 (infinite_width study) as horizontal lines of the family's colour: dashed for the
-flatten head, dotted for the global-average head, each with its training-set size. Conv
-and locally connected share the flatten kernel exactly, so their dashes interleave."""
+flatten head, dotted for the global-average head; thin for the NNGP (the GP posterior
+mean: the random net's prior), thick and pale for the NTK (gradient-descent training's
+limit), each with its training-set size. Conv and locally connected share the flatten
+kernels exactly, so their dashes interleave."""
 
 from __future__ import annotations
+
+import numpy as np
 
 from analysis import style
 from analysis.claims import live
@@ -13,21 +17,26 @@ from analysis.stats import aggregate
 
 HEAD_STYLES = {"flatten": (0, (4, 4)), "global_avg": (0, (1, 2))}
 OFFSET = {"locally_connected": 4}  # its flatten dashes start where conv's stop: both stay visible
+KERNELS = {"NNGP": ("test_accuracy", dict(linewidth=1.2)), "NTK": ("ntk_test_accuracy", dict(linewidth=3.0, alpha=0.4))}
 
 
 def _kernel_lines(ax, kernels, dataset: str) -> list[str]:
-    """Each family's kernel accuracy per head as a line; returns one legend text per head."""
+    """Each family's kernel accuracies per head as lines; returns one legend text per head."""
     texts = []
-    for head, dashes in HEAD_STYLES.items():
+    for head, (offset, pattern) in HEAD_STYLES.items():
         rows = kernels[(kernels["dataset"] == dataset) & (kernels["head"] == head)]
         if rows.empty:
             continue
         parts = []
         for family in style.families_in(rows["family"]):
-            value = 100 * rows[rows["family"] == family]["test_accuracy"].mean()
-            offset, pattern = dashes
-            ax.axhline(value, color=style.color(family), linestyle=(OFFSET.get(family, offset), pattern), linewidth=1.2)
-            parts.append(f"{family} {value:.1f}%")
+            values = []
+            for kind, (column, line) in KERNELS.items():
+                value = 100 * rows[rows["family"] == family][column].mean() if column in rows else np.nan
+                if np.isfinite(value):  # runs from before the NTK have the NNGP's only
+                    dashes = (OFFSET.get(family, offset), pattern)
+                    ax.axhline(value, color=style.color(family), linestyle=dashes, **line)
+                    values.append(f"{kind} {value:.1f}%")
+            parts.append(f"{family} {' / '.join(values)}")
         texts.append(f"{head} head ({int(rows['train_examples'].max())} examples): " + ", ".join(parts))
     return texts
 
@@ -59,5 +68,7 @@ def make(results):
         ax.set_ylabel("test accuracy (%)")
         ax.set_title(f"{dataset}; infinite width:\n" + "\n".join(texts), fontsize=7)
         ax.legend(fontsize=7)
-    fig.suptitle("F12  Finite nets against their infinite-width kernels (dashed: flatten head; dotted: global average)")
+    fig.suptitle(
+        "F12  Finite nets against their infinite-width kernels\n(dashed: flatten head; dotted: global average; thin: NNGP; thick, pale: NTK)"
+    )
     return fig
