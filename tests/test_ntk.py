@@ -12,6 +12,7 @@ from flax import nnx
 
 from research.errors import UserError
 from research.kernels import kernels_fn, nngp_fn, ntk_fn
+from research.kernels.walk import _groups, _lag_sums, _spatial_sum, _tap_sum, abstract_model
 from research.models import get_model
 
 FAMILIES = ("conv", "full_kernel_conv", "locally_connected", "dense")
@@ -86,6 +87,27 @@ def test_ntk_includes_the_nngp_on_the_diagonal_and_is_symmetric(family):
     assert np.all(np.diag(ntk) >= np.diag(nngp) + 0.1 * np.abs(np.diag(nngp)))
     np.testing.assert_allclose(ntk, ntk.T, rtol=1e-12)
     np.testing.assert_allclose(ntk_fn(config, shape, bias_var=0.3)(x, x[:2]), ntk[:, :2], rtol=1e-12)  # blocks agree
+
+
+@pytest.mark.parametrize(
+    "shape,padding,strides",
+    [((12, 1), "SAME", 2), ((12, 1), "CIRCULAR", 2), ((12, 1), "VALID", 1), ((11, 1), 1, 2), ((7, 1), "CIRCULAR", 1)]
+    + [((6, 5, 1), "SAME", (2, 1)), ((6, 5, 1), "CIRCULAR", 2)],
+)
+def test_full_kernel_conv_lag_sums_are_its_tap_sums(shape, padding, strides):
+    """The full-kernel conv's shortcut (sums along the diagonals, O(positions^2)) gives what
+    summing its 2n - 1 taps over the padded covariance gives, on the full covariance and on
+    the diagonal."""
+    model = abstract_model(
+        _lattice("full_kernel_conv", "flatten", widths=(3, 3), kernel_sizes=3, strides=strides, padding=padding), shape
+    )
+    layer = model.layers[1]
+    spatial, nd = layer.in_shape[:-1], len(layer.in_shape) - 1
+    full, diagonal = RNG.normal(size=(2, 3, *spatial, *spatial)), RNG.normal(size=(2, 3, *spatial))
+    np.testing.assert_allclose(_lag_sums(full, 2, nd, layer), _tap_sum(full, _groups(2, nd, True), layer), atol=1e-12)
+    np.testing.assert_allclose(
+        _spatial_sum(diagonal, 2, nd, layer.out_spatial), _tap_sum(diagonal, _groups(2, nd, False), layer), atol=1e-12
+    )
 
 
 def test_no_closed_form_is_refused_in_one_line():

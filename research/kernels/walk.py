@@ -101,6 +101,33 @@ def _tap_sum(x: np.ndarray, groups: list[list[int]], layer: SpatialLayer) -> np.
     return total
 
 
+def _lag_sums(x: np.ndarray, lead: int, nd: int, layer: SpatialLayer) -> np.ndarray:
+    """A full-kernel conv's :func:`_tap_sum` on the full covariance, in ``O(positions^2)``: its
+    output pair ``(o1, o2)`` sums ``x[p, p + stride * (o2 - o1)]`` over every input ``p`` (each
+    output sees each input once: zero padding keeps both in range, circular padding wraps),
+    so it depends on ``o2 - o1`` alone. Per axis: the sums along the diagonals at those lags,
+    then each output pair reads its lag's."""
+    for axis, (n, s, o) in enumerate(zip(layer.in_shape[:-1], layer.strides, layer.out_spatial)):
+        pair = np.moveaxis(x, (lead, lead + nd - axis), (-2, -1))  # this axis's two positions last
+        sums = []
+        for d in range(-(o - 1), o):
+            lag = s * d
+            if layer.resolved.circular:
+                m = lag % n
+                sums.append(np.diagonal(pair, m, -2, -1).sum(-1) + np.diagonal(pair, m - n, -2, -1).sum(-1) * (m > 0))
+            else:
+                sums.append(np.diagonal(pair, lag, -2, -1).sum(-1) if abs(lag) < n else np.zeros(pair.shape[:-2]))
+        x = np.stack(sums, -1)  # (*lead, remaining axes of both groups, lags so far)
+    grid = np.indices((*layer.out_spatial, *layer.out_spatial))
+    return x[(Ellipsis, *(grid[nd + i] - grid[i] + o - 1 for i, o in enumerate(layer.out_spatial)))]
+
+
+def _spatial_sum(x: np.ndarray, lead: int, nd: int, out: Sequence[int]) -> np.ndarray:
+    """A full-kernel conv's :func:`_tap_sum` on the diagonal: every output the sum of all inputs."""
+    total = x.reshape(*x.shape[:lead], -1).sum(-1)
+    return np.broadcast_to(total.reshape(*total.shape, *([1] * nd)), (*total.shape, *out))
+
+
 def _identity(spatial: Sequence[int]) -> np.ndarray:
     return np.eye(math.prod(spatial)).reshape(*spatial, *spatial)
 
@@ -121,7 +148,11 @@ def _lattice(cov: Cov, layer: SpatialLayer, weight_var: float, bias_var: float, 
                 return np.broadcast_to(mean.reshape(*mean.shape, *([1] * nd)), (*mean.shape, *out)).copy()
             return mean.reshape(*mean.shape, *([1] * 2 * nd)) * _identity(out)
         scale = weight_var * layer.in_shape[-1] / layer.fan_in
-        y = scale * _tap_sum(x, _groups(lead, nd, cov.full), layer) + bias_var
+        if layer.family == "full_kernel_conv":  # every output sees every input once
+            taps = _lag_sums(x, lead, nd, layer) if cov.full else _spatial_sum(x, lead, nd, out)
+        else:
+            taps = _tap_sum(x, _groups(lead, nd, cov.full), layer)
+        y = scale * taps + bias_var
         if layer.family == "locally_connected" and cov.full:  # independent weights per position
             y = y * _identity(out)
         return y
@@ -169,8 +200,9 @@ def _arccos(k: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> tuple[np.ndarray, 
     and variances ``s1``, ``s2``: ``E[relu(u) relu(v)]`` and ``E[relu'(u) relu'(v)]``."""
     norm = np.sqrt(np.maximum(s1 * s2, 0.0))
     cos = np.clip(np.divide(k, norm, out=np.zeros_like(k), where=norm > 0), -1.0, 1.0)
-    theta = np.arccos(cos)
-    return norm / (2 * np.pi) * (np.sin(theta) + (np.pi - theta) * cos), (np.pi - theta) / (2 * np.pi)
+    rest = np.pi - np.arccos(cos)
+    sin = np.sqrt(1.0 - cos * cos)  # sin(arccos(cos)), without a second transcendental
+    return norm / (2 * np.pi) * (sin + rest * cos), rest / (2 * np.pi)
 
 
 def _relu(cov: Cov) -> Cov:
