@@ -102,3 +102,20 @@ def test_no_extension_when_the_sweep_is_told_not_to(study, tmp_path, monkeypatch
     assert len(index["runs"]) == 1 and len(launched) == 1
     runs = load_results([tmp_path / "s"]).runs
     assert runs["lr_at_edge"].all() and not runs["lr_at_limit"].any()
+
+
+def test_a_kernel_regression_sweep_extends_nothing_and_finishes(study, tmp_path, monkeypatch):
+    """Kernel regression's replica has validation numbers but no learning rate (issue 27: the
+    paper profile's infinite-width sweep stopped at its end with a TypeError here)."""
+    assert rate_scores([{"learning_rate": None, "val_accuracy": 0.8, "diverged": False}]) == {}
+
+    def launch(launcher, jobs, workers, on_start, on_end, options):
+        for job in jobs:
+            on_start(job)
+            replicas = [{"seed": None, "learning_rate": None, "val_accuracy": 0.8, "test_accuracy": 0.8, "diverged": False}]
+            write_run(job.workdir, run_config_json(load_config(job.spec, job.overrides)), done_summary(replicas))
+            on_end(job, {"ok": True, "error": None})
+
+    monkeypatch.setattr("research.sweep.launch", launch)
+    index = run_sweep(f"{study}:edge", tmp_path / "s", progress=False)
+    assert [e["status"] for e in index["runs"].values()] == ["done"]

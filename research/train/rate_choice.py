@@ -42,11 +42,12 @@ def replica_validation(replica: Mapping) -> float | None:
 
 def rate_scores(replicas: Iterable[Mapping]) -> dict[float, float]:
     """Mean validation accuracy per rate over its replicas (summary or analysis rows), a
-    diverged replica counting as 0. Rates without validation numbers are left out."""
+    diverged replica counting as 0. Rates without validation numbers are left out, and so are
+    replicas without a rate (kernel regression's)."""
     values: dict[float, list[float]] = {}
     for replica in replicas:
         val = replica_validation(replica)
-        if val is not None:
+        if val is not None and replica.get("learning_rate") is not None:
             values.setdefault(float(replica["learning_rate"]), []).append(val)
     return {rate: sum(v) / len(v) for rate, v in values.items()}
 
