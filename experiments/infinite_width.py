@@ -1,17 +1,26 @@
-"""C1 at infinite width: kernel regression with each family's NNGP kernel (research.kernels).
+"""C1 at infinite width: kernel regression with each family's NNGP and NTK kernels (research.kernels).
 
     cvd sweep --config experiments/infinite_width.py:quick --workdir runs/infinite_width
 
 Every lattice family (conv, full-kernel conv, locally connected, dense) with a
 flatten head and with a global-average head, on MNIST-1D (the lattice geometry
 of the weight-sharing study: 3 layers, kernels 5/3/3, strides 2, zero padding):
-the GP posterior mean of the infinitely wide net, its ridge chosen on the
-validation split, test accuracy reported. Each run writes ``kernel.json``.
-The flatten head uses the whole training split (3600 after validation) in
-paper and full, 1000 examples (tested on 500) in quick, whose four flatten
-kernels took 103 of its 179 s on the whole split; the global-average head,
-whose kernel needs every pair of positions, 300 examples (tested on 500) in
-quick and 1000 in paper (full: all). 8 runs on MNIST-1D.
+the GP posterior mean of the infinitely wide net (NNGP) and the limit of its
+gradient-descent training (NTK), each with its ridge chosen on the validation
+split, test accuracy reported. One walk gives both kernels, at about the NNGP's
+cost alone. Each run writes ``kernel.json``. 8 runs on MNIST-1D.
+
+Both heads use the same training subset, so they compare: the global-average
+head's kernel needs every pair of positions (20 x 20 after the first layer),
+computed in blocks of examples to bound memory, at about 75 us of CPU a pair of
+examples for conv and full-kernel conv, 50 for locally connected and 40 for
+dense (both kernels; the 2-core development machine shared with other work,
+2026-12-01; about 45 alone), against 2-3 us with a flatten head. N training
+examples, the 400 validation examples and T test examples make N^2 / 2 +
+N (400 + T) pairs. Paper: N = 2000 (200 a class), T = 1000 (all): 4.8 million
+pairs, 4-6 minutes a family (the largest round size near 5 minutes; the whole
+3600 would take 9-14). Quick: N = 300, T = 500: 0.3 million pairs, 15-25 s a
+family. Full: everything.
 
 Fashion-MNIST, when its files are here (the weight-sharing study's 2D geometry:
 2 layers, kernel 3, stride 2), with the flatten head on a subset: 300 training
@@ -23,8 +32,8 @@ kernel needs every pair of the 196 first-layer positions, about 7 ms a pair of
 images on 2 CPU cores in numpy (a 300-image fit: about 40 minutes a family), so no profile
 runs it yet.
 Expected (Novak et al. 2019): with a flatten head conv and locally connected
-have the same kernel, hence the same accuracy; global average pooling is
-where weight sharing starts to matter.
+have the same kernels (NNGP and NTK), hence the same accuracy; global average
+pooling is where weight sharing starts to matter.
 """
 
 from experiments.common import check_variant, datasets, lattice_config
@@ -47,20 +56,16 @@ FASHION = {"quick": (30, 300, 500), "gpu-smoke": (10, 100, 200), "paper": (100, 
 
 
 def get_sweep(variant: str = "quick"):
-    # A flatten head needs only the diagonal in space (seconds on the whole training split); a
-    # global-average head needs every pair of positions, so the CPU profiles give it a subset.
+    # Both heads on one subset per profile (the global-average head's every pair of positions
+    # sets its size: see the docstring).
     variant = check_variant(variant)
-    pooled = {
+    subset = {
         "quick": {"data.n_per_class": 30, "data.n_test": 500},
         "gpu-smoke": {"data.n_per_class": 10, "data.n_test": 200},
-        "paper": {"data.n_per_class": 100},
-        "full": {},
+        "paper": {"data.n_per_class": 200, "data.n_test": 0},
+        "full": {"data.n_per_class": 0, "data.n_test": 0},
     }[variant]
-    flatten = {"quick": {"data.n_per_class": 100, "data.n_test": 500}, "gpu-smoke": pooled}.get(variant, {})
-    heads = [
-        {"model.head": "flatten", "data.n_per_class": 0, "data.n_test": 0, **flatten},
-        {"model.head": "global_avg", "data.n_per_class": 0, "data.n_test": 0, **pooled},
-    ]
+    heads = [{"model.head": head, **subset} for head in ("flatten", "global_avg")]
     runs = product(axis("model.family", FAMILIES), heads)
     for bundle in datasets(variant):
         if bundle["data.name"] == "fashion_mnist":
