@@ -199,3 +199,15 @@ def test_f12_draws_each_kernels_line_and_older_runs_without_the_ntk_still_draw()
     assert sorted(round(line.get_ydata()[0], 6) for line in ax.lines) == [55, 60, 61, 80, 82, 85, 88]
     assert texts[0] == "flatten head (900 examples): conv NNGP 80.0% / NTK 82.0%, dense NNGP 60.0% / NTK 61.0%"
     assert texts[1].endswith("dense NNGP 55.0%")
+
+
+def test_bench_times_the_ntk_beside_the_nngp_and_says_the_ratio():
+    from benchmarks.suite import SECTIONS, summary_lines
+
+    results = {"machine": {}, "nngp_kernel": SECTIONS["nngp_kernel"](40), "ntk_kernel": SECTIONS["ntk_kernel"](40)}
+    assert results["ntk_kernel"]["finite"] and results["ntk_kernel"]["examples"] == 40
+    ratio = results["ntk_kernel"]["seconds"] / results["nngp_kernel"]["seconds"]
+    assert (
+        f"NTK kernel mnist1d_cnn: 40 x 40 in {results['ntk_kernel']['seconds']:.1f} s ({ratio:.2f}x the NNGP's)"
+        in summary_lines(results)
+    )
