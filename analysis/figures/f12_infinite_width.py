@@ -8,6 +8,8 @@ kernels exactly, so their dashes interleave."""
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 
 from analysis import style
@@ -30,14 +32,15 @@ def _kernel_lines(ax, kernels, dataset: str) -> list[str]:
         parts = []
         for family in style.families_in(rows["family"]):
             values = []
-            for kind, (column, line) in KERNELS.items():
+            for column, line in KERNELS.values():
                 value = 100 * rows[rows["family"] == family][column].mean() if column in rows else np.nan
                 if np.isfinite(value):  # runs from before the NTK have the NNGP's only
                     dashes = (OFFSET.get(family, offset), pattern)
                     ax.axhline(value, color=style.color(family), linestyle=dashes, **line)
-                    values.append(f"{kind} {value:.1f}%")
+                    values.append(f"{value:.1f}")
             parts.append(f"{family} {' / '.join(values)}")
-        texts.append(f"{head} head ({int(rows['train_examples'].max())} examples): " + ", ".join(parts))
+        text = f"{head} head ({int(rows['train_examples'].max())} examples), NNGP / NTK %: " + ", ".join(parts)
+        texts.append(textwrap.fill(text, 90))
     return texts
 
 
