@@ -18,8 +18,9 @@ dense (both kernels; the 2-core development machine shared with other work,
 2026-12-01; about 45 alone), against 2-3 us with a flatten head. N training
 examples, the 400 validation examples and T test examples make N^2 / 2 +
 N (400 + T) pairs. Paper: N = 2000 (200 a class), T = 1000 (all): 4.8 million
-pairs, 4-6 minutes a family (the largest round size near 5 minutes; the whole
-3600 would take 9-14). Quick: N = 300, T = 500: 0.3 million pairs, 15-25 s a
+pairs, 4-7 minutes of CPU a family (the largest round size near 5 minutes; the whole
+3600 would take 9-14). Measured: conv, global-average head, 6.7 min of CPU (10 min
+wall on the shared machine), 1.2 GB resident. Quick: N = 300, T = 500: 0.3 million pairs, 15-25 s a
 family. Full: everything.
 
 Fashion-MNIST, when its files are here (the weight-sharing study's 2D geometry:
