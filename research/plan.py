@@ -27,6 +27,8 @@ The estimates, and what they assume:
   deletes them when done if ``train.keep_final_checkpoint`` is off;
 * kernel-regression runs (``task = "kernel_regression"``): the float64 Gram
   matrices of the NNGP and the NTK (train x every split), in host memory (numpy), not on the device;
+  their time: pairs of examples at :func:`research.kernels.pair_seconds` (CPU seconds per
+  pair, measured), added on CPU and GPU alike;
 * time: on a GPU, FLOPs at :data:`GPU_EFFECTIVE_FLOPS` plus
   :data:`GPU_STEP_OVERHEAD_S` per sequential step; on CPU, FLOPs at
   :data:`CPU_EFFECTIVE_FLOPS` plus :data:`CPU_STEP_OVERHEAD_S` a step (fitted
@@ -45,6 +47,7 @@ from research.config import load_config
 from research.data import dataset_shape
 from research.data.sources import source_available
 from research.errors import UserError
+from research.kernels import pair_seconds
 from research.rundir import run_config_json, training_key
 from research.sweep import study_runs
 from research.train.footprint import GPU_TARGET, device_memory, model_sizes, peak_bytes
@@ -77,6 +80,7 @@ class RunCost:
 
     keep_final: bool = True  # False: its checkpoints are deleted once it is done
     training: str = ""  # its training key: runs of several studies that train alike train once
+    host_seconds: float = 0.0  # kernel regression: its kernels' numpy time on the host, CPU or GPU alike
 
     @property
     def disk_bytes(self) -> float:
@@ -111,8 +115,12 @@ def run_cost(study: str, run_id: str, config) -> RunCost:
     if config.task == "kernel_regression":
         gram = splits["train"] * n_all * 8
         common = dict(replicas=1, params=0, steps=0, checkpoint_bytes=0.0, keep=0, training=training_key(run_config_json(config)))
+        pairs = splits["train"] ** 2 / 2 + splits["train"] * (n_all - splits["train"])  # the training Gram once, symmetric
+        seconds = pairs * pair_seconds(config.model, shape.input_shape)
         # Two kernels (NNGP and NTK), each held for train x every split, plus the eigendecomposition.
-        return RunCost(study, run_id, data.name, present, config.task, train_flops=0.0, peak_bytes=6.0 * gram, **common)
+        return RunCost(
+            study, run_id, data.name, present, config.task, train_flops=0.0, peak_bytes=6.0 * gram, host_seconds=seconds, **common
+        )
     spec = RunSpec.build(config, shape)
     replicas = spec.replicas
     params, macs, _ = model_sizes(spec)
@@ -161,9 +169,10 @@ def estimated_seconds(costs: list[RunCost], on_gpu: bool) -> float:
     """The planning time of ``costs``, each distinct training counted once."""
     costs = distinct(costs)
     flops = sum(c.train_flops for c in costs)
+    host = sum(c.host_seconds for c in costs)
     if on_gpu:
-        return flops / GPU_EFFECTIVE_FLOPS + sum(c.steps for c in costs) * GPU_STEP_OVERHEAD_S
-    return flops / CPU_EFFECTIVE_FLOPS + sum(c.steps for c in costs) * CPU_STEP_OVERHEAD_S
+        return host + flops / GPU_EFFECTIVE_FLOPS + sum(c.steps for c in costs) * GPU_STEP_OVERHEAD_S
+    return host + flops / CPU_EFFECTIVE_FLOPS + sum(c.steps for c in costs) * CPU_STEP_OVERHEAD_S
 
 
 def check_fits(costs: list[RunCost], device: str, memory: float, disk: float) -> None:

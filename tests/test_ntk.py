@@ -6,14 +6,20 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import pytest
 from flax import nnx
 
+from analysis.figures.f12_infinite_width import _kernel_lines
+from benchmarks.suite import SECTIONS, summary_lines
+from research.config import load_config
 from research.errors import UserError
-from research.kernels import kernels_fn, nngp_fn, ntk_fn
+from research.kernels import SECONDS_PER_POSITION_PAIR, kernels_fn, nngp_fn, ntk_fn
 from research.kernels.walk import _groups, _lag_sums, _spatial_sum, _tap_sum, abstract_model
 from research.models import get_model
+from research.plan import estimated_seconds, run_cost
 
 FAMILIES = ("conv", "full_kernel_conv", "locally_connected", "dense")
 RNG = np.random.default_rng(0)
@@ -175,14 +181,6 @@ def test_wide_random_nets_match_the_analytic_ntk_within_sampling_error(config, b
 
 
 def test_f12_draws_each_kernels_line_and_older_runs_without_the_ntk_still_draw():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import pandas as pd
-
-    from analysis.figures.f12_infinite_width import _kernel_lines
-
     kernels = pd.DataFrame(
         {
             "dataset": "mnist1d",
@@ -202,8 +200,6 @@ def test_f12_draws_each_kernels_line_and_older_runs_without_the_ntk_still_draw()
 
 
 def test_bench_times_the_ntk_beside_the_nngp_and_says_the_ratio():
-    from benchmarks.suite import SECTIONS, summary_lines
-
     results = {"machine": {}, "nngp_kernel": SECTIONS["nngp_kernel"](40), "ntk_kernel": SECTIONS["ntk_kernel"](40)}
     assert results["ntk_kernel"]["finite"] and results["ntk_kernel"]["examples"] == 40
     ratio = results["ntk_kernel"]["seconds"] / results["nngp_kernel"]["seconds"]
@@ -211,3 +207,16 @@ def test_bench_times_the_ntk_beside_the_nngp_and_says_the_ratio():
         f"NTK kernel mnist1d_cnn: 40 x 40 in {results['ntk_kernel']['seconds']:.1f} s ({ratio:.2f}x the NNGP's)"
         in summary_lines(results)
     )
+
+
+def test_the_plan_counts_the_kernels_time_on_the_host():
+    """Kernel runs have no training FLOPs, but their pairs of examples take time: the plan adds
+    pairs x the measured seconds a pair (global average: every pair of the 20 first-layer
+    positions) on CPU and GPU alike."""
+
+    spec = "experiments/infinite_width.py:paper"
+    config = load_config(spec, ["model.head=global_avg", "data.n_per_class=200", "data.n_test=0"])
+    cost = run_cost("infinite_width", "conv", config)
+    pairs = 2000**2 / 2 + 2000 * (400 + 1000)
+    assert cost.host_seconds == pytest.approx(pairs * 400 * SECONDS_PER_POSITION_PAIR)
+    assert estimated_seconds([cost], on_gpu=False) == estimated_seconds([cost], on_gpu=True) == pytest.approx(cost.host_seconds)

@@ -90,6 +90,22 @@ def _build(model_config, input_shape: Sequence[int], weight_var: float, bias_var
     return _blocked(one_block, input_shape, block, 2 if ntk else 1)
 
 
+# CPU seconds per pair of examples per first-layer position (flatten head: the diagonal) or
+# per pair of positions (every pair kept), both kernels; measured on the 2-core development
+# machine for the MNIST-1D lattice (benchmarks/README.md, "NTK kernels"): 2.5 us / 20 and 75 us / 400.
+SECONDS_PER_POSITION = 0.125e-6
+SECONDS_PER_POSITION_PAIR = 0.19e-6
+
+
+def pair_seconds(model_config, input_shape: Sequence[int]) -> float:
+    """Planning estimate: CPU seconds :func:`kernels_fn` takes per pair of examples."""
+    model = abstract_model(model_config, input_shape)
+    if not hasattr(model, "layers"):
+        return SECONDS_PER_POSITION
+    positions = math.prod(model.layers[0].out_spatial)
+    return positions**2 * SECONDS_PER_POSITION_PAIR if needs_full(model) else positions * SECONDS_PER_POSITION
+
+
 def nngp_fn(model_config, input_shape: Sequence[int], *, weight_var: float = 1.0, bias_var: float = 0.0) -> KernelFn:
     """``k(x1, x2) -> (n1, n2)``: the NNGP kernel of ``model_config`` (a config's ``model``
     section: ``name`` plus fields) on inputs of ``input_shape`` ``(*spatial, channels)``.
@@ -113,4 +129,4 @@ def kernels_fn(model_config, input_shape: Sequence[int], *, weight_var: float = 
     return lambda x1, x2=None: tuple(kernel(x1, x2))
 
 
-__all__ = ["BLOCK", "KernelFn", "PairFn", "kernels_fn", "nngp_fn", "ntk_fn"]
+__all__ = ["BLOCK", "KernelFn", "PairFn", "kernels_fn", "nngp_fn", "ntk_fn", "pair_seconds"]
