@@ -221,6 +221,9 @@ def plan_lines(costs: list[RunCost], profile: str, device: str, memory: float, d
         if on_gpu
         else f"{CPU_EFFECTIVE_FLOPS:.1e} FLOP/s and {CPU_STEP_OVERHEAD_S * 1e3:.0f} ms a step"
     )
+    host = sum(c.host_seconds for c in distinct(costs))
+    if host:
+        rate += f", plus {host / 60:.0f} min of kernel regression on the host"
     missing = sorted({c.dataset for c in costs if not c.data_present})
     largest = max((c for c in costs if c.task == "train"), key=lambda c: c.peak_bytes)
     lines += [
