@@ -67,7 +67,7 @@ BUDGETS = {
     # MNIST-1D bounded at 40 epochs under cosine decay (benchmarks/README.md, "Training protocol":
     # the conv baseline's test accuracy at its best validation epoch is the same at 40 and 170),
     # stopped on validation; each 4-rate half-decade grid halved to its better 2 rates after a
-    # quarter of the epochs (grid extension widens it where the best rate is at an edge). The
+    # fifth of the epochs (grid extension widens it where the best rate is at an edge). The
     # weight-sharing study's Fashion-MNIST arm: 5000 training images, widths 16 and 32. 4 seeds
     # (5 planned at 2.9 h with the data-scaling study and the wide weight-sharing runs).
     "paper": Budget(
@@ -81,8 +81,8 @@ BUDGETS = {
         1500,
         patience=20,
         schedule="cosine",
-        halve_rates_at=0.25,
-        fashion_arm=(500, 15, 16),
+        halve_rates_at=0.2,
+        fashion_arm=(500, 12, 16),
     ),
     "full": Budget(
         5,
