@@ -110,16 +110,23 @@ def _training_set_sizes(results: Results) -> Iterator[Effect]:
 
 
 def _infinite_width_notes(results: Results) -> list[str]:
-    """What the NNGP kernels say: conv vs locally connected kernel-regression accuracy per head."""
+    """What the infinite-width kernels say: conv vs locally connected kernel-regression accuracy
+    per head, the NNGP's and (where the run fitted it) the NTK's."""
     kernels = live(results.study("infinite_width"))
     notes = []
     for (dataset, head), sub in kernels.groupby(["dataset", "head"]):
         acc = sub.groupby("family")["test_accuracy"].mean()
+        ntk = sub.groupby("family")["ntk_test_accuracy"].mean() if "ntk_test_accuracy" in sub else None
         if {"conv", "locally_connected"} <= set(acc.index):
             same = " (the same kernel: sharing without pooling has no effect at infinite width)" if head == "flatten" else ""
+            with_ntk = (
+                f"; NTK conv {100 * ntk['conv']:.1f}% vs {100 * ntk['locally_connected']:.1f}%"
+                if ntk is not None and ntk[["conv", "locally_connected"]].notna().all()
+                else ""
+            )
             notes.append(
                 f"{dataset}, infinite width, {head} head, {int(sub['train_examples'].iloc[0])} training examples: kernel regression "
-                f"conv {100 * acc['conv']:.1f}% vs locally connected {100 * acc['locally_connected']:.1f}%{same}"
+                f"(NNGP) conv {100 * acc['conv']:.1f}% vs locally connected {100 * acc['locally_connected']:.1f}%{with_ntk}{same}"
             )
     return notes
 
