@@ -38,7 +38,6 @@ The estimates, and what they assume:
 
 from __future__ import annotations
 
-import math
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +50,7 @@ from research.kernels import pair_seconds
 from research.rundir import run_config_json, training_key
 from research.sweep import study_runs
 from research.train.footprint import GPU_TARGET, device_memory, model_sizes, peak_bytes
-from research.train.rate_choice import halving_epoch
+from research.train.rate_choice import halved_count, halving_epoch
 from research.train.spec import RunSpec
 
 GPU_EFFECTIVE_FLOPS = 10e12  # what small models reach on such a GPU in float32 (about 15% of its TF32 peak)
@@ -101,7 +100,7 @@ def halved_replica_epochs(spec: RunSpec, epochs: int) -> float:
     rates = len(set(spec.learning_rates))
     if at is None or rates < 2 or at >= epochs:
         return float(spec.replicas * epochs)
-    kept = spec.replicas // rates * math.ceil(rates / 2)
+    kept = spec.replicas // rates * halved_count(rates)
     return float(spec.replicas * at + kept * (epochs - at))
 
 
@@ -112,9 +111,10 @@ def run_cost(study: str, run_id: str, config) -> RunCost:
     present = source_available(data.name, data.dir)
     splits = shape.splits
     n_all = sum(splits.values())
+    training = training_key(run_config_json(config))
     if config.task == "kernel_regression":
         gram = splits["train"] * n_all * 8
-        common = dict(replicas=1, params=0, steps=0, checkpoint_bytes=0.0, keep=0, training=training_key(run_config_json(config)))
+        common = dict(replicas=1, params=0, steps=0, checkpoint_bytes=0.0, keep=0, training=training)
         pairs = splits["train"] ** 2 / 2 + splits["train"] * (n_all - splits["train"])  # the training Gram once, symmetric
         seconds = pairs * pair_seconds(config.model, shape.input_shape)
         # Two kernels (NNGP and NTK), each held for train x every split, plus the eigendecomposition.
@@ -144,7 +144,7 @@ def run_cost(study: str, run_id: str, config) -> RunCost:
         float(12 * params * replicas),
         int(config.train.keep_checkpoints),
         bool(config.train.keep_final_checkpoint),
-        training_key(run_config_json(config)),
+        training,
     )
 
 

@@ -265,19 +265,28 @@ def _full_size(values: np.ndarray, ids: np.ndarray, replicas: int, fill) -> np.n
     return whole
 
 
+def _dropped(spec: RunSpec, halving: RateHalving) -> np.ndarray:
+    """The replicas the halving decision dropped."""
+    return np.setdiff1d(np.arange(spec.replicas), halving.kept)
+
+
+def _kept_on_device(log: RunLog, halving: RateHalving, state: TrainState) -> TrainState:
+    """After the halving decision: the log writes the kept replicas, and the device state
+    becomes their part of the full ``state`` (the dropped replicas' part stays on the host)."""
+    log.ids = halving.kept
+    return _on_replica_devices(halving.split(state), len(halving.kept))
+
+
 def _resume_halving(spec: RunSpec, log: RunLog, best: BestValidation, halving: RateHalving, state: TrainState):
     """Rebuild early stopping and the halving decision from the metrics of a resumed run; the
     device state becomes the kept replicas' part when the run had halved."""
 
     def check(epoch: int, alive: np.ndarray) -> None:
         if halving.settle(epoch, best.best_val, alive):
-            best.drop(np.setdiff1d(np.arange(spec.replicas), halving.kept))
+            best.drop(_dropped(spec, halving))  # before the next evaluations, which lack them
 
     best.replay(log.run_dir.metrics(), check)
-    if halving.kept is None:
-        return state
-    log.ids = halving.kept
-    return _on_replica_devices(halving.split(state), len(halving.kept))
+    return state if halving.kept is None else _kept_on_device(log, halving, state)
 
 
 def _after_evaluation(spec, log, best, halving, state, results, alive, epoch) -> tuple[TrainState, bool]:
@@ -285,17 +294,17 @@ def _after_evaluation(spec, log, best, halving, state, results, alive, epoch) ->
     and whether it halved (the replicas changed)."""
     ids, n = log.ids, spec.replicas
     test = results.get("test", {}).get("accuracy")
+    alive = _full_size(alive, ids, n, False)
     best.update(
         epoch,
         _full_size(results["val"]["accuracy"], ids, n, -np.inf),
         None if test is None else _full_size(test, ids, n, np.nan),
-        _full_size(alive, ids, n, False),
+        alive,
     )
-    if not halving.settle(epoch, best.best_val, _full_size(alive, ids, n, False)):
+    if not halving.settle(epoch, best.best_val, alive):
         return state, False
-    best.drop(np.setdiff1d(np.arange(n), halving.kept))
-    log.ids = halving.kept
-    return _on_replica_devices(halving.split(state), len(halving.kept)), True
+    best.drop(_dropped(spec, halving))
+    return _kept_on_device(log, halving, state), True
 
 
 def _whole(spec: RunSpec, halving: RateHalving, state: TrainState) -> TrainState:

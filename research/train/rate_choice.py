@@ -57,10 +57,15 @@ def best_rate(scores: Mapping[float, float]) -> float:
     return min(scores, key=lambda rate: (-scores[rate], rate))
 
 
+def halved_count(rates: int) -> int:
+    """How many of ``rates`` rates halving keeps: ``ceil(rates / 2)``."""
+    return math.ceil(rates / 2)
+
+
 def better_half(scores: Mapping[float, float]) -> list[float]:
-    """The ``ceil(n / 2)`` best-scoring of ``n`` rates (ties: the smaller rate), sorted."""
+    """The :func:`halved_count` best-scoring rates (ties: the smaller rate), sorted."""
     ranked = sorted(scores, key=lambda rate: (-scores[rate], rate))
-    return sorted(ranked[: math.ceil(len(ranked) / 2)])
+    return sorted(ranked[: halved_count(len(ranked))])
 
 
 def halving_epoch(fraction: float, epochs: int) -> int | None:
@@ -121,7 +126,3 @@ class RateHalving:
             return whole
 
         return jax.tree.map(put, self.frozen, state)
-
-    def replica_ids(self, total: int) -> np.ndarray:
-        """Original indices of the replicas the device state holds."""
-        return np.arange(total) if self.kept is None else self.kept
