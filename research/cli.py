@@ -219,8 +219,9 @@ def cmd_reproduce(args, overrides: list[str]) -> int:
     Run every study's sweep for the profile (with their probes), the reference models, then the
     analysis (figures F1-F15, report.md, report.html). Resumable: the same command again skips what
     is done. quick: 2 CPU cores, no download, about 15 minutes; paper: the same studies at the
-    budgets the README publishes (5 seeds x 4 learning rates, trained to convergence; hours on 2
-    cores); full: the GPU profile (adds TFDS data sets); gpu-smoke: the pipeline on a GPU in minutes."""
+    budgets the README publishes (4 seeds x a 4-rate grid halved to 2, early stopping on
+    validation; about 2.5 hours on 2 cores); full: the GPU profile (adds TFDS data sets);
+    gpu-smoke: the pipeline on a GPU in minutes."""
     from research.reproduce import reproduce
     from research.sweep.launchers import launch_keywords
 

@@ -93,10 +93,13 @@ class RunCost:
 
 
 def halved_replica_epochs(spec: RunSpec, epochs: int) -> float:
-    """Replica-epochs a run trains at most: every replica until rate halving (if on), then the
-    replicas of the better half of the rates (:mod:`research.train.rate_choice`). Early stopping
+    """Replica-epochs a run trains at most: every replica until the evaluation that halves the
+    rates (if on), then the replicas of the better half of the rates (:mod:`research.train.rate_choice`). Early stopping
     can only make it less; the plan counts the bound."""
     at = halving_epoch(float(spec.config.train.halve_rates_at), epochs)
+    if at is not None:  # the first validation evaluation at or past that epoch decides
+        every = max(1, int(spec.config.train.eval_every_epochs))
+        at = min(epochs, -(-at // every) * every)
     rates = len(set(spec.learning_rates))
     if at is None or rates < 2 or at >= epochs:
         return float(spec.replicas * epochs)

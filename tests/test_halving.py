@@ -143,6 +143,10 @@ def test_the_plan_counts_the_halved_replica_epochs_and_each_distinct_training_on
     assert planning.halved_replica_epochs(spec, 8) == 8 * 3 + 4 * 5
     plain = halving_config(epochs=8, halve_rates_at=0.0)
     assert planning.halved_replica_epochs(RunSpec.build(plain, dataset_shape(plain.data)), 8) == 8 * 8
+    sparse = halving_config(epochs=10, eval_every_epochs=3)  # due from epoch 3, evaluated at 3, 6, 9, 10
+    assert planning.halved_replica_epochs(RunSpec.build(sparse, dataset_shape(sparse.data)), 10) == 8 * 3 + 4 * 7
+    late = halving_config(epochs=10, halve_rates_at=0.4, eval_every_epochs=3)  # due from 4: decided at 6
+    assert planning.halved_replica_epochs(RunSpec.build(late, dataset_shape(late.data)), 10) == 8 * 6 + 4 * 4
     cost = planning.run_cost("study_a", "run", config)
     shared = dataclasses.replace(cost, study="study_b")  # another study's run that trains the same
     assert planning.estimated_seconds([cost, shared], on_gpu=False) == planning.estimated_seconds([cost], on_gpu=False)
