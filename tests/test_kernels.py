@@ -14,7 +14,8 @@ from flax import nnx
 
 from research.errors import UserError
 from research.kernels import nngp_fn
-from research.models import get_model
+from research.models import architectures, get_model
+from research.models.layers import LAYER_FAMILIES
 
 FAMILIES = ("conv", "full_kernel_conv", "locally_connected", "dense")
 RNG = np.random.default_rng(0)
@@ -72,6 +73,16 @@ def test_no_closed_form_is_refused_in_one_line():
     for fields in (dict(pooling="max"), dict(head="global_max")):
         with pytest.raises(UserError, match="no closed-form"):
             nngp_fn({"name": "lattice", "widths": (4,), **fields}, (8, 1))
+
+
+def test_a_new_layer_family_without_a_kernel_rule_is_refused_not_treated_as_conv(monkeypatch):
+    class Sketch(LAYER_FAMILIES["conv"]):  # a family someone adds to the lattice, with no kernel rule yet
+        family = "sketch"
+
+    monkeypatch.setitem(LAYER_FAMILIES, "sketch", Sketch)
+    monkeypatch.setattr(architectures, "FAMILIES", (*architectures.FAMILIES, "sketch"))
+    with pytest.raises(UserError, match="'sketch' has no infinite-width kernel rule"):
+        nngp_fn({"name": "lattice", "family": "sketch", "widths": (4,)}, (8, 1))
 
 
 def _empirical(config: dict, shape, x: np.ndarray, draws: int, chunk: int = 25) -> tuple[np.ndarray, np.ndarray]:

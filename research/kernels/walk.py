@@ -297,6 +297,9 @@ def _dense_stack(cov: Cov, hidden: int, weight_var: float, bias_var: float) -> C
     return cov.linear(mapped)
 
 
+KERNEL_FAMILIES = ("conv", "full_kernel_conv", "locally_connected", "dense")  # the families _lattice has a rule for
+
+
 def _input_cov(x1: np.ndarray, x2: np.ndarray, ntk: bool) -> Cov:
     """Per-channel covariance of the inputs on the diagonal (position by position); their NTK is 0."""
     nd, c = x1.ndim - 2, x1.shape[-1]
@@ -307,10 +310,16 @@ def _input_cov(x1: np.ndarray, x2: np.ndarray, ntk: bool) -> Cov:
 
 def abstract_model(model_config, input_shape: Sequence[int]) -> nnx.Module:
     """The model ``model_config`` builds on ``input_shape``, shapes only; refuses (one-line
-    UserError) architectures without a closed form: max pooling, a global-max head."""
+    UserError) architectures without a closed form: max pooling, a global-max head, a layer
+    family :func:`_lattice` has no rule for."""
     fields = {k: (tuple(v) if isinstance(v, list) else v) for k, v in dict(model_config).items() if k != "name"}
     name = model_config["name"] if "name" in model_config else "lattice"
     model = nnx.eval_shape(lambda: get_model(name, tuple(input_shape), 10, nnx.Rngs(0), **fields))
+    unruled = sorted({layer.family for layer in getattr(model, "layers", ())} - set(KERNEL_FAMILIES))
+    if unruled:
+        raise UserError(
+            f"layer family {unruled[0]!r} has no infinite-width kernel rule; add one in research/kernels/walk.py (_lattice)"
+        )
     if hasattr(model, "layers") and (model.pooling == "max" or model.head == "global_max"):
         raise UserError(
             f"{'max pooling' if model.pooling == 'max' else 'a global-max head'} has no closed-form kernel; use avg/blur/stride pooling or a flatten/global_avg head"
