@@ -201,8 +201,14 @@ def matched_shapes(runs: pd.DataFrame, family_a: str, family_b: str, label: str)
 
 
 def evaluate_claims(results: Results) -> list[Claim]:
-    """Every registered claim, judged on ``results``, in order of id."""
-    return [CLAIMS[claim_id](results) for claim_id in sorted(CLAIMS)]
+    """Every registered claim, judged on ``results``, in order of id (C2 before C10)."""
+    return [CLAIMS[claim_id](results) for claim_id in sorted(CLAIMS, key=claim_order)]
+
+
+def claim_order(claim_id: str) -> tuple[int, str]:
+    """Sort key of a claim id: its number, so C10 follows C9."""
+    digits = claim_id.lstrip("C")
+    return (int(digits), "") if digits.isdigit() else (10**9, claim_id)
 
 
 from analysis.claims import (  # noqa: E402,F401  (each module registers its claim)
