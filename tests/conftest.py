@@ -1,4 +1,4 @@
-"""Shared test set-up: tiny shapes, strict numerics, isolated caches."""
+"""Shared test set-up: tiny shapes, strict numerics, caches shared by the whole test session."""
 
 from __future__ import annotations
 
@@ -6,28 +6,34 @@ import os
 import tempfile
 
 import jax
-import pytest
 
 jax.config.update("jax_numpy_rank_promotion", "raise")  # no silent broadcasting
 
-# Every run builds a new Engine whose jitted programs compile afresh, and many tests train
-# the same tiny configs: a per-session persistent compilation cache turns those repeats into
-# loads of the same executables (same numbers; an executable still counts in a run's
-# ``compiles``). In this process only: subprocesses (sweep workers, `cvd train`) keep their
-# own settings. Not jax_disable_most_optimizations: it changes float rounding (lecun_kernel
-# stops matching lecun_normal bit for bit).
-_COMPILE_CACHE = tempfile.TemporaryDirectory(prefix="cvd-tests-jax-cache-")
-jax.config.update("jax_compilation_cache_dir", _COMPILE_CACHE.name)
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)  # not the many tiny eager-op programs
+# Every run builds a new Engine whose jitted programs compile afresh, and many tests (and the
+# sweeps, `cvd train` processes and Ray workers they start) train the same tiny configs and
+# load the same generated data sets. So the whole test session shares one directory: the
+# pytest process that starts first makes it and exports it, so xdist workers and every
+# subprocess inherit it.
+# - jax/: a persistent compilation cache, turning repeats into loads of the same executables
+#   (same numbers; an executable still counts in a run's ``compiles``). A size bound turns on
+#   JAX's file lock, which makes concurrent readers and writers safe. Not
+#   jax_disable_most_optimizations: it changes float rounding (lecun_kernel stops matching
+#   lecun_normal bit for bit).
+# - data/: generated data sets (``CVD_CACHE``, unless set; written atomically).
+if "CVD_TEST_SESSION" not in os.environ:
+    _SESSION = tempfile.TemporaryDirectory(prefix="cvd-tests-")  # removed when this process ends
+    os.environ["CVD_TEST_SESSION"] = _SESSION.name
+    os.environ.setdefault("CVD_CACHE", os.path.join(_SESSION.name, "data"))
+    os.environ.update(
+        JAX_COMPILATION_CACHE_DIR=os.path.join(_SESSION.name, "jax"),
+        JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0.2",  # not the many tiny eager-op programs
+        JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="-1",
+        JAX_COMPILATION_CACHE_MAX_SIZE=str(8 << 30),
+    )
+jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _data_cache(tmp_path_factory):
-    """Generated data sets go to a per-session cache unless CVD_CACHE is set."""
-    if "CVD_CACHE" not in os.environ:
-        os.environ["CVD_CACHE"] = str(tmp_path_factory.mktemp("cvd_cache"))
-    yield
+jax.config.update("jax_compilation_cache_max_size", 8 << 30)
 
 
 def pytest_terminal_summary(terminalreporter):
