@@ -18,6 +18,7 @@ for, then kept.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -85,9 +86,31 @@ def mirror_permutation(model: nnx.Module, config, data: DataShape) -> None:
     layer.kernel[...] = permuted_input_kernel(layer.kernel[...], permutation, data.input_shape[-1])
 
 
+_ABSTRACT_MODELS: dict[str, nnx.Module] = {}
+
+
 def abstract_model(config, data: DataShape, **changes) -> nnx.Module:
-    """The config's model with shapes only (no compute): validates the model fields."""
-    return nnx.eval_shape(lambda: build_model(config, data, int(config.seed), **changes))
+    """The config's model with shapes only (no compute): validates the model fields.
+
+    Tracing a model is most of what planning a profile costs, and its runs share models, so
+    each abstract model is traced once per process, keyed by what decides its shapes and its
+    checks (model fields, data shapes, ``changes``, the permutation options), and handed out
+    as a clone (measured: benchmarks/README.md, "Measurements behind rules in the code")."""
+    key = json.dumps(
+        [
+            dict(config.model),
+            list(data.input_shape),
+            data.num_classes,
+            changes,
+            config.data.get("permute_init", False),
+            config.data.get("permute_pixels", False),
+        ],
+        sort_keys=True,
+        default=str,
+    )
+    if key not in _ABSTRACT_MODELS:
+        _ABSTRACT_MODELS[key] = nnx.eval_shape(lambda: build_model(config, data, int(config.seed), **changes))
+    return nnx.clone(_ABSTRACT_MODELS[key])
 
 
 def replica_grid(config) -> tuple[list[int], list[float]]:
