@@ -98,8 +98,7 @@ def halved_replica_epochs(spec: RunSpec, epochs: int) -> float:
     can only make it less; the plan counts the bound."""
     at = halving_epoch(float(spec.config.train.halve_rates_at), epochs)
     if at is not None:  # the first validation evaluation at or past that epoch decides
-        every = max(1, int(spec.config.train.eval_every_epochs))
-        at = min(epochs, -(-at // every) * every)
+        at = next((e + 1 for e in range(at - 1, epochs) if spec.evaluation_due(e, end_of_epoch=True)), epochs)
     rates = len(set(spec.learning_rates))
     if at is None or rates < 2 or at >= epochs:
         return float(spec.replicas * epochs)

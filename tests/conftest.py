@@ -24,16 +24,15 @@ if "CVD_TEST_SESSION" not in os.environ:
     _SESSION = tempfile.TemporaryDirectory(prefix="cvd-tests-")  # removed when this process ends
     os.environ["CVD_TEST_SESSION"] = _SESSION.name
     os.environ.setdefault("CVD_CACHE", os.path.join(_SESSION.name, "data"))
-    os.environ.update(
-        JAX_COMPILATION_CACHE_DIR=os.path.join(_SESSION.name, "jax"),
-        JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0.2",  # not the many tiny eager-op programs
-        JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="-1",
-        JAX_COMPILATION_CACHE_MAX_SIZE=str(8 << 30),
-    )
-jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
-jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
-jax.config.update("jax_compilation_cache_max_size", 8 << 30)
+JAX_CACHE = {
+    "jax_compilation_cache_dir": os.path.join(os.environ["CVD_TEST_SESSION"], "jax"),
+    "jax_persistent_cache_min_compile_time_secs": 0.2,  # not the many tiny eager-op programs
+    "jax_persistent_cache_min_entry_size_bytes": -1,
+    "jax_compilation_cache_max_size": 8 << 30,
+}
+for _name, _value in JAX_CACHE.items():
+    jax.config.update(_name, _value)  # this process imported jax before: set it here
+    os.environ[_name.upper()] = str(_value)  # and subprocesses read it from their environment
 
 
 def pytest_terminal_summary(terminalreporter):

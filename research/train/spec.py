@@ -18,7 +18,6 @@ for, then kept.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -96,18 +95,8 @@ def abstract_model(config, data: DataShape, **changes) -> nnx.Module:
     each abstract model is traced once per process, keyed by what decides its shapes and its
     checks (model fields, data shapes, ``changes``, the permutation options), and handed out
     as a clone (measured: benchmarks/README.md, "Measurements behind rules in the code")."""
-    key = json.dumps(
-        [
-            dict(config.model),
-            list(data.input_shape),
-            data.num_classes,
-            changes,
-            config.data.get("permute_init", False),
-            config.data.get("permute_pixels", False),
-        ],
-        sort_keys=True,
-        default=str,
-    )
+    permutation = (config.data.get("permute_init", False), config.data.get("permute_pixels", False))
+    key = f"{config.model.to_json(sort_keys=True)}|{data.input_shape}|{data.num_classes}|{sorted(changes.items())}|{permutation}"
     if key not in _ABSTRACT_MODELS:
         _ABSTRACT_MODELS[key] = nnx.eval_shape(lambda: build_model(config, data, int(config.seed), **changes))
     return nnx.clone(_ABSTRACT_MODELS[key])
