@@ -218,7 +218,8 @@ def provenance_rows(results: Results, source: str) -> list[tuple[str, str]]:
     seconds = timing.get("seconds") or {}
     if seconds:
         stages = ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items() if k != "total")
-        total = f"{seconds['total']:.0f} s in all: " if "total" in seconds else ""
+        resumed = f" over {n} invocations" if (n := timing.get("invocations", 1)) > 1 else ""
+        total = f"{seconds['total']:.0f} s in all{resumed}: " if "total" in seconds else ""
         rows.append(("wall time", total + stages))
     return rows
 

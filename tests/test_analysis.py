@@ -283,7 +283,7 @@ def results_dir(tmp_path_factory) -> Path:
             "error": "TFDS data set 'cifar10' is not available offline",
         }
     write_sweep_index(root / "weight_sharing", index["study"], index["runs"])
-    timing = {"profile": "quick", "launcher": "local", "seconds": {"weight_sharing": 60.0, "reference": 10.0, "total": 70.0}}
+    timing = {"profile": "quick", "launcher": "local", "seconds": {"weight_sharing": 60.0, "reference": 10.0, "total": 70.0}, "invocations": 2}
     (root / "timing.json").write_text(json.dumps(timing))
     return root
 
@@ -305,7 +305,7 @@ def test_every_figure_is_drawn_from_synthetic_results(results_dir, tmp_path):
     assert f"- **code**: commit 0123456789ab (uncommitted changes) ({runs} runs)" in header
     assert "- **profile**: cvd reproduce --profile quick (launcher local)" in header
     assert "flax 0.12.0, jax 0.10.2" in header and "cpu backend, 1 x cpu, 2 CPU cores" in header
-    assert "- **wall time**: 70 s in all: weight_sharing 60 s, reference 10 s" in header
+    assert "- **wall time**: 70 s in all over 2 invocations: weight_sharing 60 s, reference 10 s" in header
     assert "<th>code</th><td>commit 0123456789ab" in html
     # A data set that was not here is said, with the points each claim lost.
     assert (

@@ -1,0 +1,32 @@
+"""``cvd reproduce``'s bookkeeping: a reproduction stopped and resumed reports the time it
+took in all, not only its last invocation's (the paper run of 2026-12-02 was resumed)."""
+
+import itertools
+import json
+from types import SimpleNamespace
+
+from research import reproduce
+
+
+def test_a_resumed_reproduction_sums_each_stage_over_its_invocations(tmp_path, monkeypatch):
+    ticks = itertools.count(0.0, 10.0)  # every clock reading is 10 s after the last
+    monkeypatch.setattr(reproduce.time, "perf_counter", lambda: next(ticks))
+    monkeypatch.setattr(reproduce, "STUDIES", ("weight_sharing",))
+    monkeypatch.setattr(reproduce, "run_sweep", lambda *args, **kwargs: {"counts": {"done": 1}})
+    monkeypatch.setattr(reproduce, "run_reference", lambda *args: [])
+    monkeypatch.setattr(reproduce, "missing_data", lambda dirs: {})
+    monkeypatch.setattr(reproduce, "analyze", lambda *args, **kwargs: SimpleNamespace(figures=[], claims=[]))
+
+    first = reproduce.reproduce("quick", tmp_path, progress=False)["timing"]
+    second = reproduce.reproduce("quick", tmp_path, progress=False)["timing"]
+
+    written = json.loads((tmp_path / "timing.json").read_text())
+    assert written["invocations"] == 2
+    assert written["seconds"] == {stage: first[stage] + second[stage] for stage in first}
+    assert written["seconds"]["weight_sharing"] == 20.0
+
+
+def test_summed_timing_keeps_stages_only_an_earlier_invocation_ran():
+    earlier = {"seconds": {"weight_sharing": 3000.0, "total": 3000.0}}  # written before invocations were counted
+    summed = reproduce.summed_timing(earlier, {"locality": 60.0, "total": 70.0})
+    assert summed == {"seconds": {"locality": 60.0, "total": 3070.0, "weight_sharing": 3000.0}, "invocations": 2}
