@@ -225,5 +225,8 @@ def reproduce(
     print(f"\n{len(result.figures)} figures and the report in {workdir / 'report'} (report.md, report.html)")
     for claim in result.claims:
         print(f"  {claim.id} {claim.verdict}: {claim.statement}")
-    print(f"wall time of this invocation {timing['total']:.0f} s: " + ", ".join(f"{k} {v:.0f}" for k, v in timing.items() if k != "total"))
+    print(
+        f"wall time of this invocation {timing['total']:.0f} s: "
+        + ", ".join(f"{k} {v:.0f}" for k, v in timing.items() if k != "total")
+    )
     return {"timing": timing, "failed": failed, "analysis": result}

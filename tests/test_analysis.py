@@ -283,7 +283,12 @@ def results_dir(tmp_path_factory) -> Path:
             "error": "TFDS data set 'cifar10' is not available offline",
         }
     write_sweep_index(root / "weight_sharing", index["study"], index["runs"])
-    timing = {"profile": "quick", "launcher": "local", "seconds": {"weight_sharing": 60.0, "reference": 10.0, "total": 70.0}, "invocations": 2}
+    timing = {
+        "profile": "quick",
+        "launcher": "local",
+        "seconds": {"weight_sharing": 60.0, "reference": 10.0, "total": 70.0},
+        "invocations": 2,
+    }
     (root / "timing.json").write_text(json.dumps(timing))
     return root
 
