@@ -179,9 +179,19 @@ def reproduce(
         print(
             f"the {profile} profile does not extend learning-rate grids past an edge (a smoke test; the report counts edge picks)"
         )
+    workdir.mkdir(parents=True, exist_ok=True)
+    about = {"profile": profile, "launcher": launcher, "provenance": provenance()}
+    earlier = read_json(workdir / "timing.json") if (workdir / "timing.json").exists() else {}
     timing: dict[str, float] = {}
     failed: dict[str, int] = {}
     start = time.perf_counter()
+
+    def stage_done(stage: str, began: float) -> None:
+        """Record ``stage``'s seconds at once, so a reproduction stopped later keeps them."""
+        timing[stage] = time.perf_counter() - began
+        timing["total"] = time.perf_counter() - start
+        atomic_write_json(workdir / "timing.json", {**about, **summed_timing(earlier, timing), "failed_runs": failed})
+
     for study in STUDIES:
         t0 = time.perf_counter()
         print(f"== {study} ({profile})")
@@ -196,32 +206,22 @@ def reproduce(
             store=workdir / "runs",
             extend_grids=EXTENDS_GRIDS.get(profile, True),
         )
-        timing[study] = time.perf_counter() - t0
         bad = {s: n for s, n in index["counts"].items() if s not in FINISHED}
         if bad:
             failed[study] = sum(bad.values())
             print(f"   {study}: " + ", ".join(f"{n} {s}" for s, n in bad.items()) + f" (see {workdir / study / 'sweep.json'})")
+        stage_done(study, t0)
     t0 = time.perf_counter()
     print("== reference models")
     run_reference(profile, workdir / "reference", progress)
-    timing["reference"] = time.perf_counter() - t0
+    stage_done("reference", t0)  # the report reads the stages so far
     for name, record in sorted(missing_data([workdir]).items()):
         studies = ", ".join(f"{n} in {study}" for study, n in sorted(record["studies"].items()))
         print(f"missing data: {name}: {studies} runs left out ({record['error']})")
-    about = {"profile": profile, "launcher": launcher, "provenance": provenance()}
-    earlier = read_json(workdir / "timing.json") if (workdir / "timing.json").exists() else {}
-
-    def write_timing() -> None:
-        atomic_write_json(workdir / "timing.json", {**about, **summed_timing(earlier, timing), "failed_runs": failed})
-
-    timing["total"] = time.perf_counter() - start
-    write_timing()  # the report reads the stages so far
     t0 = time.perf_counter()
     print("== analysis")
     result = analyze([workdir], workdir / "report", progress=progress)
-    timing["analysis"] = time.perf_counter() - t0
-    timing["total"] = time.perf_counter() - start
-    write_timing()
+    stage_done("analysis", t0)
     print(f"\n{len(result.figures)} figures and the report in {workdir / 'report'} (report.md, report.html)")
     for claim in result.claims:
         print(f"  {claim.id} {claim.verdict}: {claim.statement}")

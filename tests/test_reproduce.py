@@ -5,6 +5,8 @@ import itertools
 import json
 from types import SimpleNamespace
 
+import pytest
+
 from research import reproduce
 
 
@@ -24,6 +26,24 @@ def test_a_resumed_reproduction_sums_each_stage_over_its_invocations(tmp_path, m
     assert written["invocations"] == 2
     assert written["seconds"] == {stage: first[stage] + second[stage] for stage in first}
     assert written["seconds"]["weight_sharing"] == 20.0
+
+
+def test_a_stopped_reproduction_keeps_the_stages_it_finished(tmp_path, monkeypatch):
+    ticks = itertools.count(0.0, 10.0)
+    monkeypatch.setattr(reproduce.time, "perf_counter", lambda: next(ticks))
+    monkeypatch.setattr(reproduce, "STUDIES", ("weight_sharing", "locality"))
+
+    def stopped_in_locality(spec, *args, **kwargs):
+        if "locality" in spec:
+            raise KeyboardInterrupt  # the session ends mid-stage
+        return {"counts": {"done": 1}}
+
+    monkeypatch.setattr(reproduce, "run_sweep", stopped_in_locality)
+    with pytest.raises(KeyboardInterrupt):
+        reproduce.reproduce("quick", tmp_path, progress=False)
+    written = json.loads((tmp_path / "timing.json").read_text())
+    assert written["seconds"]["weight_sharing"] == 10.0 and "locality" not in written["seconds"]
+    assert written["invocations"] == 1
 
 
 def test_summed_timing_keeps_stages_only_an_earlier_invocation_ran():
