@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import shutil
 import warnings
@@ -92,9 +93,14 @@ def read_json(path: Path) -> Any:
         return None
 
 
+NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+"""How ``metrics.jsonl`` spells the numbers JSON has no literal for (a diverged replica's loss)."""
+
+
 def read_metrics(path: Path) -> list[dict]:
-    """All records of a ``metrics.jsonl``; an unreadable line (a write cut short, bytes that are
-    not UTF-8, JSON that is not a record) is skipped with a warning."""
+    """All records of a ``metrics.jsonl``, with :data:`NON_FINITE` strings read back as floats;
+    an unreadable line (a write cut short, bytes that are not UTF-8, JSON that is not a
+    record) is skipped with a warning."""
     records = []
     path = Path(path)
     if not path.exists():
@@ -108,7 +114,9 @@ def read_metrics(path: Path) -> list[dict]:
             except (UnicodeDecodeError, json.JSONDecodeError):
                 record = None
             if isinstance(record, dict) and isinstance(record.get("step"), int):
-                records.append(record)
+                records.append(
+                    {key: NON_FINITE.get(value, value) if isinstance(value, str) else value for key, value in record.items()}
+                )
             else:
                 warnings.warn(f"{path}:{number}: skipping a truncated or corrupt metrics line", stacklevel=2)
     return records

@@ -32,7 +32,7 @@ from research.rundir import atomic_write_text, read_metrics
 def _clean(value: Any) -> Any:
     value = value.item() if hasattr(value, "item") else value
     if isinstance(value, float) and not math.isfinite(value):
-        return str(value)  # JSON has no NaN/inf; keep the fact, as a string
+        return str(value)  # JSON has no NaN/inf; keep the fact, as a string (read_metrics reads it back)
     return value
 
 
