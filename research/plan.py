@@ -14,8 +14,8 @@ The estimates, and what they assume:
   example of every epoch up to ``train.epochs`` (after rate halving only the
   kept replicas), plus the evaluation passes (val and test at every
   evaluation, and the final pass over train, val and test). Early stopping
-  and grid extension are not known before the runs: the estimate counts the
-  epoch bound and the grid as configured;
+  is not known before the runs: the estimate counts the epoch bound; nor is
+  grid extension (one piece of a run: its seeds at one rate, counted apart);
 * peak device memory: per replica, float32 parameters, gradients and two Adam
   moments (16 bytes a parameter), plus a training batch's activations twice
   (kept for the backward pass, and their gradients: every intermediate value of
@@ -29,11 +29,14 @@ The estimates, and what they assume:
   matrices of the NNGP and the NTK (train x every split), in host memory (numpy), not on the device;
   their time: pairs of examples at :func:`research.kernels.pair_seconds` (CPU seconds per
   pair, measured), added on CPU and GPU alike;
-* time: on a GPU, FLOPs at :data:`GPU_EFFECTIVE_FLOPS` plus
+* time: a run takes, on a GPU, FLOPs at :data:`GPU_EFFECTIVE_FLOPS` plus
   :data:`GPU_STEP_OVERHEAD_S` per sequential step; on CPU, FLOPs at
-  :data:`CPU_EFFECTIVE_FLOPS` plus :data:`CPU_STEP_OVERHEAD_S` a step (fitted
-  to the quick and paper profiles' measured times). These are planning numbers (stated in the output),
-  not measurements of the run to come.
+  :data:`CPU_EFFECTIVE_FLOPS` plus :data:`CPU_STEP_OVERHEAD_S` a step plus
+  :data:`CPU_RUN_OVERHEAD_S` a run (fitted to the paper profile's measured runs).
+  Studies run one after another, each as long as its longest run or its runs'
+  sum over the workers. A profile that extends its grids adds
+  :data:`EXTENSION_SHARE` of one piece per grid. These are planning numbers
+  (stated in the output), not measurements of the run to come.
 """
 
 from __future__ import annotations
@@ -55,11 +58,17 @@ from research.train.spec import RunSpec
 
 GPU_EFFECTIVE_FLOPS = 10e12  # what small models reach on such a GPU in float32 (about 15% of its TF32 peak)
 GPU_STEP_OVERHEAD_S = 2e-4  # per sequential step inside lax.scan (launches, the host loop)
-# A CPU run's time is FLOPs at CPU_EFFECTIVE_FLOPS plus CPU_STEP_OVERHEAD_S a sequential step,
-# both fitted to the quick and paper profiles' wall times on the 2-core development machine.
-# measured: benchmarks/README.md, "Measurements behind rules in the code".
-CPU_EFFECTIVE_FLOPS = 2.7e10
-CPU_STEP_OVERHEAD_S = 0.02
+# A CPU run's time on one worker is FLOPs at CPU_EFFECTIVE_FLOPS, plus CPU_STEP_OVERHEAD_S a
+# sequential step, plus CPU_RUN_OVERHEAD_S a run (compilation, data, checkpoints, probes): a
+# least-squares fit to the paper profile's study times on the 2-core development machine, two
+# workers side by side (python -m benchmarks.plan_fit; benchmarks/README.md, "Measurements
+# behind rules in the code"). The fit put the step term at 0.
+CPU_EFFECTIVE_FLOPS = 1.52e10
+CPU_STEP_OVERHEAD_S = 0.0
+CPU_RUN_OVERHEAD_S = 54.0
+EXTENSION_SHARE = 0.57
+"""Grid extension cannot be known before the runs: the plan counts this share of one piece
+per run with a grid (the share of such runs that extended in the paper profile's last run)."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +89,8 @@ class RunCost:
     keep_final: bool = True  # False: its checkpoints are deleted once it is done
     training: str = ""  # its training key: runs of several studies that train alike train once
     host_seconds: float = 0.0  # kernel regression: its kernels' numpy time on the host, CPU or GPU alike
+    piece_flops: float = 0.0  # one grid-extension piece of it (its seeds at one rate); 0 without a grid
+    piece_steps: int = 0
 
     @property
     def disk_bytes(self) -> float:
@@ -132,6 +143,7 @@ def run_cost(study: str, run_id: str, config) -> RunCost:
     replica_epochs = halved_replica_epochs(spec, epochs)
     flops = 2 * macs * (3 * splits["train"] * replica_epochs + replicas * evaluated)
     peak = peak_bytes(spec)  # the estimate every cvd train checks too
+    piece = piece_cost(study, run_id, config) if len(set(spec.learning_rates)) > 1 else None
     return RunCost(
         study,
         run_id,
@@ -147,7 +159,17 @@ def run_cost(study: str, run_id: str, config) -> RunCost:
         int(config.train.keep_checkpoints),
         bool(config.train.keep_final_checkpoint),
         training,
+        piece_flops=piece.train_flops if piece else 0.0,
+        piece_steps=piece.steps if piece else 0,
     )
+
+
+def piece_cost(study: str, run_id: str, config) -> RunCost:
+    """What one grid-extension piece of a run costs: the same run at its largest rate alone
+    (:mod:`research.sweep.extend` trains the next rate past an edge with the same seeds)."""
+    piece = config.copy_and_resolve_references()
+    piece.optimizer.learning_rates = (max(config.optimizer.learning_rates),)
+    return run_cost(study, run_id, piece)
 
 
 def plan_profile(profile: str, studies: list[tuple[str, str]]) -> list[RunCost]:
@@ -167,14 +189,31 @@ def distinct(costs: list[RunCost]) -> list[RunCost]:
     return list({c.training or f"{c.study}/{c.run_id}": c for c in costs}.values())
 
 
-def estimated_seconds(costs: list[RunCost], on_gpu: bool) -> float:
-    """The planning time of ``costs``, each distinct training counted once."""
-    costs = distinct(costs)
-    flops = sum(c.train_flops for c in costs)
-    host = sum(c.host_seconds for c in costs)
+def run_seconds(cost: RunCost, on_gpu: bool, piece: bool = False) -> float:
+    """A worker's planning seconds for ``cost`` (or for one grid piece of it)."""
+    if cost.task != "train":
+        return cost.host_seconds
+    flops, steps = (cost.piece_flops, cost.piece_steps) if piece else (cost.train_flops, cost.steps)
     if on_gpu:
-        return host + flops / GPU_EFFECTIVE_FLOPS + sum(c.steps for c in costs) * GPU_STEP_OVERHEAD_S
-    return host + flops / CPU_EFFECTIVE_FLOPS + sum(c.steps for c in costs) * CPU_STEP_OVERHEAD_S
+        return flops / GPU_EFFECTIVE_FLOPS + steps * GPU_STEP_OVERHEAD_S
+    return flops / CPU_EFFECTIVE_FLOPS + steps * CPU_STEP_OVERHEAD_S + CPU_RUN_OVERHEAD_S
+
+
+def estimated_seconds(costs: list[RunCost], on_gpu: bool, workers: int = 1, extend_grids: bool = False) -> float:
+    """The planning wall time of ``costs``, each distinct training counted once: study after
+    study, each as long as its longest run or its runs' sum over ``workers``, whichever is
+    more. With ``extend_grids``, each run with a grid adds :data:`EXTENSION_SHARE` of one piece."""
+    costs = distinct(costs)
+    total = 0.0
+    for study in dict.fromkeys(c.study for c in costs):
+        seconds = [
+            run_seconds(c, on_gpu)
+            + (EXTENSION_SHARE * run_seconds(c, on_gpu, piece=True) if extend_grids and c.piece_steps else 0.0)
+            for c in costs
+            if c.study == study
+        ]
+        total += max(max(seconds), sum(seconds) / max(1, workers))
+    return total
 
 
 def check_fits(costs: list[RunCost], device: str, memory: float, disk: float) -> None:
@@ -200,8 +239,17 @@ def _gb(x: float) -> str:
     return f"{x / 1e9:.2f}"
 
 
-def plan_lines(costs: list[RunCost], profile: str, device: str, memory: float, disk: float, on_gpu: bool) -> list[str]:
-    """The table (one row per study) and the totals."""
+def plan_lines(
+    costs: list[RunCost],
+    profile: str,
+    device: str,
+    memory: float,
+    disk: float,
+    on_gpu: bool,
+    workers: int = 1,
+    extend_grids: bool = False,
+) -> list[str]:
+    """The table (one row per study) and the totals; the time as :func:`estimated_seconds`."""
     lines = [
         f"plan of the {profile} profile: {len(costs)} runs; device: {device}, {memory / 1e9:.0f} GB; free disk {disk / 1e9:.0f} GB",
         "| study | runs | replicas | largest model (params) | training FLOPs | steps | peak device GB (largest run) "
@@ -217,15 +265,20 @@ def plan_lines(costs: list[RunCost], profile: str, device: str, memory: float, d
             f"| {_gb(max(c.checkpoint_bytes for c in rows))} | {_gb(sum(c.disk_bytes for c in rows))} "
             f"| {', '.join(missing) or '-'} |"
         )
-    seconds = estimated_seconds(costs, on_gpu)
+    seconds = estimated_seconds(costs, on_gpu, workers, extend_grids)
     rate = (
         f"{GPU_EFFECTIVE_FLOPS:.0e} FLOP/s and {GPU_STEP_OVERHEAD_S * 1e3:.1f} ms a step"
         if on_gpu
-        else f"{CPU_EFFECTIVE_FLOPS:.1e} FLOP/s and {CPU_STEP_OVERHEAD_S * 1e3:.0f} ms a step"
+        else f"{CPU_EFFECTIVE_FLOPS:.2e} FLOP/s, {CPU_STEP_OVERHEAD_S * 1e3:.1f} ms a step and {CPU_RUN_OVERHEAD_S:.0f} s a run"
     )
+    if workers > 1:
+        rate += f", on {workers} workers side by side"
     host = sum(c.host_seconds for c in distinct(costs))
     if host:
         rate += f", plus {host / 60:.0f} min of kernel regression on the host"
+    if extend_grids:
+        pieces = sum(bool(c.piece_steps) for c in distinct(costs))
+        rate += f"; grid extension counted as {EXTENSION_SHARE:.0%} of one piece for each of {pieces} grids"
     missing = sorted({c.dataset for c in costs if not c.data_present})
     largest = max((c for c in costs if c.task == "train"), key=lambda c: c.peak_bytes)
     lines += [
@@ -234,7 +287,7 @@ def plan_lines(costs: list[RunCost], profile: str, device: str, memory: float, d
         f"largest run: {largest.study} {largest.run_id}: {largest.replicas} replicas x {largest.params:,} parameters, "
         f"about {_gb(largest.peak_bytes)} GB at peak",
         f"estimated time: {seconds / 3600:.1f} {'GPU-' if on_gpu else ''}hours for {len(distinct(costs))} distinct trainings "
-        f"(at {rate}; a bound: early stopping and grid extension are not modelled; a planning figure)",
+        f"(at {rate}; early stopping not modelled; a planning figure)",
         "data sets missing here: "
         + (", ".join(f"{d} ({sum(c.dataset == d for c in costs)} runs)" for d in missing) if missing else "none"),
     ]

@@ -128,10 +128,10 @@ def plan(profile: str, workdir: Path, *, memory_gb: float | None = None, disk_gb
         device, memory = f"{memory_gb:g} GB (--device-memory-gb)", memory_gb * 1e9
     disk = disk_gb * 1e9 if disk_gb is not None else planning.free_disk(workdir)
     on_gpu = profile == "full" or jax_backend() != "cpu"
-    if not on_gpu and memory_gb is None:  # local CPU workers train side by side in the host's memory
-        if (shared := default_workers()) > 1:
-            device, memory = f"{device} shared by {shared} workers", memory / shared
-    lines = planning.plan_lines(costs, profile, device, memory, disk, on_gpu)
+    workers = 1 if on_gpu else default_workers()  # local CPU workers train side by side in the host's memory
+    if workers > 1 and memory_gb is None:
+        device, memory = f"{device} shared by {workers} workers", memory / workers
+    lines = planning.plan_lines(costs, profile, device, memory, disk, on_gpu, workers, EXTENDS_GRIDS.get(profile, True))
     if profile != "full" and not fashion_mnist_available():
         lines.append(f"Fashion-MNIST not found in {FASHION_MNIST_DIR}: this profile's studies run on MNIST-1D only")
     for line in lines:

@@ -152,3 +152,20 @@ def test_the_plan_counts_the_halved_replica_epochs_and_each_distinct_training_on
     assert planning.estimated_seconds([cost, shared], on_gpu=False) == planning.estimated_seconds([cost], on_gpu=False)
     other = planning.run_cost("study_b", "run", plain)
     assert other.train_flops > cost.train_flops and other.training != cost.training
+
+
+def test_the_plan_counts_a_grid_piece_as_the_run_at_one_rate_and_studies_one_after_another():
+    config = halving_config(epochs=8)  # 4 rates x 2 seeds
+    cost = planning.run_cost("study_a", "run", config)
+    one_rate = halving_config(epochs=8)
+    one_rate.optimizer.learning_rates = (max(config.optimizer.learning_rates),)
+    alone = planning.run_cost("study_a", "run+lr=x", one_rate)
+    assert (cost.piece_flops, cost.piece_steps) == (alone.train_flops, alone.steps) and alone.piece_steps == 0
+    plain = planning.estimated_seconds([cost], on_gpu=False)
+    extended = planning.estimated_seconds([cost], on_gpu=False, extend_grids=True)
+    assert extended == pytest.approx(plain + planning.EXTENSION_SHARE * planning.run_seconds(cost, False, piece=True))
+    # Two runs of one study on two workers take as long as the longer; two studies, their sum.
+    twin = dataclasses.replace(cost, run_id="twin", training="twin")
+    assert planning.estimated_seconds([cost, twin], on_gpu=False, workers=2) == pytest.approx(plain)
+    other_study = dataclasses.replace(twin, study="study_b")
+    assert planning.estimated_seconds([cost, other_study], on_gpu=False, workers=2) == pytest.approx(2 * plain)
