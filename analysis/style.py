@@ -73,7 +73,7 @@ def subplots(n: int, *, width: float = 4.2, height: float = 3.3, ncols: int | No
 def errorbars(ax, x, agg, family: str | None = None, **kwargs):
     """Mean with a 95% CI band (or bars for categorical x)."""
     c = kwargs.pop("color", color(family) if family else None)
-    ax.plot(x, agg["mean"], marker="o", color=c, **kwargs)
+    ax.plot(x, agg["mean"], color=c, **{"marker": "o", **kwargs})
     ax.fill_between(x, agg["low"], agg["high"], color=c, alpha=0.2, linewidth=0)
 
 

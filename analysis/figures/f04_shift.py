@@ -46,11 +46,11 @@ def _translation(results, axes, translation: pd.DataFrame) -> None:
             if x is None:
                 continue
             ls = LINESTYLES[settings.index((strides_text(row["strides"]), row["head"], row["padding"])) % len(LINESTYLES)]
-            style.errorbars(ax, x, agg, row["family"], linestyle=ls, label=_group_label(row), markersize=3)
+            marker = "s" if strides_text(row["strides"]) == "1" else "o"  # stride 1 apart from stride 2 at a glance
+            style.errorbars(ax, x, agg, row["family"], linestyle=ls, marker=marker, label=_group_label(row), markersize=3)
         ax.set_xlabel(f"{mode} shift (positions)")
         ax.set_ylabel("test accuracy (%)")
-        ax.set_title(f"translation study: {mode} shifts (trained without shifts)")
-    axes[0].legend(fontsize=6)
+        ax.set_title(f"translation study, {mode} shifts")
     ax = axes[2]
     labels, means, errs, colors = [], [], [], []
     runs = translation.drop_duplicates("run_key").sort_values(["family", "strides", "head", "padding", "augment_shift"])
@@ -72,17 +72,21 @@ def _translation(results, axes, translation: pd.DataFrame) -> None:
 
 def _pooling(results, ax, part: pd.DataFrame, dataset: str) -> None:
     """Per pooling kind on one data set: accuracy under shifts relative to unshifted accuracy."""
-    for i, (_, rows) in enumerate(part.groupby("run_key", sort=True)):
+    kinds = 0
+    for _, rows in part.groupby("run_key", sort=True):
         row = rows.iloc[0]
         x, agg = _curve(results, rows, "circular", relative=True)
         if x is None:
             continue
         name = row["pooling"] if row["head"] == "flatten" else row["head"]
-        name = "plain strided (control)" if name == "stride" else name
-        style.errorbars(ax, x, agg, color=style.EXTRA_COLORS[i % len(style.EXTRA_COLORS)], label=name, markersize=3)
+        if name == "stride":  # the control C5 decides against: black and dashed, apart from the kinds
+            style.errorbars(ax, x, agg, color="black", linestyle="--", label="plain strided (control)", markersize=3)
+            continue
+        style.errorbars(ax, x, agg, color=style.EXTRA_COLORS[kinds % len(style.EXTRA_COLORS)], label=name, markersize=3)
+        kinds += 1
     ax.set_xlabel("circular shift (positions)")
     ax.set_ylabel("accuracy - unshifted accuracy (points)")
-    ax.set_title(f"pooling study ({dataset}): robustness relative to clean accuracy")
+    ax.set_title(f"pooling, {dataset}: robustness")
     ax.legend(fontsize=7)
 
 
@@ -93,9 +97,13 @@ def make(results):
     if translation.empty and pooling.empty:
         return None
     datasets = sorted(pooling["dataset"].unique()) if not pooling.empty else []
-    fig, axes = style.subplots(3 + max(len(datasets), 1), ncols=2, width=5.4, height=3.6)
+    fig, axes = style.subplots(4 + max(len(datasets), 1), ncols=2, width=5.4, height=3.6)
+    legend = axes.pop()  # the shift curves' legend gets a panel of its own, off the curves
+    legend.axis("off")
     if not translation.empty:
         _translation(results, axes, translation)
+        handles, labels = axes[0].get_legend_handles_labels()
+        legend.legend(handles, labels, loc="center", fontsize=7, title="translation study, trained without shifts")
     for ax, dataset in zip(axes[3:], datasets):  # every data set: C5 decides on each
         _pooling(results, ax, pooling[pooling["dataset"] == dataset], dataset)
     fig.suptitle("F4  Shift robustness (mean, 95% CI over seeds)")

@@ -78,16 +78,22 @@ def make(results):
     ax.set_ylabel("test accuracy (%)")
     ax.legend(fontsize=7)
     if len(axes) > 1:
-        at = runs.drop_duplicates("run_key").set_index("run_key")["embed_at_epoch"]
-        for i, (key, part) in enumerate(tracked.groupby("run_key")):
-            mean = part.groupby("step")["outside_receptive_field"].mean()
+        first = runs.drop_duplicates("run_key").set_index("run_key")
+        at = first["embed_at_epoch"].fillna(0).astype(int)
+        optimizer_of = first["optimizer"].fillna("adam") if "optimizer" in first else pd.Series("adam", index=first.index)
+        keys = sorted(tracked["run_key"].unique(), key=lambda k: (optimizer_of.get(k, "adam"), at.get(k, 0)))
+        times = sorted({int(at.get(k, 0)) for k in keys})
+        for key in keys:  # colour: the switch epoch; line: the optimizer, as on the left
+            mean = tracked[tracked["run_key"] == key].groupby("step")["outside_receptive_field"].mean()
+            t, name = int(at.get(key, 0)), optimizer_of.get(key, "adam")
             axes[1].plot(
                 mean.index,
                 100 * mean.to_numpy(),
                 marker="o",
                 markersize=3,
-                color=style.EXTRA_COLORS[i % len(style.EXTRA_COLORS)],
-                label=f"t = {int(at.get(key, 0))}",
+                color=style.EXTRA_COLORS[times.index(t) % len(style.EXTRA_COLORS)],
+                linestyle=OPTIMIZER_STYLES.get(name, ":"),
+                label=f"{name}, t = {t}",
             )
         axes[1].set_xlabel("optimizer step")
         axes[1].set_ylabel("weight mass outside the conv's fields (%)")
