@@ -2,8 +2,7 @@
 
     python -m benchmarks.plan_fit runs/paper [runs/quick ...] [--workers 2]
 
-Every finished training of the workdir (``runs/<training key>/``, grid-extension pieces
-included) is costed by :func:`research.plan.run_cost` from its own ``config.json`` and
+Every finished training of the workdir (grid-extension pieces included) is costed by :func:`research.plan.run_cost` from its own ``config.json`` and
 counted in the study that trained it (the first in :data:`research.reproduce.STUDIES` that
 lists it). A non-negative least-squares fit of each study's wall time (``timing.json``)
 times the workers to its runs' FLOPs, sequential steps and number gives the effective
@@ -22,31 +21,31 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import nnls
 
+from analysis.load import find_runs
 from research.config import config_from_json
 from research.plan import run_cost
 from research.reproduce import STUDIES
+from research.rundir import RunDir
 
 
 def trained_by_study(workdir: Path) -> dict[str, list[dict]]:
     """Per study, the finished training runs it trained first: their FLOPs, steps and whether
-    each is a grid piece or has a grid of its own."""
-    first_study = {}
-    for study in STUDIES:
-        for link in sorted((workdir / study / "runs").glob("*")):
-            first_study.setdefault(link.resolve().name, (study, link.name))
+    each is a grid piece (its sweep entry ``extends`` a run) or has a grid of its own."""
+    by_home: dict[Path, tuple[str, Path, dict]] = {}
+    studied = [found for found in find_runs([workdir]) if found[0] in STUDIES]
+    for study, run_dir, entry in sorted(studied, key=lambda found: STUDIES.index(found[0])):
+        by_home.setdefault(run_dir.resolve(), (study, run_dir, entry))  # reproduce trains it in its first study
     by_study: dict[str, list[dict]] = {}
-    for run in sorted((workdir / "runs").iterdir()):
-        summary_path, config_path = run / "summary.json", run / "config.json"
-        if run.name not in first_study or not (summary_path.exists() and config_path.exists()):
+    for study, run_dir, entry in by_home.values():
+        run = RunDir(run_dir)
+        stored = run.config_json()
+        if run.finished_summary() is None or stored is None:
             continue
-        if json.loads(summary_path.read_text()).get("status") != "done":
-            continue
-        config = config_from_json(json.loads(config_path.read_text()))
+        config = config_from_json(stored)
         if config.task != "train":
             continue
-        study, run_id = first_study[run.name]
-        cost = run_cost(study, run_id, config)
-        row = {"flops": cost.train_flops, "steps": cost.steps, "piece": "+lr=" in run_id, "grid": cost.piece_steps > 0}
+        cost = run_cost(study, run_dir.name, config)
+        row = {"flops": cost.train_flops, "steps": cost.steps, "piece": bool(entry.get("extends")), "grid": cost.piece_steps > 0}
         by_study.setdefault(study, []).append(row)
     return {study: by_study[study] for study in STUDIES if study in by_study}
 
