@@ -140,10 +140,17 @@ def run_cost(study: str, run_id: str, config) -> RunCost:
     epochs = int(config.train.epochs)
     evaluations = epochs // max(1, int(config.train.eval_every_epochs))
     evaluated = (splits.get("val", 0) + splits["test"]) * evaluations + n_all
-    replica_epochs = halved_replica_epochs(spec, epochs)
-    flops = 2 * macs * (3 * splits["train"] * replica_epochs + replicas * evaluated)
+
+    def training_flops(replica_epochs: float, replicas: int) -> float:
+        return float(2 * macs * (3 * splits["train"] * replica_epochs + replicas * evaluated))
+
+    rates = len(set(spec.learning_rates))
+    flops = training_flops(halved_replica_epochs(spec, epochs), replicas)
+    # One grid-extension piece: the same seeds at one rate (research/sweep/extend.py), never
+    # halved, the same steps (replicas run together).
+    seeds = replicas // rates
+    piece_flops = training_flops(float(seeds * epochs), seeds) if rates > 1 else 0.0
     peak = peak_bytes(spec)  # the estimate every cvd train checks too
-    piece = piece_cost(study, run_id, config) if len(set(spec.learning_rates)) > 1 else None
     return RunCost(
         study,
         run_id,
@@ -152,24 +159,16 @@ def run_cost(study: str, run_id: str, config) -> RunCost:
         config.task,
         replicas,
         params,
-        float(flops),
+        flops,
         spec.total_steps,
         float(peak),
         float(12 * params * replicas),
         int(config.train.keep_checkpoints),
         bool(config.train.keep_final_checkpoint),
         training,
-        piece_flops=piece.train_flops if piece else 0.0,
-        piece_steps=piece.steps if piece else 0,
+        piece_flops=piece_flops,
+        piece_steps=spec.total_steps if rates > 1 else 0,
     )
-
-
-def piece_cost(study: str, run_id: str, config) -> RunCost:
-    """What one grid-extension piece of a run costs: the same run at its largest rate alone
-    (:mod:`research.sweep.extend` trains the next rate past an edge with the same seeds)."""
-    piece = config.copy_and_resolve_references()
-    piece.optimizer.learning_rates = (max(config.optimizer.learning_rates),)
-    return run_cost(study, run_id, piece)
 
 
 def plan_profile(profile: str, studies: list[tuple[str, str]]) -> list[RunCost]:
@@ -186,7 +185,10 @@ def free_disk(workdir: Path) -> float:
 
 def distinct(costs: list[RunCost]) -> list[RunCost]:
     """One cost per distinct training (``cvd reproduce`` trains runs that train alike once)."""
-    return list({c.training or f"{c.study}/{c.run_id}": c for c in costs}.values())
+    first: dict[str, RunCost] = {}
+    for c in costs:  # the first study that lists a run trains it (cvd reproduce runs them in order)
+        first.setdefault(c.training or f"{c.study}/{c.run_id}", c)
+    return list(first.values())
 
 
 def run_seconds(cost: RunCost, on_gpu: bool, piece: bool = False) -> float:
