@@ -181,7 +181,8 @@ def reproduce(
         )
     workdir.mkdir(parents=True, exist_ok=True)
     about = {"profile": profile, "launcher": launcher, "provenance": provenance()}
-    earlier = read_json(workdir / "timing.json") if (workdir / "timing.json").exists() else {}
+    earlier = read_json(workdir / "timing.json")  # None when missing or unreadable: start afresh
+    earlier = earlier if isinstance(earlier, dict) else {}
     timing: dict[str, float] = {}
     failed: dict[str, int] = {}
     start = time.perf_counter()

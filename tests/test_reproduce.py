@@ -10,14 +10,19 @@ import pytest
 from research import reproduce
 
 
-def test_a_resumed_reproduction_sums_each_stage_over_its_invocations(tmp_path, monkeypatch):
-    ticks = itertools.count(0.0, 10.0)  # every clock reading is 10 s after the last
-    monkeypatch.setattr(reproduce.time, "perf_counter", lambda: next(ticks))
+@pytest.fixture
+def stages(monkeypatch):
+    """Every stage of ``cvd reproduce`` stubbed to do nothing: one study that finishes at once."""
     monkeypatch.setattr(reproduce, "STUDIES", ("weight_sharing",))
     monkeypatch.setattr(reproduce, "run_sweep", lambda *args, **kwargs: {"counts": {"done": 1}})
     monkeypatch.setattr(reproduce, "run_reference", lambda *args: [])
     monkeypatch.setattr(reproduce, "missing_data", lambda dirs: {})
     monkeypatch.setattr(reproduce, "analyze", lambda *args, **kwargs: SimpleNamespace(figures=[], claims=[]))
+
+
+def test_a_resumed_reproduction_sums_each_stage_over_its_invocations(tmp_path, monkeypatch, stages):
+    ticks = itertools.count(0.0, 10.0)  # every clock reading is 10 s after the last
+    monkeypatch.setattr(reproduce.time, "perf_counter", lambda: next(ticks))
 
     first = reproduce.reproduce("quick", tmp_path, progress=False)["timing"]
     second = reproduce.reproduce("quick", tmp_path, progress=False)["timing"]
@@ -28,7 +33,7 @@ def test_a_resumed_reproduction_sums_each_stage_over_its_invocations(tmp_path, m
     assert written["seconds"]["weight_sharing"] == 20.0
 
 
-def test_a_stopped_reproduction_keeps_the_stages_it_finished(tmp_path, monkeypatch):
+def test_a_stopped_reproduction_keeps_the_stages_it_finished(tmp_path, monkeypatch, stages):
     ticks = itertools.count(0.0, 10.0)
     monkeypatch.setattr(reproduce.time, "perf_counter", lambda: next(ticks))
     monkeypatch.setattr(reproduce, "STUDIES", ("weight_sharing", "locality"))
@@ -50,3 +55,9 @@ def test_summed_timing_keeps_stages_only_an_earlier_invocation_ran():
     earlier = {"seconds": {"weight_sharing": 3000.0, "total": 3000.0}}  # written before invocations were counted
     summed = reproduce.summed_timing(earlier, {"locality": 60.0, "total": 70.0})
     assert summed == {"seconds": {"locality": 60.0, "total": 3070.0, "weight_sharing": 3000.0}, "invocations": 2}
+
+
+def test_an_unreadable_timing_file_is_started_afresh(tmp_path, stages):
+    (tmp_path / "timing.json").write_text('{"seconds": {"weight_sh')  # a write cut short
+    reproduce.reproduce("quick", tmp_path, progress=False)
+    assert json.loads((tmp_path / "timing.json").read_text())["invocations"] == 1

@@ -23,11 +23,15 @@ def _line(ax, x, values: list, **kwargs) -> None:
     style.errorbars(ax, x, {"mean": stats[:, 0], "low": stats[:, 1], "high": stats[:, 2]}, **kwargs)
 
 
+def _optimizers(runs: pd.DataFrame) -> pd.Series:
+    """Each row's optimizer (adam where a run does not say)."""
+    return runs["optimizer"].fillna("adam") if "optimizer" in runs else pd.Series("adam", index=runs.index)
+
+
 def _references(ax, results, runs: pd.DataFrame) -> None:
     """Per optimizer: eFCN at the end and the conv at the switch against t; conv to the end and
     dense from scratch as bands."""
-    optimizer = runs["optimizer"].fillna("adam") if "optimizer" in runs else pd.Series("adam", index=runs.index)
-    for name, sub in runs.groupby(optimizer):
+    for name, sub in runs.groupby(_optimizers(runs)):
         ls = OPTIMIZER_STYLES.get(name, ":")
         times = sorted(sub[sub["embed_at_epoch"] > 0]["embed_at_epoch"].unique())
         if times:
@@ -80,7 +84,7 @@ def make(results):
     if len(axes) > 1:
         first = runs.drop_duplicates("run_key").set_index("run_key")
         at = first["embed_at_epoch"].fillna(0).astype(int)
-        optimizer_of = first["optimizer"].fillna("adam") if "optimizer" in first else pd.Series("adam", index=first.index)
+        optimizer_of = _optimizers(first)
         keys = sorted(tracked["run_key"].unique(), key=lambda k: (optimizer_of.get(k, "adam"), at.get(k, 0)))
         times = sorted({int(at.get(k, 0)) for k in keys})
         for key in keys:  # colour: the switch epoch; line: the optimizer, as on the left
