@@ -22,6 +22,7 @@ the validation split.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -254,8 +255,15 @@ def bundle_widths(bundle: dict, width: int) -> tuple[int, ...]:
 
 def lattice_size(bundle: dict, family: str, width: int, measure: Callable[[nnx.Module], int]) -> int:
     """``measure`` (``count_params``, ``count_macs``) of the bundle's lattice net at ``width``, from abstract shapes."""
-    source = SOURCE_SHAPES[bundle["data.name"]]
-    fields = dict(widths=bundle_widths(bundle, width), kernel_sizes=bundle["model.kernel_sizes"], strides=2, padding="SAME")
+    return _lattice_size(bundle["data.name"], bundle_widths(bundle, width), bundle["model.kernel_sizes"], family, measure)
+
+
+@functools.cache
+def _lattice_size(data: str, widths: tuple[int, ...], kernel_sizes, family: str, measure: Callable[[nnx.Module], int]) -> int:
+    """Cached: the matched-width searches of the weight-sharing and compute studies build the same
+    nets each time a sweep is listed (by the plan, the reproduction and the sweep)."""
+    source = SOURCE_SHAPES[data]
+    fields = dict(widths=widths, kernel_sizes=kernel_sizes, strides=2, padding="SAME")
     model = lambda: get_model("lattice", source.input_shape, source.num_classes, nnx.Rngs(0), family=family, **fields)
     return measure(nnx.eval_shape(model))
 

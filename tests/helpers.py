@@ -61,8 +61,9 @@ def get_config(variant=None):
 def get_sweep(variant=None):
     runs = product(axis("model.family", ["conv", "locally_connected", "dense"]), axis("model.kernel_sizes", [3, 5]),
                    axis("optimizer.learning_rate", [1e-2, 3e-3]))
-    if variant == "few":
+    if variant in ("few", "pair"):  # 4 runs; "pair": 2, one a node of a 2-node cluster
         runs = [r for r in runs if r["optimizer.learning_rate"] == 1e-2 and r["model.family"] != "dense"]
+        runs = runs[::2] if variant == "pair" else runs
     if variant == "faulty":
         runs = runs[:1] + [
             {"model.family": "conv", "model.kernel_sizes": 99, "model.padding": "VALID"},  # invalid: kernel > input

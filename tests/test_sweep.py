@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from research.config import load_config as build_config
+from research.data import dataset_shape
 from research.errors import UserError
 from research.sweep import axis, invalid_runs, product, run_sweep, study_runs, sweep_lock
 from research.train import strip_timing
@@ -38,14 +39,14 @@ def _summaries(directory: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def local_few(tmp_path_factory) -> Path:
-    """The tiny study's 4-run variant swept by the local launcher: the reference for the others."""
+    """The tiny study's 2-run variant swept by the local launcher: the reference for the others."""
     directory = tmp_path_factory.mktemp("local")
     study = directory / "tiny_study.py"
     study.write_text(TINY_STUDY)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-        index = run_sweep(f"{study}:few", directory / "sweep", workers=2, progress=False)
-    assert index["counts"] == {"done": 4}
+        index = run_sweep(f"{study}:pair", directory / "sweep", workers=2, progress=False)
+    assert index["counts"] == {"done": 2}
     return directory
 
 
@@ -82,14 +83,14 @@ def test_a_two_node_ray_cluster_runs_a_sweep_on_both_nodes_identical_to_the_loca
 
     study = local_few / "tiny_study.py"
     index = run_sweep(
-        f"{study}:few",
+        f"{study}:pair",
         tmp_path,
         launcher="ray",
         options=LaunchOptions(ray_address=ray_cluster),
         progress=False,
         cache_dir=local_few / "sweep" / ".jax_cache",  # the local sweep's programs, as cvd reproduce shares them
     )
-    assert index["counts"] == {"done": 4}
+    assert index["counts"] == {"done": 2}
     assert len({entry["node"] for entry in index["runs"].values()}) == 2, "in flight: the cluster's 2 CPUs, one per node"
     assert _summaries(tmp_path) == _summaries(local_few / "sweep")
     assert all((tmp_path / "logs" / f"{rid}.log").stat().st_size > 0 for rid in index["runs"])
@@ -101,7 +102,7 @@ def test_the_slurm_launcher_through_submitit_local_executor_matches_the_local_la
 
     study = local_few / "tiny_study.py"
     index = run_sweep(
-        f"{study}:few",
+        f"{study}:pair",
         tmp_path,
         launcher="slurm",
         workers=2,
@@ -109,7 +110,7 @@ def test_the_slurm_launcher_through_submitit_local_executor_matches_the_local_la
         progress=False,
         cache_dir=local_few / "sweep" / ".jax_cache",  # the local sweep's programs, as cvd reproduce shares them
     )
-    assert index["counts"] == {"done": 4}
+    assert index["counts"] == {"done": 2}
     assert _summaries(tmp_path) == _summaries(local_few / "sweep")
     assert (tmp_path / "slurm").is_dir() and all((tmp_path / "logs" / f"{rid}.log").exists() for rid in index["runs"])
 
@@ -169,7 +170,10 @@ def test_a_second_sweep_on_the_same_directory_is_refused(study, tmp_path):
 
 
 @pytest.mark.parametrize("study_name", STUDIES)
-def test_every_study_lists_its_quick_paper_and_full_runs(study_name, tmp_path):
+def test_every_study_lists_its_quick_paper_and_full_runs(study_name, tmp_path, monkeypatch):
+    # Models are built on their data's shapes without loading the data (the paper's MNIST-1D
+    # pool takes a minute to generate): tests/test_data.py checks those shapes against loaded data.
+    monkeypatch.setattr("research.sweep.load_dataset", dataset_shape)
     for variant in ("quick", "paper", "full"):
         spec = str(ROOT / "experiments" / f"{study_name}.py") + f":{variant}"
         index = run_sweep(spec, tmp_path, dry_run=True)  # the study's runs (study_runs), listed once

@@ -18,15 +18,34 @@ import json
 import math
 import os
 import struct
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from tensorboardX import SummaryWriter
-from tensorboardX.proto.event_pb2 import Event
-from tensorboardX.summary import hparams
-
 from research.rundir import atomic_write_text, read_metrics
+
+
+def _import_tensorboardx_without_torch():
+    """tensorboardX's writer imports torch when it is installed (the dev extras install it for a
+    benchmark), only to accept torch tensors, which this module never passes: 4 s for every
+    process that trains (benchmarks/README.md, "Measurements behind rules in the code"). So
+    torch is hidden for that one import, unless something has already imported it."""
+    hidden = "torch" not in sys.modules
+    if hidden:
+        sys.modules["torch"] = None  # `import torch` raises ImportError, which tensorboardX handles
+    try:
+        import tensorboardX
+        import tensorboardX.proto.event_pb2
+        import tensorboardX.summary
+    finally:
+        if hidden:
+            del sys.modules["torch"]
+    return tensorboardX
+
+
+_tensorboardx = _import_tensorboardx_without_torch()
+SummaryWriter, Event, hparams = _tensorboardx.SummaryWriter, _tensorboardx.proto.event_pb2.Event, _tensorboardx.summary.hparams
 
 
 def _clean(value: Any) -> Any:
