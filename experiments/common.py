@@ -61,10 +61,13 @@ class Budget:
     # class, epochs (a bound) and least first-layer width (the second layer is twice it); 0: the
     # Fashion-MNIST subset every other study uses.
     fashion_arm: tuple[int, int, int] = (0, 0, 0)
+    # Test images the translation and position probes read on the CPU profiles' image runs (each
+    # probe evaluates every one at every shift or position).
+    image_probe_examples: int = 300
 
 
 BUDGETS = {
-    "quick": Budget(2, 8, (3e-3, 1e-2), (1e-3, 3e-3), 100, 4, 1000, 600, patience=3, schedule="cosine"),
+    "quick": Budget(2, 8, (3e-3, 1e-2), (1e-3, 3e-3), 100, 4, 1000, 600, patience=3, schedule="cosine", image_probe_examples=100),
     # MNIST-1D bounded at 40 epochs under cosine decay (benchmarks/README.md, "Training protocol":
     # the conv baseline's test accuracy at its best validation epoch is the same at 40 and 170),
     # stopped on validation; each 4-rate half-decade grid halved to its better 2 rates after a
@@ -202,7 +205,7 @@ def datasets(variant: str | None, width: int = 16, *, images: bool = True, fashi
                 "train.eval_every_epochs": every,
                 "train.patience": 2 * every if budget.patience else 0,  # two evaluations without a better one
                 "train.halve_rates_at": budget.halve_rates_at,
-                "probes.examples": 300,
+                "probes.examples": budget.image_probe_examples,
             }
         )
     elif images and not on_cpu(variant):

@@ -8,7 +8,7 @@ run's own test set; the ``position`` probe then tests every corner of the
 canvas and maps accuracy over positions. Three models: conv with a global
 average head (equivariant features, pooled to invariance), conv with a
 flatten head, and the dense family (flatten). Conv layers: 32 then 64
-channels, kernels 5 then 3, strides 2 then 1, max pooling after each (total
+channels (quick: 16 then 32, and 100 probe images instead of 300), kernels 5 then 3, strides 2 then 1, max pooling after each (total
 stride 8, which the 0..8 region covers); dense: strides 4 then 2 (2.8M
 parameters; at the conv's shapes it would be 40M). MNIST-1D on an 80-long
 canvas is the fallback when Fashion-MNIST is absent. quick: 1500 training
@@ -49,12 +49,13 @@ def get_config(variant: str = "quick"):
     # Corners 0..8 on each axis: one small region, yet every phase of the conv's
     # total stride (2 x 2 x 2 = 8), so that off-region errors are not aliasing.
     c.data.canvas_region = 8
-    c.model.update(kernel_sizes=(5, 3), strides=(2, 1), widths=(32, 64), pooling="max", head_widths=())
+    # quick: half the channels (a smoke test; the 56x56 conv runs were its slowest).
+    c.model.update(kernel_sizes=(5, 3), strides=(2, 1), widths=(16, 32) if quick else (32, 64), pooling="max", head_widths=())
     c.optimizer.schedule = "cosine"
     c.train.batch_size = 100
     c.train.epochs = 3 if quick else (8 if cpu else 30)
     c.probes.final = ("position",)
-    c.probes.examples = 300 if cpu else 1000
+    c.probes.examples = BUDGETS[variant].image_probe_examples if cpu else 1000
     return c
 
 
