@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import os
+from pathlib import Path
 
 import jax.numpy as jnp
 import numpy as np
@@ -14,6 +16,8 @@ from research.data.sources import read_idx
 from research.data.transforms import per_class_subset, permute_pixels, pixel_permutation, place_on_canvas, shift
 from research.errors import UserError
 from research.models import get_model
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _write_idx(path, array: np.ndarray, gz: bool = True):
@@ -57,6 +61,29 @@ def test_mnist1d_is_generated_offline_cached_and_deterministic():
     assert first.input_shape == (40, 1) and first.splits == {"train": 4000, "test": 1000}
     np.testing.assert_array_equal(first.x_train, second.x_train)
     assert set(np.unique(first.y_train)) == set(range(10))
+
+
+def test_a_cached_mnist1d_loads_without_importing_the_generator_with_its_defaults():
+    """The generator's defaults kept beside the cache are the installed generator's, and a process
+    loading a cached set never imports ``mnist1d`` (2 s of matplotlib and scipy)."""
+    import subprocess
+    import sys
+
+    from mnist1d.data import get_dataset_args
+
+    from research.data.sources import _mnist1d_defaults
+
+    first = load_source("mnist1d")
+    assert _mnist1d_defaults() == {k: v for k, v in get_dataset_args(as_dict=True).items() if k != "url"}
+    assert first.info["padding"] == [36, 60] and first.info["seed"] == 42
+    script = (
+        "import sys, numpy as np\n"
+        "from research.data import load_source\n"
+        "ds = load_source('mnist1d')\n"
+        "assert 'mnist1d' not in sys.modules, 'the generator was imported'\n"
+        f"np.testing.assert_array_equal(ds.x_train[:5], np.array({first.x_train[:5].tolist()!r}, np.float32))\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
 def test_tfds_source_reads_mock_data():
@@ -186,8 +213,6 @@ def test_a_source_registered_in_a_study_file_survives_a_second_import(tmp_path):
 
 def test_dataset_shape_predicts_what_every_quick_and_paper_run_loads():
     """The plan sizes runs without their data; where the data are here, the shapes agree."""
-    from pathlib import Path
-
     from research.config import load_config as build_config
     from research.data import dataset_shape
     from research.sweep import study_runs

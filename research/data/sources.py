@@ -14,10 +14,12 @@ to get it.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import json
 import os
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -46,15 +48,15 @@ def cache_dir() -> Path:
 def _generated(spec: dict, data_dir: str = "") -> dict[str, np.ndarray]:
     """``mnist1d.make_dataset`` with arguments ``spec`` (its defaults overridden), cached on disk
     by a hash of them: the arrays of a Dataset (train and test splits, float32, channel last)."""
-    # Lazy: mnist1d.data imports matplotlib.pyplot, scipy and requests, needed only here.
-    from mnist1d.data import get_dataset_args, make_dataset
-    from mnist1d.utils import ObjectView
-
     key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
     path = Path(data_dir or cache_dir()) / f"mnist1d-{key}.npz"
     if path.exists():
         with np.load(path) as f:
             return {k: f[k] for k in f.files}
+    # Lazy: mnist1d.data imports matplotlib.pyplot, scipy and requests, needed only to generate.
+    from mnist1d.data import get_dataset_args, make_dataset
+    from mnist1d.utils import ObjectView
+
     args = ObjectView({**get_dataset_args(as_dict=True), **spec})
     raw = make_dataset(args)
     arrays = {
@@ -70,11 +72,30 @@ def _generated(spec: dict, data_dir: str = "") -> dict[str, np.ndarray]:
     return arrays
 
 
-def _mnist1d_spec(**changes) -> dict:
-    """The generator's default arguments (less its download URL), with ``changes``."""
+def _mnist1d_defaults() -> dict:
+    """The generator's default arguments (less its download URL). Importing ``mnist1d`` takes
+    about 2 s (matplotlib, scipy), a cost for every process that loads a cached data set; so
+    the installed version's defaults are kept in the cache directory once read, and read
+    from there."""
+    path = cache_dir() / f"mnist1d-defaults-{metadata.version('mnist1d')}.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        pass
     from mnist1d.data import get_dataset_args
 
-    return {**{k: v for k, v in get_dataset_args(as_dict=True).items() if k != "url"}, **changes}
+    defaults = {k: v for k, v in get_dataset_args(as_dict=True).items() if k != "url"}
+    with contextlib.suppress(OSError):  # a cache that cannot be written: read them again next time
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(defaults, sort_keys=True))
+        os.replace(tmp, path)
+    return defaults
+
+
+def _mnist1d_spec(**changes) -> dict:
+    """The generator's default arguments (less its download URL), with ``changes``."""
+    return {**_mnist1d_defaults(), **changes}
 
 
 @SOURCES.register("mnist1d")
