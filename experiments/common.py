@@ -258,7 +258,9 @@ def bundle_widths(bundle: dict, width: int) -> tuple[int, ...]:
 
 def lattice_size(bundle: dict, family: str, width: int, measure: Callable[[nnx.Module], int]) -> int:
     """``measure`` (``count_params``, ``count_macs``) of the bundle's lattice net at ``width``, from abstract shapes."""
-    return _lattice_size(bundle["data.name"], bundle_widths(bundle, width), bundle["model.kernel_sizes"], family, measure)
+    kernel_sizes = bundle["model.kernel_sizes"]
+    kernel_sizes = tuple(kernel_sizes) if isinstance(kernel_sizes, list) else kernel_sizes  # hashable, for the cache
+    return _lattice_size(bundle["data.name"], bundle_widths(bundle, width), kernel_sizes, family, measure)
 
 
 @functools.cache

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import os
 from pathlib import Path
 
@@ -63,7 +64,7 @@ def test_mnist1d_is_generated_offline_cached_and_deterministic():
     assert set(np.unique(first.y_train)) == set(range(10))
 
 
-def test_a_cached_mnist1d_loads_without_importing_the_generator_with_its_defaults():
+def test_a_cached_mnist1d_loads_without_importing_the_generator_with_its_defaults(tmp_path, monkeypatch):
     """The generator's defaults kept beside the cache are the installed generator's, and a process
     loading a cached set never imports ``mnist1d`` (2 s of matplotlib and scipy)."""
     import subprocess
@@ -71,10 +72,18 @@ def test_a_cached_mnist1d_loads_without_importing_the_generator_with_its_default
 
     from mnist1d.data import get_dataset_args
 
-    from research.data.sources import _mnist1d_defaults
+    from research.data.sources import _mnist1d_defaults, cache_dir
 
     first = load_source("mnist1d")
-    assert _mnist1d_defaults() == {k: v for k, v in get_dataset_args(as_dict=True).items() if k != "url"}
+    expected = {k: v for k, v in get_dataset_args(as_dict=True).items() if k != "url"}
+    assert _mnist1d_defaults() == expected
+    monkeypatch.setenv("CVD_CACHE", str(tmp_path))  # a cache of its own, to damage
+    assert _mnist1d_defaults() == expected
+    stored = next(cache_dir().glob("mnist1d-defaults-*.json"))
+    for damaged in ("[1, 2]", "{}", '{"num_samples": 5'):  # read around: the generator's own defaults, stored again
+        stored.write_text(damaged)
+        assert _mnist1d_defaults() == expected and json.loads(stored.read_text()) == expected
+    monkeypatch.undo()
     assert first.info["padding"] == [36, 60] and first.info["seed"] == 42
     script = (
         "import sys, numpy as np\n"

@@ -41,9 +41,9 @@ GEOMETRIES = [
     ((12, 3), 3, 1, 2),
     ((7, 6, 2), 3, 1, 3),
 ]
-# Every padding mode in 1D and 2D, strided and not (SAME, CIRCULAR, SAME, VALID, wide integer):
-# for the equivalences that the checks over every geometry above already tie to the conv.
-EACH_PADDING = GEOMETRIES[::2]
+# SAME and CIRCULAR in 1D and 2D, VALID (2D, unevenly strided) and integer padding wider than the
+# kernel's reach (1D): for the equivalences that the checks over every geometry tie to the conv.
+EACH_PADDING = [GEOMETRIES[i] for i in (0, 2, 4, 5, 6, 8)]
 
 
 def _x(shape, batch=3, seed=0):
@@ -88,7 +88,9 @@ def test_conv_as_matmul_is_the_same_function_as_lax_conv(in_shape, kernel, strid
     np.testing.assert_allclose(batched["matmul"], batched["lax"], rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("in_shape,kernel,stride,padding", GEOMETRIES[4:8])  # 2D: every padding mode
+@pytest.mark.parametrize(
+    "in_shape,kernel,stride,padding", [GEOMETRIES[i] for i in (4, 5, 6, 9)]
+)  # 2D: SAME, CIRCULAR, VALID, wide integer
 def test_conv_as_matmul_by_batch_slices_has_the_same_values_and_gradients(in_shape, kernel, stride, padding):
     """The sliced form (patches a few examples at a time, with its own backward pass)
     against the whole-batch form: outputs, both gradients, and vmapped over replicas."""

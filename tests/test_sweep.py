@@ -39,14 +39,14 @@ def _summaries(directory: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def local_few(tmp_path_factory) -> Path:
-    """The tiny study's 2-run variant swept by the local launcher: the reference for the others."""
+    """The tiny study's 4-run variant swept by the local launcher: the reference for the others."""
     directory = tmp_path_factory.mktemp("local")
     study = directory / "tiny_study.py"
     study.write_text(TINY_STUDY)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-        index = run_sweep(f"{study}:pair", directory / "sweep", workers=2, progress=False)
-    assert index["counts"] == {"done": 2}
+        index = run_sweep(f"{study}:few", directory / "sweep", workers=2, progress=False)
+    assert index["counts"] == {"done": 4}
     return directory
 
 
@@ -83,14 +83,14 @@ def test_a_two_node_ray_cluster_runs_a_sweep_on_both_nodes_identical_to_the_loca
 
     study = local_few / "tiny_study.py"
     index = run_sweep(
-        f"{study}:pair",
+        f"{study}:few",
         tmp_path,
         launcher="ray",
         options=LaunchOptions(ray_address=ray_cluster),
         progress=False,
         cache_dir=local_few / "sweep" / ".jax_cache",  # the local sweep's programs, as cvd reproduce shares them
     )
-    assert index["counts"] == {"done": 2}
+    assert index["counts"] == {"done": 4}  # more runs than nodes: both get work even if one frees up first
     assert len({entry["node"] for entry in index["runs"].values()}) == 2, "in flight: the cluster's 2 CPUs, one per node"
     assert _summaries(tmp_path) == _summaries(local_few / "sweep")
     assert all((tmp_path / "logs" / f"{rid}.log").stat().st_size > 0 for rid in index["runs"])
@@ -110,8 +110,10 @@ def test_the_slurm_launcher_through_submitit_local_executor_matches_the_local_la
         progress=False,
         cache_dir=local_few / "sweep" / ".jax_cache",  # the local sweep's programs, as cvd reproduce shares them
     )
-    assert index["counts"] == {"done": 2}
-    assert _summaries(tmp_path) == _summaries(local_few / "sweep")
+    assert index["counts"] == {"done": 2}  # the "pair" variant: 2 of the reference's 4 runs
+    by_hash = lambda summaries: {rid.rsplit("-", 1)[1]: s for rid, s in summaries.items()}  # ids name what varies
+    reference, slurm = by_hash(_summaries(local_few / "sweep")), by_hash(_summaries(tmp_path))
+    assert len(slurm) == 2 and slurm == {h: reference[h] for h in slurm}
     assert (tmp_path / "slurm").is_dir() and all((tmp_path / "logs" / f"{rid}.log").exists() for rid in index["runs"])
 
 
@@ -179,7 +181,7 @@ def test_every_study_lists_its_quick_paper_and_full_runs(study_name, tmp_path, m
         index = run_sweep(spec, tmp_path, dry_run=True)  # the study's runs (study_runs), listed once
         assert len(index["runs"]) >= 3
         assert all(entry["status"] == "pending" for entry in index["runs"].values())
-        if variant != "full":  # every quick and paper run's data set and model build (their data need no download)
+        if variant != "full":  # every quick and paper run's model builds on its data's shapes
             assert invalid_runs({rid: build_config(spec, e["overrides"]) for rid, e in index["runs"].items()}) == {}
     assert not any(tmp_path.iterdir()), "a dry run writes nothing"
     assert len(STUDIES) == 12

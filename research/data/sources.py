@@ -77,14 +77,19 @@ def _mnist1d_defaults() -> dict:
     about 2 s (matplotlib, scipy), a cost for every process that loads a cached data set; so
     the installed version's defaults are kept in the cache directory once read, and read
     from there."""
-    path = cache_dir() / f"mnist1d-defaults-{metadata.version('mnist1d')}.json"
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        pass
+        path = cache_dir() / f"mnist1d-defaults-{metadata.version('mnist1d')}.json"
+    except metadata.PackageNotFoundError:  # a source checkout without install metadata: no file to key it by
+        path = None
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        stored = json.loads(path.read_text())
+        if isinstance(stored, dict) and stored and "url" not in stored:
+            return stored
     from mnist1d.data import get_dataset_args
 
     defaults = {k: v for k, v in get_dataset_args(as_dict=True).items() if k != "url"}
+    if path is None:
+        return defaults
     with contextlib.suppress(OSError):  # a cache that cannot be written: read them again next time
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

@@ -167,6 +167,7 @@ def test_kill_9_inside_the_patience_window_resumes_to_the_same_early_stop(tmp_pa
     steps_per_epoch = summary["steps"] // summary["epochs"]
     checkpoint = best * steps_per_epoch // 10 + 1  # the first checkpoint (every 10 steps) after the last best epoch
     assert 10 * checkpoint < summary["steps"], "no checkpoint inside the patience window"
+    assert checkpoint > 2, "the kill must land in a save that also deletes an old checkpoint (keep_checkpoints=2)"
     workdir = tmp_path_factory.mktemp("patience") / "run"
     proc = subprocess.run(
         [sys.executable, "-c", DRIVER, *PATIENCE_ARGS, "--workdir", str(workdir)],
