@@ -81,10 +81,11 @@ def _mnist1d_defaults() -> dict:
         path = cache_dir() / f"mnist1d-defaults-{metadata.version('mnist1d')}.json"
     except metadata.PackageNotFoundError:  # a source checkout without install metadata: no file to key it by
         path = None
-    with contextlib.suppress(OSError, ValueError, AttributeError):
-        stored = json.loads(path.read_text())
-        if isinstance(stored, dict) and stored and "url" not in stored:
-            return stored
+    if path is not None:
+        with contextlib.suppress(OSError, ValueError):  # missing or damaged: read them from the generator
+            stored = json.loads(path.read_text())
+            if isinstance(stored, dict) and stored and "url" not in stored:
+                return stored
     from mnist1d.data import get_dataset_args
 
     defaults = {k: v for k, v in get_dataset_args(as_dict=True).items() if k != "url"}
