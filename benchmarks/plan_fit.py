@@ -4,8 +4,9 @@
 
 Every finished training of the workdir (grid-extension pieces included) is costed by :func:`research.plan.run_cost` from its own ``config.json`` and
 counted in the study that trained it (the first in :data:`research.reproduce.STUDIES` that
-lists it). A non-negative least-squares fit of each study's wall time (``timing.json``)
-times the workers to its runs' FLOPs, sequential steps and number gives the effective
+lists it). A non-negative least-squares fit of each study's worker seconds (``timing.json``;
+a workdir from before the one queue has each study's wall time, times the workers) to its
+runs' FLOPs, sequential steps and number gives the effective
 FLOP/s, the seconds a step and the seconds a run (compilation, data, checkpoints, probes)
 that ``research/plan.py`` plans with, and the share of runs with a grid that extended
 (:data:`research.plan.EXTENSION_SHARE`). The table shows each study's fitted time beside
@@ -55,22 +56,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "workdirs", type=Path, nargs="+", help="the --workdir of finished cvd reproduce runs (profiles may differ)"
     )
-    parser.add_argument("--workers", type=int, default=2, help="runs trained side by side (cvd sweep --workers)")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="runs trained side by side, for a workdir without worker seconds (default 2)"
+    )
     args = parser.parse_args(argv)
-    stages = []  # (label, runs, measured seconds)
+    stages = []  # (label, runs, measured worker seconds)
     for workdir in args.workdirs:
         timing_path = workdir / "timing.json"
         if not timing_path.exists():
             raise SystemExit(f"error: no {timing_path}: has cvd reproduce finished?")
         timing = json.loads(timing_path.read_text())
         label = timing.get("profile", workdir.name)
+        worker_seconds = timing.get("worker_seconds") or {}
         for study, rows in trained_by_study(workdir).items():
-            if study in timing["seconds"]:
-                stages.append((f"{label} {study}", rows, timing["seconds"][study]))
+            if study in worker_seconds:
+                stages.append((f"{label} {study}", rows, worker_seconds[study]))
+            elif study in timing["seconds"]:  # one stage per study, each on every worker
+                stages.append((f"{label} {study}", rows, timing["seconds"][study] * args.workers))
     if len(stages) < 3:
         raise SystemExit(f"error: {len(stages)} timed studies with trained runs; need at least 3 to fit")
     features = np.array([[sum(r["flops"] for r in rows), sum(r["steps"] for r in rows), len(rows)] for _, rows, _ in stages])
-    measured = np.array([seconds * args.workers for _, _, seconds in stages])
+    measured = np.array([seconds for _, _, seconds in stages])
     scale = features.max(axis=0)
     coef, _ = nnls(features / scale, measured)
     coef = coef / scale
@@ -82,12 +88,12 @@ def main(argv: list[str] | None = None) -> None:
         f"{int(features[:, 2].sum())} runs in {len(stages)} studies: {flops_per_s} FLOP/s, {coef[1] * 1e3:.2f} ms a step, "
         f"{coef[2]:.1f} s a run (worker time); {pieces} grid pieces for {grids} runs with a grid (share {pieces / max(grids, 1):.2f})"
     )
-    print("| study | runs (pieces) | measured s | fitted s | fitted / measured |")
+    print("| study | runs (pieces) | measured worker s | fitted worker s | fitted / measured |")
     print("|---|---|---|---|---|")
     for (label, rows, _), m, f in zip(stages, measured, fitted):
         n_pieces = sum(r["piece"] for r in rows)
-        print(f"| {label} | {len(rows)} ({n_pieces}) | {m / args.workers:.0f} | {f / args.workers:.0f} | {f / m:.2f} |")
-    total = f"| all | {int(features[:, 2].sum())} ({pieces}) | {measured.sum() / args.workers:.0f} | {fitted.sum() / args.workers:.0f}"
+        print(f"| {label} | {len(rows)} ({n_pieces}) | {m:.0f} | {f:.0f} | {f / m:.2f} |")
+    total = f"| all | {int(features[:, 2].sum())} ({pieces}) | {measured.sum():.0f} | {fitted.sum():.0f}"
     print(f"{total} | {fitted.sum() / measured.sum():.2f} |")
 
 

@@ -33,8 +33,9 @@ The estimates, and what they assume:
   :data:`GPU_STEP_OVERHEAD_S` per sequential step; on CPU, FLOPs at
   :data:`CPU_EFFECTIVE_FLOPS` plus :data:`CPU_STEP_OVERHEAD_S` a step plus
   :data:`CPU_RUN_OVERHEAD_S` a run (fitted to the paper profile's measured runs).
-  Studies run one after another, each as long as its longest run or its runs'
-  sum over the workers. A profile that extends its grids adds
+  Every study's runs share one queue (:func:`research.sweep.run_sweeps`), as
+  long as its longest run or its runs' sum over the workers; the runs that time
+  themselves follow, one at a time. A profile that extends its grids adds
   :data:`EXTENSION_SHARE` of one piece per grid. These are planning numbers
   (stated in the output), not measurements of the run to come.
 """
@@ -52,6 +53,7 @@ from research.errors import UserError
 from research.kernels import pair_seconds
 from research.rundir import run_config_json, training_key
 from research.sweep import study_runs
+from research.sweep.scheduler import TIMED_PROBES
 from research.train.footprint import GPU_TARGET, device_memory, model_sizes, peak_bytes
 from research.train.rate_choice import halved_count, halving_epoch
 from research.train.spec import RunSpec
@@ -91,6 +93,7 @@ class RunCost:
     host_seconds: float = 0.0  # kernel regression: its kernels' numpy time on the host, CPU or GPU alike
     piece_flops: float = 0.0  # one grid-extension piece of it (its seeds at one rate); 0 without a grid
     piece_steps: int = 0
+    timed: bool = False  # it times itself (research.sweep.scheduler.TIMED_PROBES): run alone, after the others
 
     @property
     def disk_bytes(self) -> float:
@@ -168,6 +171,7 @@ def run_cost(study: str, run_id: str, config) -> RunCost:
         training,
         piece_flops=piece_flops,
         piece_steps=spec.total_steps if rates > 1 else 0,
+        timed=bool(TIMED_PROBES & set(config.probes.final)),
     )
 
 
@@ -186,7 +190,7 @@ def free_disk(workdir: Path) -> float:
 def distinct(costs: list[RunCost]) -> list[RunCost]:
     """One cost per distinct training (``cvd reproduce`` trains runs that train alike once)."""
     first: dict[str, RunCost] = {}
-    for c in costs:  # the first study that lists a run trains it (cvd reproduce runs them in order)
+    for c in sorted(costs, key=lambda c: c.timed):  # the queue's first listing trains it, timed studies' last
         first.setdefault(c.training or f"{c.study}/{c.run_id}", c)
     return list(first.values())
 
@@ -202,20 +206,19 @@ def run_seconds(cost: RunCost, on_gpu: bool, piece: bool = False) -> float:
 
 
 def estimated_seconds(costs: list[RunCost], on_gpu: bool, workers: int = 1, extend_grids: bool = False) -> float:
-    """The planning wall time of ``costs``, each distinct training counted once: study after
-    study, each as long as its longest run or its runs' sum over ``workers``, whichever is
-    more. With ``extend_grids``, each run with a grid adds :data:`EXTENSION_SHARE` of one piece."""
+    """The planning wall time of ``costs``, each distinct training counted once: every study's
+    runs in one queue, as long as its longest run or its runs' sum over ``workers``, whichever
+    is more, then the runs that time themselves one after another. With ``extend_grids``,
+    each run with a grid adds :data:`EXTENSION_SHARE` of one piece."""
     costs = distinct(costs)
-    total = 0.0
-    for study in dict.fromkeys(c.study for c in costs):
-        seconds = [
-            run_seconds(c, on_gpu)
-            + (EXTENSION_SHARE * run_seconds(c, on_gpu, piece=True) if extend_grids and c.piece_steps else 0.0)
-            for c in costs
-            if c.study == study
-        ]
-        total += max(max(seconds), sum(seconds) / max(1, workers))
-    return total
+
+    def seconds(c: RunCost) -> float:
+        extension = EXTENSION_SHARE * run_seconds(c, on_gpu, piece=True) if extend_grids and c.piece_steps else 0.0
+        return run_seconds(c, on_gpu) + extension
+
+    queued = [seconds(c) for c in costs if not c.timed]
+    alone = sum(seconds(c) for c in costs if c.timed)
+    return (max(max(queued), sum(queued) / max(1, workers)) if queued else 0.0) + alone
 
 
 def check_fits(costs: list[RunCost], device: str, memory: float, disk: float) -> None:

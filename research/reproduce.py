@@ -4,17 +4,22 @@ then the figures and the claims report, resumably, in one command.
 Stages, each into ``workdir``:
 
 1. ``<study>/``: ``cvd sweep`` of ``experiments/<study>.py:<profile>`` for
-   every study in :data:`STUDIES` (probes run at the end of each run). Every
-   run trains in ``runs/<training key>``, which ``<study>/runs/<id>`` links to:
-   runs of different studies that train the same are trained once (each study
-   still lists its own, with its own tag, and runs its own final probes on it);
+   every study in :data:`STUDIES` (probes run at the end of each run), all
+   studies' runs in one queue (:func:`research.sweep.run_sweeps`: no worker
+   waits for a study's slowest run; the compute study, which times its runs,
+   goes last and alone). Every run trains in ``runs/<training key>``, which
+   ``<study>/runs/<id>`` links to: runs of different studies that train the
+   same are trained once (each study still lists its own, with its own tag,
+   and runs its own final probes on it);
 2. ``reference/<name>/``: the reference models of DESIGN.md (MNIST-1D MLP
    and CNN; the full profile adds Fashion-MNIST), tabulated in
    ``reference/results.md`` against the published numbers;
 3. ``report/``: ``cvd analyze`` of the whole directory.
 
 The same command again skips whatever is done. ``timing.json`` records the
-wall time of each stage, summed over the invocations that built the workdir.
+wall time of each stage (``sweeps``, ``reference``, ``analysis``), summed over
+the invocations that built the workdir, and each study's worker seconds (its
+jobs' time, from its ``sweep.json``).
 The ``quick`` profile needs no download: Fashion-MNIST joins when Debian's
 ``dataset-fashion-mnist`` files are present; without them it says so and goes
 on with MNIST-1D.
@@ -38,7 +43,7 @@ from research.errors import UserError
 from research.pipeline import train_and_probe
 from research.provenance import provenance
 from research.rundir import FINISHED, atomic_write_json, atomic_write_text, read_json
-from research.sweep import run_sweep
+from research.sweep import run_sweeps
 from research.sweep.launchers import check_launcher, default_workers
 
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
@@ -155,6 +160,17 @@ def summed_timing(earlier: dict, seconds: dict[str, float]) -> dict:
     return {"seconds": summed, "invocations": int(earlier.get("invocations", 1 if before else 0)) + 1}
 
 
+def worker_seconds(workdir: Path) -> dict[str, float]:
+    """Per study, the seconds its jobs took on the workers, every invocation (its ``sweep.json``)."""
+    seconds = {}
+    for study in STUDIES:
+        index = read_json(workdir / study / "sweep.json")
+        runs = index.get("runs") if isinstance(index, dict) else None
+        if isinstance(runs, dict):
+            seconds[study] = round(sum(e.get("seconds", 0.0) for e in runs.values() if isinstance(e, dict)), 1)
+    return seconds
+
+
 def reproduce(
     profile: str,
     workdir: Path,
@@ -193,12 +209,11 @@ def reproduce(
         timing["total"] = time.perf_counter() - start
         atomic_write_json(workdir / "timing.json", {**about, **summed_timing(earlier, timing), "failed_runs": failed})
 
-    for study in STUDIES:
-        t0 = time.perf_counter()
-        print(f"== {study} ({profile})")
-        index = run_sweep(
-            f"{EXPERIMENTS / study}.py:{profile}",
-            workdir / study,
+    t0 = time.perf_counter()
+    print(f"== {len(STUDIES)} studies' sweeps ({profile}), one queue")
+    try:
+        indexes = run_sweeps(
+            [(f"{EXPERIMENTS / study}.py:{profile}", workdir / study) for study in STUDIES],
             launcher=launcher,
             workers=workers,
             options=options,
@@ -207,11 +222,16 @@ def reproduce(
             store=workdir / "runs",
             extend_grids=EXTENDS_GRIDS.get(profile, True),
         )
-        bad = {s: n for s, n in index["counts"].items() if s not in FINISHED}
-        if bad:
-            failed[study] = sum(bad.values())
-            print(f"   {study}: " + ", ".join(f"{n} {s}" for s, n in bad.items()) + f" (see {workdir / study / 'sweep.json'})")
-        stage_done(study, t0)
+        for study, index in zip(STUDIES, indexes):
+            bad = {s: n for s, n in index["counts"].items() if s not in FINISHED}
+            if bad:
+                failed[study] = sum(bad.values())
+                print(
+                    f"   {study}: " + ", ".join(f"{n} {s}" for s, n in bad.items()) + f" (see {workdir / study / 'sweep.json'})"
+                )
+    finally:  # a stopped reproduction keeps the time it spent
+        about["worker_seconds"] = worker_seconds(workdir)
+        stage_done("sweeps", t0)
     t0 = time.perf_counter()
     print("== reference models")
     run_reference(profile, workdir / "reference", progress)

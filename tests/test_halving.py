@@ -154,7 +154,7 @@ def test_the_plan_counts_the_halved_replica_epochs_and_each_distinct_training_on
     assert other.train_flops > cost.train_flops and other.training != cost.training
 
 
-def test_the_plan_counts_a_grid_piece_as_the_run_at_one_rate_and_studies_one_after_another():
+def test_the_plan_counts_a_grid_piece_as_the_run_at_one_rate_and_every_study_in_one_queue():
     config = halving_config(epochs=8)  # 4 rates x 2 seeds
     cost = planning.run_cost("study_a", "run", config)
     one_rate = halving_config(epochs=8)
@@ -164,8 +164,13 @@ def test_the_plan_counts_a_grid_piece_as_the_run_at_one_rate_and_studies_one_aft
     plain = planning.estimated_seconds([cost], on_gpu=False)
     extended = planning.estimated_seconds([cost], on_gpu=False, extend_grids=True)
     assert extended == pytest.approx(plain + planning.EXTENSION_SHARE * planning.run_seconds(cost, False, piece=True))
-    # Two runs of one study on two workers take as long as the longer; two studies, their sum.
+    # Two runs on two workers take as long as the longer, in one study or two (one queue); a
+    # run that times itself follows them, alone.
     twin = dataclasses.replace(cost, run_id="twin", training="twin")
     assert planning.estimated_seconds([cost, twin], on_gpu=False, workers=2) == pytest.approx(plain)
     other_study = dataclasses.replace(twin, study="study_b")
-    assert planning.estimated_seconds([cost, other_study], on_gpu=False, workers=2) == pytest.approx(2 * plain)
+    assert planning.estimated_seconds([cost, other_study], on_gpu=False, workers=2) == pytest.approx(plain)
+    timed = dataclasses.replace(twin, study="compute", training="timed", timed=True)
+    assert planning.estimated_seconds([cost, twin, timed], on_gpu=False, workers=2) == pytest.approx(2 * plain)
+    shared = dataclasses.replace(cost, study="compute", timed=True)  # trained in the queue; its probes not modelled
+    assert planning.estimated_seconds([shared, cost, twin], on_gpu=False, workers=2) == pytest.approx(plain)

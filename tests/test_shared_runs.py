@@ -11,8 +11,9 @@ from analysis.report import learning_rate_table, training_summary
 from research.config import load_config
 from research.errors import UserError
 from research.rundir import RunDir, run_config_json, training_key
-from research.sweep import run_sweep
-from tests.helpers import mlp_study, tiny_config
+from research.sweep import run_sweep, run_sweeps
+from research.train.spec import replica_grid
+from tests.helpers import done_summary, mlp_study, tiny_config, write_run
 from tests.test_grids import fake_launcher
 
 SHARED_STUDY = mlp_study(
@@ -55,6 +56,37 @@ def test_runs_that_train_the_same_share_one_directory_trained_once(studies, tmp_
     table = learning_rate_table(results)
     assert len(table.rows) == 2 and any(row[0] == "study_a, study_b" for row in table.rows)  # listed once, with both studies
     assert training_summary(results)[0].startswith("2 distinct trained runs")
+
+
+def test_sweeps_in_one_queue_train_a_shared_run_once_and_the_timed_sweep_last_alone(studies, tmp_path, monkeypatch):
+    """``cvd reproduce``'s queue: both studies' runs go to one launch, the run they share once;
+    the other study's entry of it is read as done; a study that times its runs waits for the
+    others and gets one worker; each run's worker seconds are recorded, and a resumed queue runs nothing."""
+    timed = tmp_path / "study_t.py"
+    timed.write_text(SHARED_STUDY.replace('    c.optimizer', '    c.probes.final = ("cost",)\n    c.optimizer'))
+    launches: list[tuple[int | None, list[str]]] = []
+
+    def launch(launcher, jobs, workers, on_start, on_end, options):
+        launches.append((workers, [job.workdir.parent.parent.name for job in jobs]))
+        for job in jobs:
+            on_start(job)
+            config = load_config(job.spec, job.overrides)
+            replicas = [{"seed": s, "learning_rate": r, "val_accuracy_at_best": 0.8} for s, r in zip(*replica_grid(config))]
+            probes = {name: {"seconds": 0.0} for name in config.probes.final}
+            write_run(job.workdir, run_config_json(config), done_summary(replicas), probes=probes)
+            on_end(job, {"ok": True, "error": None})
+
+    monkeypatch.setattr("research.sweep.launch", launch)
+    sweeps = [(studies["a"], tmp_path / "a"), (f"{timed}:a", tmp_path / "t"), (studies["b"], tmp_path / "b")]
+    keywords = dict(progress=False, store=tmp_path / "runs", extend_grids=False)
+    a, t, b = run_sweeps(sweeps, **keywords)
+    assert [workers for workers, _ in launches] == [None, 1]  # the launcher's default, then one for the timed study
+    assert launches[0][1] == ["a", "a"]  # (4,) once for a's two runs and b's, (8,) once
+    assert launches[1][1] == ["t", "t"]  # its own final probes: a training of its own
+    assert all(e["status"] == "done" for index in (a, t, b) for e in index["runs"].values())
+    assert all(e["seconds"] >= 0 for index in (a, t, b) for e in index["runs"].values())
+    again = run_sweeps(sweeps, **keywords)
+    assert len(launches) == 2 and [index["runs"] for index in again] == [a["runs"], t["runs"], b["runs"]]  # nothing ran
 
 
 def test_a_run_directory_is_reused_across_tags_and_final_probes_but_not_across_training(tmp_path):

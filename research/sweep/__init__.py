@@ -1,21 +1,28 @@
 """``run_sweep``: expand a study's sweep and run every job, resumably and in isolation.
 
-``DIR/sweep.json`` indexes every run (id, overrides, status, attempts, last
-error); ``DIR/runs/<id>/`` is each run's workdir; ``DIR/logs/<id>.log`` its
+``DIR/sweep.json`` indexes every run (id, overrides, status, attempts, worker
+seconds, last error); ``DIR/runs/<id>/`` is each run's workdir; ``DIR/logs/<id>.log`` its
 output; ``DIR/.jax_cache`` the persistent compilation cache. The same command
 again skips finished runs, resumes interrupted ones from their checkpoints and
 retries failed ones (``retries`` times). A run that raises, or whose replicas
 all diverge, is recorded and never stops the others. A lock file keeps two
 sweeps from running on one directory at once (:func:`research.locks.workdir_lock`); an
 unreadable ``sweep.json`` is rebuilt from the run directories.
+
+``run_sweeps`` runs several studies' sweeps as one queue (``cvd reproduce``): a
+worker that finishes one study's last run takes the next study's first, so no
+worker idles at a study's end; runs that time themselves
+(:data:`~research.sweep.scheduler.TIMED_PROBES`) run after the others, alone.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 import warnings
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 from research.config import load_config, load_study_module, parse_override, split_spec
@@ -28,7 +35,7 @@ from research.rundir import FINISHED, RunDir, atomic_write_json, read_json, run_
 from research.sweep.extend import next_piece, piece_id
 from research.sweep.grid import Overrides, axis, product, run_id, varying_keys, zip_axes
 from research.sweep.launchers import Job, LaunchOptions, check_launcher, launch
-from research.sweep.scheduler import workers_for
+from research.sweep.scheduler import TIMED_PROBES, workers_for
 from research.train.rate_choice import rate_scores
 from research.train.spec import RunSpec, replica_grid
 
@@ -81,16 +88,24 @@ def sweep_lock(directory: Path):
     return workdir_lock(directory, "sweep")
 
 
-def previous_attempts(previous, path: Path) -> dict[str, int]:
-    """Attempts per run id from an earlier ``sweep.json`` (``previous``, as read from ``path``);
-    an unreadable one is rebuilt from the run directories (what they hold decides each run's
-    status) with a warning, its counts lost."""
+def previous_counts(previous, path: Path) -> dict[str, dict[str, float]]:
+    """Attempts and worker seconds per run id from an earlier ``sweep.json`` (``previous``, as
+    read from ``path``); an unreadable one is rebuilt from the run directories (what they hold
+    decides each run's status) with a warning, its counts lost."""
     runs = previous.get("runs") if isinstance(previous, dict) else None
     if not isinstance(runs, dict):
         if path.exists():
             warnings.warn(f"{path} is unreadable; rebuilding it from the run directories (attempt counts restart)", stacklevel=2)
         return {}
-    return {rid: e["attempts"] for rid, e in runs.items() if isinstance(e, dict) and isinstance(e.get("attempts"), int)}
+    counts = {}
+    for rid, entry in runs.items():
+        if isinstance(entry, dict):
+            attempts, seconds = entry.get("attempts"), entry.get("seconds")
+            counts[rid] = {
+                "attempts": attempts if isinstance(attempts, int) else 0,
+                "seconds": float(seconds) if isinstance(seconds, (int, float)) else 0.0,
+            }
+    return counts
 
 
 def _recorded_pieces(previous, roots: dict[str, Overrides]) -> list[tuple[str, Overrides, str]]:
@@ -136,8 +151,9 @@ def run_status(run_dir: Path, config=None) -> tuple[str, str | None]:
 
 class SweepIndex:
     """``DIR/sweep.json`` as the sweep goes: every run's overrides, data set, status, attempts,
-    error (and node, where a launcher says; for a grid piece the run it ``extends``), saved
-    atomically on every change, and the sweep's progress bar (runs finished, running, failed)."""
+    worker seconds (summed over its jobs, every session), error (and node, where a launcher
+    says; for a grid piece the run it ``extends``), saved atomically on every change, and the
+    sweep's progress bar (runs finished, running, failed)."""
 
     def __init__(
         self,
@@ -152,9 +168,11 @@ class SweepIndex:
         previous=None,
     ):
         self.directory, self.configs, self.cache_dir, self.store = directory, configs, cache_dir, store
+        self.spec = header["study"]
         self.tries: dict[str, int] = {}  # jobs run per run id in this session
+        self.started: dict[str, float] = {}  # run id -> when its job in flight started
         self.path = directory / "sweep.json"
-        self.previous_attempts = previous_attempts(previous, self.path)  # previous: sweep.json as read
+        self.previous = previous_counts(previous, self.path)  # previous: sweep.json as read
         invalid = invalid_runs(configs)
         self.data = {**header, "runs": {}}
         for rid, overrides in runs:
@@ -174,7 +192,8 @@ class SweepIndex:
             "workdir": f"runs/{rid}",
             "status": status,
             "error": error,
-            "attempts": self.previous_attempts.get(rid, 0),
+            "attempts": int(self.previous.get(rid, {}).get("attempts", 0)),
+            "seconds": round(self.previous.get(rid, {}).get("seconds", 0.0), 2),
             **({"extends": extends} if extends else {}),
         }
 
@@ -207,6 +226,30 @@ class SweepIndex:
     def runs(self) -> dict[str, dict]:
         return self.data["runs"]
 
+    @property
+    def timed(self) -> bool:
+        """Whether a run times itself (:data:`~research.sweep.scheduler.TIMED_PROBES`): the
+        sweep then runs apart from others, one run at a time on a local launcher."""
+        return any(TIMED_PROBES & set(c.probes.final) for c in self.configs.values())
+
+    def finished(self) -> int:
+        return sum(e["status"] in FINISHED for e in self.runs.values())
+
+    def refresh(self) -> None:
+        """Read again the status of every run not yet finished whose directory another sweep
+        may have trained meanwhile (:func:`run_sweeps`)."""
+        changed = False
+        for rid, entry in self.runs.items():
+            if entry["status"] in (*FINISHED, "invalid", "running"):
+                continue
+            status, error = run_status(self.directory / "runs" / rid, self.configs[rid])
+            if status in FINISHED:
+                entry.update(status=status, error=error)
+                self.bar.update(1)
+                changed = True
+        if changed:
+            self.save()
+
     def save(self) -> None:
         counts: dict[str, int] = {}
         for entry in self.runs.values():
@@ -221,6 +264,7 @@ class SweepIndex:
         )
 
     def on_start(self, job: Job) -> None:
+        self.started[job.run_id] = time.monotonic()
         self.runs[job.run_id]["status"] = "running"
         self.save()
         self._refresh()
@@ -236,6 +280,8 @@ class SweepIndex:
         self.tries[job.run_id] = self.tries.get(job.run_id, 0) + 1
         if outcome.get("node"):
             entry["node"] = outcome["node"]
+        seconds = entry["seconds"] + time.monotonic() - self.started.pop(job.run_id, time.monotonic())
+        entry["seconds"] = round(seconds, 2)
         status, error = run_status(job.workdir, self.configs[job.run_id])
         if status == "unprobed":
             error = "trained, but its final probes are missing (see the run's log)"
@@ -253,7 +299,7 @@ class SweepIndex:
             self.bar.update(1)
         self._refresh()
 
-    def todo(self, spec: str, retries: int) -> list[Job]:
+    def todo(self, retries: int) -> list[Job]:
         """The runs to launch next: unfinished, valid, tried at most ``retries`` times in this
         session, one per directory (runs that share one wait for it: then they are done, or
         need only their own final probes)."""
@@ -263,7 +309,7 @@ class SweepIndex:
                 continue
             homes.add(self.home(rid))
             log = self.directory / "logs" / f"{rid}.log"
-            jobs.append(Job(rid, spec, entry["overrides"], self.directory / "runs" / rid, log, self.cache_dir))
+            jobs.append(Job(rid, self.spec, entry["overrides"], self.directory / "runs" / rid, log, self.cache_dir))
         return jobs
 
     def close(self) -> None:
@@ -273,6 +319,131 @@ class SweepIndex:
                 entry["status"] = "interrupted"
         self.save()
         self.bar.close()
+
+
+class _Queue:
+    """The callbacks of one launch over several sweeps: each job's events go to the sweep
+    (:class:`SweepIndex`) whose ``runs/`` it trains in, and one progress bar counts them all."""
+
+    def __init__(self, indexes: list[SweepIndex], progress: bool):
+        self.owner = {index.directory: index for index in indexes}
+        self.indexes = indexes
+        self.bar = progress_bar(total=self.total(), disable=not progress, unit="run", desc="runs")
+        self.bar.update(self.done())
+
+    def total(self) -> int:
+        return sum(len(index.runs) for index in self.indexes)
+
+    def done(self) -> int:
+        return sum(index.finished() for index in self.indexes)
+
+    def refresh(self) -> None:
+        self.bar.total = self.total()
+        self.bar.update(self.done() - self.bar.n)
+
+    def on_start(self, job: Job) -> None:
+        self.owner[job.workdir.parent.parent].on_start(job)
+
+    def on_end(self, job: Job, outcome: dict) -> None:
+        self.owner[job.workdir.parent.parent].on_end(job, outcome)
+        self.refresh()
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def drive(
+    indexes: list[SweepIndex], launcher: str, workers: int | None, options, retries: int, extend_grids: bool, progress: bool
+):
+    """Run every unfinished run of ``indexes`` as one queue, in their order, until each is
+    finished or out of ``retries``; then each grid piece they ask for (``extend_grids``), and
+    so on until none is left. A directory several sweeps share trains once: the first sweep
+    that lists it launches it, and the others read it again before the next round."""
+    queue = _Queue(indexes, progress and len(indexes) > 1)
+    try:
+        while True:
+            jobs, homes = [], set()
+            for index in indexes:
+                index.refresh()
+                for job in index.todo(retries):
+                    if (home := index.home(job.run_id)) not in homes:
+                        homes.add(home)
+                        jobs.append(job)
+            if jobs:
+                launch(launcher, jobs, workers, queue.on_start, queue.on_end, options or LaunchOptions())
+                continue
+            pieces = [(index, piece) for index in indexes for piece in index.grid_pieces()] if extend_grids else []
+            if not pieces:
+                return
+            for index, (rid, overrides, root) in pieces:
+                index.add_piece(rid, overrides, load_config(index.spec, overrides), root)
+            queue.refresh()
+    finally:
+        queue.close()
+
+
+def _open_index(spec: str, directory: Path, launcher: str, common: dict, cache_dir, store, progress: bool) -> SweepIndex:
+    """The :class:`SweepIndex` of ``spec``'s sweep in ``directory`` (whose lock the caller
+    holds): every run of the study with the ``common`` overrides, and the grid pieces an
+    earlier session added."""
+    runs = [(rid, {**own, **common}) for rid, own in study_runs(spec)]
+    configs = {rid: load_config(spec, overrides) for rid, overrides in runs}  # built once, read below
+    path, variant = split_spec(spec)
+    spec = str(path.resolve()) + (f":{variant}" if variant else "")
+    header = {"study": spec, "launcher": launcher, "overrides": common}
+    cache = Path(cache_dir).resolve() if cache_dir else directory / ".jax_cache"
+    previous = read_json(directory / "sweep.json")  # read once: its grid pieces and attempt counts
+    pieces = _recorded_pieces(previous, dict(runs))
+    configs.update({rid: load_config(spec, overrides) for rid, overrides, _ in pieces})
+    runs += [(rid, overrides) for rid, overrides, _ in pieces]
+    extends = {rid: root for rid, _, root in pieces}
+    return SweepIndex(directory, header, runs, configs, progress, cache, extends, store and Path(store).resolve(), previous)
+
+
+def check_arguments(launcher: str, options: LaunchOptions | None, workers: int | None, retries: int) -> None:
+    """Refuse, in one line, a launcher that cannot run here or a count out of range."""
+    check_launcher(launcher, options)
+    if workers is not None and workers < 1:
+        raise UserError(f"--workers must be >= 1, got {workers}")
+    if retries < 0:
+        raise UserError(f"--retries must be >= 0, got {retries}")
+
+
+def run_sweeps(
+    sweeps: Sequence[tuple[str, Path]],
+    *,
+    launcher: str = "local",
+    workers: int | None = None,
+    options: LaunchOptions | None = None,
+    retries: int = 1,
+    progress: bool = True,
+    overrides: Sequence[str] = (),
+    cache_dir: Path | None = None,
+    extend_grids: bool = True,
+    store: Path | None = None,
+) -> list[dict]:
+    """Run every ``(spec, directory)`` sweep (see :func:`run_sweep` for the keywords) as one
+    queue; returns their indexes, in order.
+
+    A worker that finishes one sweep's runs goes on with the next sweep's, so no worker
+    waits for the slowest run of a study. Sweeps with a run that times itself
+    (:data:`~research.sweep.scheduler.TIMED_PROBES`) run after the others, as their own
+    queue, at their own :func:`~research.sweep.scheduler.workers_for` (one, locally)."""
+    check_arguments(launcher, options, workers, retries)  # before anything is written
+    common = dict(parse_override(arg) for arg in overrides)
+    directories = [check_path(Path(d), "--workdir").resolve() for _, d in sweeps]  # absolute: nodes (Ray, SLURM) find it
+    with ExitStack() as stack:
+        indexes: list[SweepIndex] = []
+        for (spec, _), directory in zip(sweeps, directories):
+            stack.enter_context(sweep_lock(directory))
+            index = _open_index(spec, directory, launcher, common, cache_dir, store, progress and len(sweeps) == 1)
+            indexes.append(index)
+            stack.callback(index.close)
+        for group in ([i for i in indexes if not i.timed], [i for i in indexes if i.timed]):
+            if group:
+                slots = workers_for(workers, launcher, [c for index in group for c in index.configs.values()])
+                drive(group, launcher, slots, options, retries, extend_grids, progress)
+    return [index.data for index in indexes]
 
 
 def run_sweep(
@@ -308,45 +479,30 @@ def run_sweep(
     study the same one). Each run then trains in ``store/<training key>`` and
     ``directory/runs/<id>`` links to it, so runs of different studies that train the same
     (:func:`research.rundir.training_identity`) train once."""
-    check_launcher(launcher, options)  # before anything is written
-    if workers is not None and workers < 1:
-        raise UserError(f"--workers must be >= 1, got {workers}")
-    if retries < 0:
-        raise UserError(f"--retries must be >= 0, got {retries}")
-    common = dict(parse_override(arg) for arg in overrides)
-    runs = [(rid, {**own, **common}) for rid, own in study_runs(spec)]
-    directory = check_path(Path(directory), "--workdir").resolve()  # absolute: workers on other nodes (Ray, SLURM) find it
     if dry_run:
+        check_arguments(launcher, options, workers, retries)
+        common = dict(parse_override(arg) for arg in overrides)
+        directory = check_path(Path(directory), "--workdir").resolve()
+        runs = [(rid, {**own, **common}) for rid, own in study_runs(spec)]
         return {
             "study": spec,
             "runs": {rid: {"overrides": o, "status": run_status(directory / "runs" / rid)[0]} for rid, o in runs},
         }
-    configs = {rid: load_config(spec, overrides) for rid, overrides in runs}  # built once, read below
-    workers = workers_for(workers, launcher, configs.values())
-    path, variant = split_spec(spec)
-    spec = str(path.resolve()) + (f":{variant}" if variant else "")
-    with sweep_lock(directory):
-        header = {"study": spec, "launcher": launcher, "overrides": common}
-        cache = Path(cache_dir).resolve() if cache_dir else directory / ".jax_cache"
-        previous = read_json(directory / "sweep.json")  # read once: its grid pieces and attempt counts
-        pieces = _recorded_pieces(previous, dict(runs))
-        configs.update({rid: load_config(spec, overrides) for rid, overrides, _ in pieces})
-        runs += [(rid, overrides) for rid, overrides, _ in pieces]
-        extends = {rid: root for rid, _, root in pieces}
-        store = store and Path(store).resolve()
-        index = SweepIndex(directory, header, runs, configs, progress, cache, extends, store, previous)
-        try:
-            while True:
-                while todo := index.todo(spec, retries):
-                    launch(launcher, todo, workers, index.on_start, index.on_end, options or LaunchOptions())
-                pieces = index.grid_pieces() if extend_grids else []
-                if not pieces:
-                    break
-                for rid, overrides, root in pieces:
-                    index.add_piece(rid, overrides, load_config(spec, overrides), root)
-        finally:
-            index.close()
-        return index.data
+    keywords = dict(options=options, retries=retries, progress=progress, overrides=overrides, cache_dir=cache_dir)
+    return run_sweeps(
+        [(spec, directory)], launcher=launcher, workers=workers, extend_grids=extend_grids, store=store, **keywords
+    )[0]
 
 
-__all__ = ["LaunchOptions", "axis", "invalid_runs", "product", "run_id", "run_sweep", "study_runs", "workers_for", "zip_axes"]
+__all__ = [
+    "LaunchOptions",
+    "axis",
+    "invalid_runs",
+    "product",
+    "run_id",
+    "run_sweep",
+    "run_sweeps",
+    "study_runs",
+    "workers_for",
+    "zip_axes",
+]
