@@ -64,10 +64,28 @@ class Budget:
     # Test images the translation and position probes read on the CPU profiles' image runs (each
     # probe evaluates every one at every shift or position).
     image_probe_examples: int = 300
+    # Whether ``datasets`` adds the Fashion-MNIST subset to the studies that take images. Quick
+    # does not: its Fashion-MNIST is the position study's canvas alone, which keeps the image
+    # path of every stage in its smoke test within 12 minutes on 2 cores (benchmarks/README.md,
+    # "End to end").
+    image_studies: bool = True
 
 
 BUDGETS = {
-    "quick": Budget(2, 8, (3e-3, 1e-2), (1e-3, 3e-3), 100, 4, 1000, 600, patience=3, schedule="cosine", image_probe_examples=100),
+    "quick": Budget(
+        2,
+        8,
+        (3e-3, 1e-2),
+        (1e-3, 3e-3),
+        100,
+        4,
+        1000,
+        600,
+        patience=3,
+        schedule="cosine",
+        image_probe_examples=100,
+        image_studies=False,
+    ),
     # MNIST-1D bounded at 40 epochs under cosine decay (benchmarks/README.md, "Training protocol":
     # the conv baseline's test accuracy at its best validation epoch is the same at 40 and 170),
     # stopped on validation; each 4-rate half-decade grid halved to its better 2 rates after a
@@ -185,13 +203,14 @@ def _image(name: str, n_per_class: int, width: int, epochs: int, rates: tuple[fl
 
 
 def datasets(variant: str | None, width: int = 16, *, images: bool = True, fashion_arm: bool = False) -> list[dict]:
-    """One override bundle per data set of the variant (``images=False``: MNIST-1D
-    only). The CPU profiles add a Fashion-MNIST subset only when its files are present:
+    """One override bundle per data set of the variant (``images=False``, or a budget without
+    ``image_studies``: MNIST-1D only). The CPU profiles add a Fashion-MNIST subset only when its files are present:
     the budget's small subset at half the width, or with ``fashion_arm`` (the weight-sharing
     study) the budget's Fashion-MNIST arm where it has one, at ``width`` or its least width."""
     variant = check_variant(variant)
     budget = BUDGETS[variant]
     bundles = [_mnist1d(variant, width)]
+    images = images and budget.image_studies
     if images and on_cpu(variant) and fashion_mnist_available():
         per_class, epochs, least_width = budget.fashion_arm if fashion_arm and budget.fashion_arm[0] else (0, 0, 0)
         per_class, epochs = per_class or budget.fashion_subset_per_class, epochs or budget.fashion_subset_epochs
