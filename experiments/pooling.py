@@ -5,8 +5,8 @@
 Conv nets with stride-1 layers and, after every layer, no pooling / max /
 average / strided downsampling / anti-aliased (blur then subsample, Zhang
 2019) downsampling (window 2), or no pooling and a global average
-or global max head (widths 8 per layer, so the stride-1 nets stay cheap). quick and paper: MNIST-1D and a Fashion-MNIST subset,
-14 runs. full: all data sets. The translation probes read these runs.
+or global max head (widths 8 per layer, so the stride-1 nets stay cheap). quick: MNIST-1D, 7 runs.
+paper: MNIST-1D and a Fashion-MNIST subset, 14 runs. full: all data sets. The translation probes read these runs.
 """
 
 from experiments.common import datasets, lattice_config, within_budget

@@ -4,8 +4,7 @@
 
 Conv vs locally connected (same locality, sharing off) vs dense (neither), at
 matched activation shapes, over several widths: accuracy against parameters.
-quick: MNIST-1D at widths 4, 16 and 64 and a 100-per-class Fashion-MNIST
-subset at widths 2x4 and 8x16, 17 runs. paper: MNIST-1D at widths 4, 8, 16, 32
+quick: MNIST-1D at widths 4, 16 and 64, 11 runs. paper: MNIST-1D at widths 4, 8, 16, 32
 and 64 (so that C1's frontier has 5 widths a family), and 128 and 256 for conv
 and locally connected so that F12 shows finite nets approaching their infinite-width kernels, at
 2 seeds, 3 rates and 20 epochs (``WIDE_ON_CPU``); and a Fashion-MNIST arm
