@@ -153,6 +153,28 @@ def test_sample_efficiency_trains_every_size_at_least_its_budget_and_the_largest
             assert shape.splits["train"] == source.n_train - shape.splits["val"]
 
 
+def test_the_paper_trains_local_mnist1d_nets_on_a_grid_a_half_decade_higher_and_others_as_before():
+    """Paper: every MNIST-1D conv and locally connected net on the default grid chose its top
+    rate, so their grid moves up (experiments/common.py, mnist1d_local_rates); dense, the
+    full-kernel conv, runs with a grid of their own and every quick run keep theirs."""
+    experiments = Path(__file__).resolve().parent.parent / "experiments"
+    paper = BUDGETS["paper"]
+    seen = set()
+    for study in ("weight_sharing", "locality", "data_scaling"):
+        for variant in ("quick", "paper"):
+            spec = f"{experiments / study}.py:{variant}"
+            for _, overrides in study_runs(spec):
+                config = load_config(spec, overrides)
+                rates = tuple(config.optimizer.learning_rates)
+                local = config.model.name == "lattice" and config.model.family in ("conv", "locally_connected")
+                if variant == "paper" and local and config.data.name.startswith("mnist1d") and rates != (1e-3, 3e-3, 1e-2):
+                    assert rates == paper.mnist1d_local_rates, overrides  # the wide runs keep their own 3
+                else:
+                    assert rates != paper.mnist1d_local_rates, overrides
+                seen.add((variant, local, rates == paper.mnist1d_local_rates))
+    assert ("paper", True, True) in seen and ("paper", False, False) in seen and ("quick", True, False) in seen
+
+
 def test_a_run_is_flagged_unconverged_only_past_the_margin_and_the_splits_noise():
     runs = pd.DataFrame(
         {
