@@ -16,6 +16,7 @@ from research.kernels.regression import kernel_regression
 from research.probes import expand, missing_probes, run_probes, tracking_functions
 from research.rundir import FINISHED, RunDir
 from research.train import train_and_evaluate
+from research.train.rate_choice import chosen_replicas
 
 TASKS = ("train", "kernel_regression")
 
@@ -29,7 +30,8 @@ def probe_config(config) -> tuple[list[str], dict]:
 
 
 def train_and_probe(config, workdir: str | Path, *, overwrite: bool = False, progress: bool = True) -> dict:
-    """Train (or reuse a finished run), then run the final probes it still lacks, holding the
+    """Train (or reuse a finished run), then run the final probes it still lacks on the replicas
+    of its chosen learning rate (:func:`research.train.rate_choice.chosen_replicas`), holding the
     run directory's lock throughout. A config with ``task = "kernel_regression"`` fits its
     infinite-width kernel instead (no probes)."""
     task = config.task
@@ -44,8 +46,8 @@ def train_and_probe(config, workdir: str | Path, *, overwrite: bool = False, pro
         summary = train_and_evaluate(config, workdir, overwrite=overwrite, progress=progress, track=trackers)
         if summary.get("status") == "done" and final:
             todo = missing_probes(Path(workdir), final)
-            if todo:
-                run_probes(workdir, todo)
+            if todo:  # the analysis reads probes at the chosen rate only: the other rates' replicas are not probed
+                run_probes(workdir, todo, replicas=chosen_replicas(summary.get("replicas") or []))
         if not config.train.keep_final_checkpoint and summary.get("status") in FINISHED and run_dir.checkpoints.is_dir():
             shutil.rmtree(run_dir.checkpoints)  # finished and probed: its numbers are in its summary and probe files
     return summary

@@ -245,3 +245,38 @@ def test_the_flop_count_includes_every_batch_slice_of_the_im2col_conv(monkeypatc
     jax.clear_caches()
     assert xla_flops(forward.lower(params, x).compile()) < 0.7 * whole  # the count the probe used to report
     jax.clear_caches()
+
+
+def test_a_run_is_probed_at_its_chosen_rate_only_and_the_analysis_reads_the_same_numbers(tmp_path):
+    """The analysis reads probes at each run's chosen learning rate, so the pipeline probes only
+    those replicas (a fourth of them in the paper profile's grids): the other replicas' values
+    are NaN, and the analysis reads the same numbers as from probing every replica."""
+    from analysis.load import load_results
+    from research.rundir import RunDir
+    from research.train.rate_choice import chosen_replicas
+    from tests.helpers import write_sweep_index
+
+    config = tiny_config("cnn")
+    config.optimizer.learning_rates = (1e-3, 3e-2)
+    config.probes.final = ("translation",)
+    run_dir = tmp_path / "translation" / "runs" / "conv"
+    summary = train_and_probe(config, run_dir, progress=False)
+    write_sweep_index(tmp_path / "translation", "translation.py:quick", {"conv": {"status": "done"}})
+    chosen = chosen_replicas(summary["replicas"])
+    assert chosen is not None and len(chosen) == 2 and len(summary["replicas"]) == 4
+    others = [i for i in range(4) if i not in chosen]
+    part = RunDir(run_dir).probes()
+    read_part = load_results([tmp_path]).runs
+    full = run_probes(run_dir, ["translation"])  # every replica, rewritten in place
+    read_full = load_results([tmp_path]).runs
+    for probe in ("shift", "consistency", "one_pixel", "equivariance"):
+        assert part[probe]["replicas"] == chosen and "replicas" in part[probe]["run_level"]
+        for key, value in full[probe].items():
+            if isinstance(value, list) and key not in ("run_level", *full[probe].get("run_level", ())):
+                ours, theirs = np.asarray(part[probe][key], float), np.asarray(value, float)
+                assert ours.shape == theirs.shape, (probe, key)
+                np.testing.assert_allclose(ours[chosen], theirs[chosen], rtol=1e-6, atol=1e-6, err_msg=f"{probe}.{key}")
+                assert np.isnan(ours[others]).all(), (probe, key)
+    columns = [c for c in read_full if c.startswith("probe.")]
+    assert len(read_part) == len(read_full) == 2 and columns
+    np.testing.assert_allclose(read_part[columns].to_numpy(float), read_full[columns].to_numpy(float), rtol=1e-6, atol=1e-6)

@@ -63,7 +63,7 @@ def test_sweeps_in_one_queue_train_a_shared_run_once_and_the_timed_sweep_last_al
     the other study's entry of it is read as done; a study that times its runs waits for the
     others and gets one worker; each run's worker seconds are recorded, and a resumed queue runs nothing."""
     timed = tmp_path / "study_t.py"
-    timed.write_text(SHARED_STUDY.replace('    c.optimizer', '    c.probes.final = ("cost",)\n    c.optimizer'))
+    timed.write_text(SHARED_STUDY.replace("    c.optimizer", '    c.probes.final = ("cost",)\n    c.optimizer'))
     launches: list[tuple[int | None, list[str]]] = []
 
     def launch(launcher, jobs, workers, on_start, on_end, options):

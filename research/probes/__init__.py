@@ -2,7 +2,9 @@
 behind claims C1-C9.
 
 ``run_probes(run_dir, names)`` loads the run's newest checkpoint (every
-replica at once), runs each named probe and merges the results into
+replica at once; with ``replicas``, only those: the pipeline probes the replicas
+of the run's chosen learning rate, the only ones the analysis reads, and the
+others' per-replica values are NaN), runs each named probe and merges the results into
 ``run_dir/probes.json`` (numbers and short lists) and ``run_dir/probes.npz``
 (larger arrays), both written atomically. Names are probes or groups:
 
@@ -83,13 +85,52 @@ def read_probes(run_dir: Path) -> dict:
     return RunDir(run_dir).probes()
 
 
-def run_probes(run_dir: str | Path, names, *, options: ProbeOptions | None = None, run: TrainedRun | None = None) -> dict:
-    """Run probes ``names`` on a run directory's newest checkpoint (holding its lock); returns all its probe results."""
+def full_replica_axis(result: dict, replicas: list[int], total: int) -> dict:
+    """A probe ``result`` computed on ``replicas`` (indices) of a run of ``total`` replicas, with
+    every per-replica value (a list or array along the replica axis: any value but the
+    ``run_level`` ones and the scalars) widened to all ``total``, NaN (None where ragged) for
+    the replicas not probed; ``replicas`` is recorded (run level)."""
+    skip = {"run_level", "seconds", "step", *result.get("run_level", ())}
+    out = {}
+    for key, value in result.items():
+        if key in skip or not isinstance(value, (list, np.ndarray)) or len(value) != len(replicas):
+            out[key] = value
+            continue
+        try:
+            array = np.asarray(value, dtype=float)
+        except (TypeError, ValueError):  # ragged: keep a list
+            widened = [None] * total
+            for i, v in zip(replicas, value):
+                widened[i] = v
+            out[key] = widened
+            continue
+        full = np.full((total, *array.shape[1:]), np.nan)
+        full[replicas] = array
+        out[key] = full if isinstance(value, np.ndarray) else full.tolist()
+    out["replicas"] = list(replicas)
+    out["run_level"] = [*result.get("run_level", ()), "replicas"]
+    return out
+
+
+def run_probes(
+    run_dir: str | Path,
+    names,
+    *,
+    options: ProbeOptions | None = None,
+    run: TrainedRun | None = None,
+    replicas: list[int] | None = None,
+) -> dict:
+    """Run probes ``names`` on a run directory's newest checkpoint (holding its lock); returns all
+    its probe results. ``replicas`` (indices; None: all): probe only these, the others' values
+    NaN (:func:`full_replica_axis`); the pipeline gives the replicas of the run's chosen rate."""
     run_dir = Path(run_dir)
     names = expand(names)
     with RunDir(run_dir).lock("probe"):  # re-entrant: a run that trains then probes holds it already
         run = run or load_trained(run_dir)
         options = options or ProbeOptions.from_config(run.config)
+        total = run.num_replicas
+        subset = replicas is not None and sorted(replicas) != list(range(total))
+        probed = run.select(replicas) if subset else run
         results = read_probes(run_dir)
         arrays: dict[str, np.ndarray] = {}
         npz_path = RunDir(run_dir).probe_arrays_file
@@ -98,7 +139,9 @@ def run_probes(run_dir: str | Path, names, *, options: ProbeOptions | None = Non
                 arrays.update({k: old[k] for k in old.files})
         for name in names:
             start = time.perf_counter()
-            result = PROBES.get(name)(run, options)
+            result = PROBES.get(name)(probed, options)
+            if subset:
+                result = full_replica_axis(result, list(replicas), total)
             result["seconds"] = time.perf_counter() - start
             result["step"] = run.step
             results[name] = _split_large(result, name, arrays)

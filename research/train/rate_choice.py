@@ -57,6 +57,22 @@ def best_rate(scores: Mapping[float, float]) -> float:
     return min(scores, key=lambda rate: (-scores[rate], rate))
 
 
+def chosen_replicas(replicas: Sequence[Mapping]) -> list[int] | None:
+    """Indices of the replicas (a run's summary entries) at the rate :func:`best_rate` chooses
+    among the run's own rates; None when the run has fewer than two scored rates (every
+    replica counts). The analysis chooses among a run and its grid pieces with the same two
+    functions, so its choice is this one or a piece's rate (a piece has one rate)."""
+    scores = rate_scores(replicas)
+    if len(scores) < 2:
+        return None
+    best = best_rate(scores)
+    return [
+        i
+        for i, replica in enumerate(replicas)
+        if replica.get("learning_rate") is not None and float(replica["learning_rate"]) == best
+    ]
+
+
 def halved_count(rates: int) -> int:
     """How many of ``rates`` rates halving keeps: ``ceil(rates / 2)``."""
     return math.ceil(rates / 2)

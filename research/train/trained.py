@@ -8,7 +8,7 @@ probes never depend on how a run was trained.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -50,6 +50,12 @@ class TrainedRun:
     @property
     def num_replicas(self) -> int:
         return len(self.seeds)
+
+    def select(self, replicas: Sequence[int]) -> TrainedRun:
+        """The same run with only ``replicas`` (indices along the replica axis), in that order."""
+        index = np.asarray(replicas, dtype=int)
+        params = jax.tree.map(lambda a: a[index], self.params)
+        return replace(self, params=params, seeds=[self.seeds[i] for i in index], _compiled={})
 
     @property
     def graphdef(self) -> nnx.GraphDef:
