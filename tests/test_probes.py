@@ -280,3 +280,16 @@ def test_a_run_is_probed_at_its_chosen_rate_only_and_the_analysis_reads_the_same
     columns = [c for c in read_full if c.startswith("probe.")]
     assert len(read_part) == len(read_full) == 2 and columns
     np.testing.assert_allclose(read_part[columns].to_numpy(float), read_full[columns].to_numpy(float), rtol=1e-6, atol=1e-6)
+
+
+def test_a_replicas_locality_baseline_is_the_same_probed_alone_or_beside_the_others():
+    """The shuffled baseline is random: each replica draws its own, keyed by its index in the
+    run, so probing a run's chosen replicas gives them the numbers probing all of them does."""
+    from research.probes.locality import locality
+
+    models = [get_model("mlp", (40, 1), 10, nnx.Rngs(seed), hidden=(16,)) for seed in range(4)]
+    run = TrainedRun.from_models(models, np.zeros((4, 40, 1), np.float32), np.zeros(4, int))
+    every, some = locality(run, ProbeOptions()), locality(run.select([3, 1]), ProbeOptions())
+    for key in ("locality_index", "shuffled", "unit_spread"):
+        assert some[key] == [every[key][3], every[key][1]], key
+    assert run.select([3, 1]).select([1]).replica_indices == (1,)

@@ -22,6 +22,7 @@ with ``probes.track = ("locality",)``, it shows locality emerging in training
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 from flax import nnx
@@ -62,16 +63,22 @@ def _unit_index(mass: np.ndarray, coords: np.ndarray, radius: float) -> np.ndarr
     return (mass * (distance <= radius)).sum(1)
 
 
-def locality_index(kernel: np.ndarray, input_shape: tuple[int, ...], radius: float, seed: int = 0) -> dict[str, np.ndarray]:
+def locality_index(
+    kernel: np.ndarray, input_shape: tuple[int, ...], radius: float, seed: int = 0, replica_ids: Sequence[int] | None = None
+) -> dict[str, np.ndarray]:
     """Per replica, for ``kernel`` ``(replicas, prod(input_shape), units)``: the index
     (mean over units), its spread over units, the shuffled baseline, and (a float) the
-    index of uniform weights."""
+    index of uniform weights. Each replica's shuffle is drawn from ``(seed, its index)``
+    (``replica_ids``: the replicas' indices in their run, default 0, 1, ...), so it does not
+    depend on the replicas beside it."""
     *spatial, channels = input_shape
     replicas, _, units = kernel.shape
     mass = (kernel.reshape(replicas, math.prod(spatial), channels, units) ** 2).sum(2)  # (R, positions, units)
     coords = np.stack(np.meshgrid(*[np.arange(s) for s in spatial], indexing="ij"), -1).reshape(-1, len(spatial))
     per_unit = _unit_index(mass, coords, radius)
-    order = np.random.default_rng(seed).random(mass.shape).argsort(2)  # per replica and position: units permuted
+    ids = range(replicas) if replica_ids is None else replica_ids
+    # per replica and position: units permuted
+    order = np.stack([np.random.default_rng([seed, int(r)]).random(mass.shape[1:]).argsort(1) for r in ids])
     shuffled = _unit_index(np.take_along_axis(mass, order, 2), coords, radius)
     centre = (np.asarray(spatial) - 1) / 2
     uniform = float((np.linalg.norm(coords - centre, axis=-1) <= radius).mean())
@@ -100,7 +107,7 @@ def locality(run: TrainedRun, options: ProbeOptions) -> dict:
     """How local a dense first layer learned to be: its weight mass near each unit's centre against a shuffled baseline (C2)."""
     kernel, shape = first_dense_kernel(run.model, run.params)
     radius = default_radius(shape)
-    result = locality_index(kernel, shape, radius)
+    result = locality_index(kernel, shape, radius, replica_ids=run.replica_indices)
     return {
         "radius": radius,
         "locality_index": result["index"].tolist(),

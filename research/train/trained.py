@@ -45,17 +45,25 @@ class TrainedRun:
     normalize: Callable[[np.ndarray], np.ndarray] = as_float
     step: int = 0
     workdir: Path | None = None
+    indices: tuple[int, ...] | None = None  # each replica's index in the stored run (None: 0, 1, ...)
     _compiled: dict = field(default_factory=dict, repr=False)
 
     @property
     def num_replicas(self) -> int:
         return len(self.seeds)
 
+    @property
+    def replica_indices(self) -> tuple[int, ...]:
+        """Each replica's index in the stored run: what a probe keys a replica's own random draws by,
+        so that its numbers do not depend on which other replicas are probed beside it."""
+        return self.indices if self.indices is not None else tuple(range(self.num_replicas))
+
     def select(self, replicas: Sequence[int]) -> TrainedRun:
         """The same run with only ``replicas`` (indices along the replica axis), in that order."""
-        index = np.asarray(replicas, dtype=int)
-        params = jax.tree.map(lambda a: a[index], self.params)
-        return replace(self, params=params, seeds=[self.seeds[i] for i in index], _compiled={})
+        index = [int(i) for i in replicas]
+        params = jax.tree.map(lambda a: a[np.asarray(index)], self.params)
+        kept = tuple(self.replica_indices[i] for i in index)
+        return replace(self, params=params, seeds=[self.seeds[i] for i in index], indices=kept, _compiled={})
 
     @property
     def graphdef(self) -> nnx.GraphDef:
