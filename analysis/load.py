@@ -24,9 +24,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from research.atomic import read_json
 from research.data.sources import source_available
 from research.errors import UserError
-from research.rundir import RunDir, read_json, resolved_model
+from research.rundir import RunDir, resolved_model
 from research.sweep.extend import edge, rate_beyond
 from research.train.rate_choice import best_rate, rate_scores
 

@@ -20,7 +20,7 @@ import pandas as pd
 from analysis import replicas
 from analysis.claims import THRESHOLDS, Claim, evaluate_claims
 from analysis.load import Results
-from research.rundir import atomic_write_text
+from research.atomic import atomic_write_text
 
 VOCABULARY = (
     "Verdicts: supported (every decisive point clears the margin in the claim's favour); "

@@ -37,12 +37,13 @@ import jax
 from analysis import analyze
 from analysis.load import missing_data
 from research import plan as planning
+from research.atomic import atomic_write_json, atomic_write_text, read_json
 from research.config import load_config
 from research.data.sources import FASHION_MNIST_DIR, fashion_mnist_available
 from research.errors import UserError
 from research.pipeline import train_and_probe
 from research.provenance import provenance
-from research.rundir import FINISHED, atomic_write_json, atomic_write_text, read_json
+from research.rundir import FINISHED
 from research.sweep import run_sweeps
 from research.sweep.launchers import check_launcher, default_workers
 

@@ -34,17 +34,16 @@ command that wants it is refused with one line naming the holder.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
-import os
 import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from research.atomic import atomic_write_json, read_json
 from research.config import config_from_json, config_to_json
 from research.errors import UserError
 from research.locks import LOCK_NAME, workdir_lock
@@ -58,39 +57,6 @@ STATUSES = (*FINISHED, "failed", "interrupted", "pending")
 """Every status :meth:`RunDir.status` gives."""
 
 UNREADABLE_SUMMARY = "unreadable summary.json (rebuilt from its checkpoints when the run is started again)"
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write then rename, so readers never see half a file; on any failure (a full disk) the
-    temporary file is removed and the old file, if any, is left as it was."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
-
-
-def read_json(path: Path) -> Any:
-    """A JSON file's contents, or None when it is missing or unreadable."""
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None
 
 
 NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}

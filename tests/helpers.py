@@ -8,8 +8,9 @@ from pathlib import Path
 from types import SimpleNamespace
 from unittest import mock
 
+from research.atomic import atomic_write_json, atomic_write_text
 from research.config import default_config
-from research.rundir import RunDir, atomic_write_json, atomic_write_text
+from research.rundir import RunDir
 
 
 def tiny_config(model: str = "cnn", **train):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
+import io
 import json
 import os
 from importlib import metadata
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from research.atomic import atomic_write_bytes, atomic_write_json
 from research.data.dataset import Dataset
 from research.errors import UserError
 from research.registry import Registry
@@ -66,9 +68,9 @@ def _generated(spec: dict, data_dir: str = "") -> dict[str, np.ndarray]:
         "y_test": raw["y_test"].astype(np.int32),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    atomic_write_bytes(path, buffer.getvalue())
     return arrays
 
 
@@ -93,9 +95,7 @@ def _mnist1d_defaults() -> dict:
         return defaults
     with contextlib.suppress(OSError):  # a cache that cannot be written: read them again next time
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(defaults, sort_keys=True))
-        os.replace(tmp, path)
+        atomic_write_json(path, defaults)
     return defaults
 
 

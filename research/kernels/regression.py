@@ -26,10 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
+from research.atomic import atomic_write_json
 from research.data import load_dataset, model_inputs
 from research.errors import UserError
 from research.kernels import kernels_fn
-from research.rundir import RunDir, atomic_write_json, run_config_json
+from research.rundir import RunDir, run_config_json
 
 RIDGES = (1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)  # times the mean of the training kernel's diagonal
 

@@ -27,10 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
+from research.atomic import atomic_write_bytes, atomic_write_json
 from research.errors import UserError, unknown
 from research.probes import cost, locality, position, receptive_field, sparsity, translation  # noqa: F401  (registers the probes)
 from research.probes.base import PROBES, ProbeOptions, register_probe
-from research.rundir import RunDir, atomic_write_bytes, atomic_write_json
+from research.rundir import RunDir
 from research.train.spec import Tracker
 from research.train.trained import TrainedRun, load_trained
 

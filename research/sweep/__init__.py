@@ -25,13 +25,14 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
+from research.atomic import atomic_write_json, read_json
 from research.config import load_config, load_study_module, parse_override, split_spec
 from research.data import load_dataset
 from research.errors import UserError
 from research.locks import check_path, workdir_lock
 from research.pipeline import run_complete
 from research.progress import progress_bar
-from research.rundir import FINISHED, RunDir, atomic_write_json, read_json, run_config_json, training_key
+from research.rundir import FINISHED, RunDir, run_config_json, training_key
 from research.sweep.extend import next_piece, piece_id
 from research.sweep.grid import Overrides, axis, product, run_id, varying_keys, zip_axes
 from research.sweep.launchers import Job, LaunchOptions, check_launcher, launch

@@ -23,7 +23,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from research.rundir import atomic_write_text, read_metrics
+from research.atomic import atomic_write_text
+from research.rundir import read_metrics
 
 
 def _import_tensorboardx_without_torch():

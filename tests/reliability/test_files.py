@@ -9,7 +9,8 @@ import shutil
 
 import pytest
 
-from research.rundir import atomic_write_json, read_metrics
+from research.atomic import atomic_write_json
+from research.rundir import read_metrics
 from research.train import strip_timing, train_and_evaluate
 from tests.helpers import read_lines, tiny_config
 
