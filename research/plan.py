@@ -62,20 +62,22 @@ GPU_EFFECTIVE_FLOPS = 10e12  # what small models reach on such a GPU in float32 
 GPU_STEP_OVERHEAD_S = 2e-4  # per sequential step inside lax.scan (launches, the host loop)
 # A CPU run's time on one worker is FLOPs at CPU_EFFECTIVE_FLOPS, plus CPU_STEP_OVERHEAD_S a
 # sequential step, plus CPU_RUN_OVERHEAD_S a run (compilation, data, checkpoints, probes): a
-# least-squares fit to the paper profile's study times on the 2-core development machine, two
-# workers side by side (python -m benchmarks.plan_fit; benchmarks/README.md, "Measurements
-# behind rules in the code"). The fit put the step term at 0. That run trained its studies one
-# after another, so the run term also holds the time a worker waited for its study's slowest
-# run, which the one queue no longer spends: the estimate is high by that much until the next
-# paper run refits it from its worker seconds.
-CPU_EFFECTIVE_FLOPS = 1.52e10
-CPU_STEP_OVERHEAD_S = 0.0
-CPU_RUN_OVERHEAD_S = 54.0
-EXTENSION_SHARE = 0.19
+# least-squares fit (python -m benchmarks.plan_fit; benchmarks/README.md, "Measurements behind
+# rules in the code") to the worker seconds of four paper studies at 87ac939 on the 2-core
+# development machine, two workers side by side: weight_sharing, translation, pooling and
+# position, 78 trainings of which 12 grid pieces, which took 70% of the paper run of 31194ff.
+# weight_sharing and translation ran while the test suite ran beside them for 22 of their 56
+# minutes, so the fit is on the slow side. (Before: 1.52e10 FLOP/s, 0 s a step and 54 s a run,
+# fitted to 31194ff's study-by-study wall times, waiting included, with every replica probed.)
+CPU_EFFECTIVE_FLOPS = 2.9e10
+CPU_STEP_OVERHEAD_S = 0.0146
+CPU_RUN_OVERHEAD_S = 36.3
+EXTENSION_SHARE = 0.18
 """Grid extension cannot be known before the runs: the plan counts this share of one piece
 per run with a grid. The paper run of 31194ff trained 80 pieces for 140 grids (0.57); 54 of them
 were the MNIST-1D conv and locally connected nets' step to 0.1, which their grid now holds
-(experiments/common.py, ``mnist1d_local_rates``), leaving 26 (0.19)."""
+(experiments/common.py, ``mnist1d_local_rates``). The four studies above trained 12 pieces for
+66 grids (0.18)."""
 
 
 @dataclass(frozen=True)
