@@ -53,7 +53,7 @@ from research.errors import UserError
 from research.kernels import pair_seconds
 from research.rundir import run_config_json, training_key
 from research.sweep import study_runs
-from research.sweep.scheduler import TIMED_PROBES
+from research.sweep.scheduler import times_itself
 from research.train.footprint import GPU_TARGET, device_memory, model_sizes, peak_bytes
 from research.train.rate_choice import halved_count, halving_epoch
 from research.train.spec import RunSpec
@@ -178,7 +178,7 @@ def run_cost(study: str, run_id: str, config) -> RunCost:
         training,
         piece_flops=piece_flops,
         piece_steps=spec.total_steps if rates > 1 else 0,
-        timed=bool(TIMED_PROBES & set(config.probes.final)),
+        timed=times_itself(config),
     )
 
 

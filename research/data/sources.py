@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from research.atomic import atomic_write_bytes, atomic_write_json
+from research.atomic import atomic_write_bytes, atomic_write_json, read_json
 from research.data.dataset import Dataset
 from research.errors import UserError
 from research.registry import Registry
@@ -83,11 +83,9 @@ def _mnist1d_defaults() -> dict:
         path = cache_dir() / f"mnist1d-defaults-{metadata.version('mnist1d')}.json"
     except metadata.PackageNotFoundError:  # a source checkout without install metadata: no file to key it by
         path = None
-    if path is not None:
-        with contextlib.suppress(OSError, ValueError):  # missing or damaged: read them from the generator
-            stored = json.loads(path.read_text())
-            if isinstance(stored, dict) and stored and "url" not in stored:
-                return stored
+    stored = read_json(path) if path is not None else None  # missing or damaged: read them from the generator
+    if isinstance(stored, dict) and stored and "url" not in stored:
+        return stored
     from mnist1d.data import get_dataset_args
 
     defaults = {k: v for k, v in get_dataset_args(as_dict=True).items() if k != "url"}

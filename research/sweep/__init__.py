@@ -36,7 +36,7 @@ from research.rundir import FINISHED, RunDir, run_config_json, training_key
 from research.sweep.extend import next_piece, piece_id
 from research.sweep.grid import Overrides, axis, product, run_id, varying_keys, zip_axes
 from research.sweep.launchers import Job, LaunchOptions, check_launcher, launch
-from research.sweep.scheduler import TIMED_PROBES, workers_for
+from research.sweep.scheduler import times_itself, workers_for
 from research.train.rate_choice import rate_scores
 from research.train.spec import RunSpec, replica_grid
 
@@ -231,7 +231,7 @@ class SweepIndex:
     def timed(self) -> bool:
         """Whether a run times itself (:data:`~research.sweep.scheduler.TIMED_PROBES`): the
         sweep then runs apart from others, one run at a time on a local launcher."""
-        return any(TIMED_PROBES & set(c.probes.final) for c in self.configs.values())
+        return any(times_itself(c) for c in self.configs.values())
 
     def finished(self) -> int:
         return sum(e["status"] in FINISHED for e in self.runs.values())

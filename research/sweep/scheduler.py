@@ -52,6 +52,11 @@ CPU_WORKERS = 2  # two local workers on CPU: measured in benchmarks/README.md, "
 TIMED_PROBES = {"cost"}
 
 
+def times_itself(config) -> bool:
+    """Whether a run's final probes time it (:data:`TIMED_PROBES`): it must not share the host."""
+    return bool(TIMED_PROBES & set(config.probes.final))
+
+
 @dataclass(frozen=True)
 class Capacity:
     """What a launcher runs on: GPUs and CPU cores (local: this host's; ray: the cluster's),
@@ -75,7 +80,7 @@ def workers_for(workers: int | None, launcher: str, configs: Iterable = (), capa
     slurm, every job (SLURM's queue decides)."""
     if workers is not None:
         return workers
-    if launcher == "local" and any(TIMED_PROBES & set(c.probes.final) for c in configs):
+    if launcher == "local" and any(times_itself(c) for c in configs):
         return 1
     if capacity is None:
         return None
